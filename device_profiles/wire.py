@@ -1,0 +1,284 @@
+"""MQTT wire schema v1: the reading batch a gateway publishes (DESIGN.md, "MQTT contract").
+
+Topics::
+
+    egenmon/v1/gw/{gateway_id}/readings   gateway -> ingest      QoS 1, not retained
+    egenmon/v1/gw/{gateway_id}/status     gateway -> platform    QoS 1, retained, will "offline"
+    egenmon/v1/gw/{gateway_id}/config     platform -> gateway    QoS 1, retained
+
+Ingest parses a message in two steps so that one bad reading never costs its neighbours:
+:func:`parse_envelope` checks the batch around the readings, :func:`parse_reading` checks
+each reading on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from device_profiles.errors import WireFormatError
+from device_profiles.vocabulary import (
+    BP_MIN_PULSE_PRESSURE_MMHG,
+    COMPONENTS,
+    KINDS,
+    SPO2_VALIDATED_LOW,
+    Kind,
+    Unit,
+)
+
+SCHEMA_VERSION = 1
+TOPIC_ROOT = "egenmon/v1/gw"
+READINGS_SUBSCRIPTION = f"$share/ingest/{TOPIC_ROOT}/+/readings"
+GATEWAY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
+_GATEWAY_ID_RE = re.compile(GATEWAY_ID_PATTERN)
+MAX_READINGS_PER_MESSAGE = 1000
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+# Flags a reading may carry. Device-reported flags come from the GATT status fields;
+# the gateway adds the clock flags.
+KNOWN_FLAGS = frozenset(
+    {
+        "body_movement",
+        "cuff_fit_loose",
+        "irregular_pulse",
+        "pulse_rate_exceeds_upper",
+        "pulse_rate_below_lower",
+        "improper_position",
+        "device_clock_unset",
+        "device_clock_corrected",
+        "sensor_low",
+        "sensor_high",
+        "sensor_malfunction",
+        "calibration_recommended",
+        "meal_preprandial",
+        "meal_postprandial",
+        "meal_fasting",
+        "meal_casual",
+        "meal_bedtime",
+        "measurement_unstable",
+        "low_perfusion",
+        "from_stored_records",
+        "low_battery",
+    }
+)
+
+
+def readings_topic(gateway_id: str) -> str:
+    return f"{TOPIC_ROOT}/{gateway_id}/readings"
+
+
+def status_topic(gateway_id: str) -> str:
+    return f"{TOPIC_ROOT}/{gateway_id}/status"
+
+
+def config_topic(gateway_id: str) -> str:
+    return f"{TOPIC_ROOT}/{gateway_id}/config"
+
+
+def gateway_id_from_topic(topic: str) -> str:
+    """The authoritative gateway id of a message is the one in its topic."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:3]) != TOPIC_ROOT or not _GATEWAY_ID_RE.match(parts[3]):
+        raise WireFormatError("bad_topic", detail=topic)
+    return parts[3]
+
+
+def reading_id(device_identity: str, kind: Kind | str, discriminator: str | int) -> uuid.UUID:
+    """Deterministic reading id: the same stored record read twice gets the same id.
+
+    ``device_identity`` is the device's serial number, or its address when it has none;
+    ``discriminator`` is the device's record sequence number when it has one, otherwise its
+    timestamp in ISO 8601.
+    """
+    key = f"egenmon/v1|{device_identity}|{kind}|{discriminator}".encode()
+    return uuid.UUID(bytes=hashlib.sha256(key).digest()[:16], version=5)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=256)
+
+
+class DeviceInfo(_Strict):
+    address: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=128)
+    serial: str | None = Field(default=None, max_length=128)
+    firmware: str | None = Field(default=None, max_length=64)
+    battery_pct: int | None = Field(default=None, ge=0, le=100)
+
+
+class Value(_Strict):
+    """One component in its stored unit. ``value`` is None for a censored or NaN reading."""
+
+    value: float | None = Field(allow_inf_nan=False)
+    unit: Unit
+    # Sensor LOW/HIGH: the true value is below/above the device's range; stored as censored.
+    censored: Literal["low", "high"] | None = None
+    # What the device sent, for audit (CLINICAL_RULES.md: keep the original value and unit).
+    original_value: float | None = Field(default=None, allow_inf_nan=False)
+    original_unit: str | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="after")
+    def _value_or_censored(self) -> Value:
+        if self.value is None and self.censored is None:
+            raise ValueError("value is null but the reading is not censored")
+        return self
+
+
+class Reading(_Strict):
+    reading_id: uuid.UUID
+    device: DeviceInfo
+    kind: Kind
+    measured_at: AwareDatetime
+    received_at: AwareDatetime
+    values: dict[str, Value] = Field(min_length=1, max_length=16)
+    flags: list[str] = Field(default_factory=list, max_length=32)
+    raw: str | None = Field(default=None, max_length=8192, description="GATT bytes, base64")
+
+    @field_validator("values")
+    @classmethod
+    def _known_components(cls, values: dict[str, Value]) -> dict[str, Value]:
+        for name, v in values.items():
+            comp = COMPONENTS.get(name)
+            if comp is None:
+                raise ValueError(f"unknown component {name!r}")
+            if v.unit != comp.unit:
+                raise ValueError(f"component {name!r} must be in {comp.unit.value}, not {v.unit.value}")
+        return values
+
+    @field_validator("flags")
+    @classmethod
+    def _known_flags(cls, flags: list[str]) -> list[str]:
+        unknown = sorted(set(flags) - KNOWN_FLAGS)
+        if unknown:
+            raise ValueError(f"unknown flags {unknown}")
+        return flags
+
+    @model_validator(mode="after")
+    def _components_fit_kind(self) -> Reading:
+        spec = KINDS[self.kind]
+        extra = sorted(set(self.values) - set(spec.components))
+        if extra:
+            raise ValueError(f"components {extra} do not belong to kind {self.kind.value}")
+        missing = [c for c in spec.required if c not in self.values]
+        if missing:
+            raise ValueError(f"kind {self.kind.value} needs components {missing}")
+        return self
+
+
+class Envelope(_Strict):
+    """The batch around the readings; readings are left unparsed for per-reading checks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_: Literal[1] = Field(alias="schema")
+    gateway_id: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]
+    seq: int = Field(ge=0)
+    sent_at: AwareDatetime
+    readings: list[Any] = Field(max_length=MAX_READINGS_PER_MESSAGE)
+
+
+class ReadingBatch(_Strict):
+    """A whole batch, typed. Gateways build this; ingest uses the two-step parse instead."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schema_: Literal[1] = Field(default=1, alias="schema")
+    gateway_id: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]
+    seq: int = Field(ge=0)
+    sent_at: AwareDatetime
+    readings: list[Reading] = Field(max_length=MAX_READINGS_PER_MESSAGE)
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def _explain(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+    return "; ".join(parts)
+
+
+def parse_envelope(payload: bytes, topic_gateway_id: str) -> Envelope:
+    """Parse a readings message; raise WireFormatError with a short machine reason."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise WireFormatError("payload_too_large", detail=f"{len(payload)} bytes")
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WireFormatError("bad_json", detail=str(err)) from err
+    if not isinstance(doc, dict):
+        raise WireFormatError("bad_schema", detail="payload is not a JSON object")
+    if doc.get("schema") != SCHEMA_VERSION:
+        raise WireFormatError("unsupported_schema_version", detail=repr(doc.get("schema")))
+    try:
+        env = Envelope.model_validate(doc)
+    except ValidationError as err:
+        raise WireFormatError("bad_schema", detail=_explain(err)) from err
+    if env.gateway_id != topic_gateway_id:
+        raise WireFormatError(
+            "gateway_id_mismatch",
+            detail=f"payload says {env.gateway_id!r}, topic says {topic_gateway_id!r}",
+        )
+    return env
+
+
+def parse_reading(doc: Any) -> Reading:
+    try:
+        return Reading.model_validate(doc)
+    except ValidationError as err:
+        raise WireFormatError("bad_reading", detail=_explain(err)) from err
+
+
+def plausibility_problems(kind: Kind, values: dict[str, Value]) -> list[str]:
+    """Reasons to reject the reading as implausible (CLINICAL_RULES.md), empty if none.
+
+    Censored values are never implausible: they carry no number. The previous-day weight
+    check needs history and is done where history is available (ingest).
+    """
+    problems: list[str] = []
+    for name, v in values.items():
+        if v.value is None:
+            continue
+        comp = COMPONENTS[name]
+        if not comp.plausible_low <= v.value <= comp.plausible_high:
+            problems.append(
+                f"{name} {v.value:g} outside {comp.plausible_low:g}-{comp.plausible_high:g} {comp.unit.value}"
+            )
+    if kind is Kind.BLOOD_PRESSURE:
+        sys_v, dia_v = values["systolic"].value, values["diastolic"].value
+        if sys_v is not None and dia_v is not None:
+            if sys_v <= dia_v:
+                problems.append("systolic not above diastolic")
+            elif sys_v - dia_v < BP_MIN_PULSE_PRESSURE_MMHG:
+                problems.append(f"pulse pressure {sys_v - dia_v:g} below {BP_MIN_PULSE_PRESSURE_MMHG:g} mm[Hg]")
+    return problems
+
+
+def spo2_outside_validated_range(values: dict[str, Value]) -> bool:
+    v = values.get("spo2")
+    return v is not None and v.value is not None and v.value < SPO2_VALIDATED_LOW
+
+
+def sort_key(reading: Reading) -> tuple[datetime, str]:
+    return (reading.measured_at, str(reading.reading_id))
+
+
+def batch_of(gateway_id: str, seq: int, sent_at: datetime, readings: Sequence[Reading]) -> ReadingBatch:
+    return ReadingBatch(gateway_id=gateway_id, seq=seq, sent_at=sent_at, readings=list(readings))
