@@ -1,0 +1,96 @@
+"""The other messages of the v1 contract: gateway status, gateway config, enrollment.
+
+Status and config travel on MQTT (retained); enrollment is the HTTPS exchange between a
+gateway's ``enroll`` command and the clinic API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+
+from device_profiles.wire import GATEWAY_ID_PATTERN
+
+# PostgreSQL NOTIFY channel on which ingest names the patients that got new data after
+# each commit; payload: {"patients": ["<uuid>", ...]} (at most 7,000 bytes, split if longer).
+NEW_READINGS_CHANNEL = "egenmon_new_readings"
+
+OFFLINE_PAYLOAD = b"offline"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceStatus(_Model):
+    address: str = Field(max_length=64)
+    model: str = Field(max_length=128)
+    kind: str | None = Field(default=None, max_length=64)
+    last_seen_at: AwareDatetime | None = None
+    battery_pct: int | None = Field(default=None, ge=0, le=100)
+    decode_errors: int = Field(default=0, ge=0)
+
+
+class GatewayStatus(_Model):
+    """Retained heartbeat on egenmon/v1/gw/{id}/status ("offline" is the last will instead)."""
+
+    schema_: Literal[1] = Field(default=1, alias="schema")
+    gateway_id: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]
+    state: Literal["online"] = "online"
+    sent_at: AwareDatetime
+    version: str = Field(max_length=32)
+    uptime_s: float = Field(ge=0)
+    outbox_depth: int = Field(ge=0)
+    outbox_capacity: int = Field(ge=1)
+    outbox_full: bool = False
+    # Gateway clock minus a reference clock (NTP), when known.
+    clock_offset_s: float | None = None
+    devices: list[DeviceStatus] = Field(default_factory=list, max_length=64)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AllowedDevice(_Model):
+    address: str = Field(max_length=64)
+    model: str | None = Field(default=None, max_length=128)
+
+
+class ScheduledMeasurement(_Model):
+    kind: str = Field(max_length=64)
+    times_local: list[str] = Field(default_factory=list, description="HH:MM, Europe/Stockholm")
+
+
+class Feedback(_Model):
+    """What the gateway tells the patient (LED/display/voice), e.g. after a critical alert."""
+
+    level: Literal["none", "reminder", "contact_care", "call_1177_or_112"] = "none"
+    message_sv: str | None = Field(default=None, max_length=280)
+
+
+class GatewayConfig(_Model):
+    """Retained config on egenmon/v1/gw/{id}/config, published by the platform."""
+
+    schema_: Literal[1] = Field(default=1, alias="schema")
+    allowed_devices: list[AllowedDevice] = Field(default_factory=list, max_length=64)
+    schedule: list[ScheduledMeasurement] = Field(default_factory=list, max_length=32)
+    feedback: Feedback = Field(default_factory=Feedback)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# Enrollment: POST {clinic_api}/api/v1/gateway-enrollment with EnrollmentRequest
+# -> 200 EnrollmentResponse, 400/404/410 with {"detail": "..."} for a bad, unknown or
+# used/expired code. The code is single use.
+class EnrollmentRequest(_Model):
+    code: str = Field(min_length=8, max_length=64)
+    serial: str | None = Field(default=None, max_length=128)
+
+
+class EnrollmentResponse(_Model):
+    gateway_id: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]
+    mqtt_url: str = Field(description="mqtts://host:8883 outside the local demo")
+    mqtt_username: str
+    mqtt_password: str
+    ca_cert_pem: str | None = None
+    config_url: HttpUrl | None = None
