@@ -158,7 +158,8 @@ def seed_patient(
     assert unit
     pseudo = pseudonym or f"P-{uuid.uuid4().hex[:8]}"
     patient = conn.execute(
-        "INSERT INTO patient (pseudonym, display_name, birth_year, unit_id) VALUES (%s, 'Testperson', 1912, %s) RETURNING id",
+        "INSERT INTO patient (pseudonym, display_name, birth_year, unit_id)"
+        " VALUES (%s, 'Testperson', 1912, %s) RETURNING id",
         (pseudo, unit[0]),
     ).fetchone()
     assert patient

@@ -44,7 +44,8 @@ def test_every_kind_is_stored_with_patient_units_and_raw(
     wait_until(lambda: _readings(db) == len(readings))
     for seq, r in enumerate(readings):
         rows = db.execute(
-            "SELECT component, value, unit, patient_id, status, kind, gateway_id FROM observation WHERE reading_id = %s",
+            "SELECT component, value, unit, patient_id, status, kind, gateway_id"
+            " FROM observation WHERE reading_id = %s",
             (r.reading_id,),
         ).fetchall()
         assert {row[0] for row in rows} == set(SAMPLE_VALUES[r.kind]), r.kind
@@ -143,7 +144,8 @@ def test_unknown_and_unassigned_gateways_are_dead_letters(db: Db, start_ingest: 
     reasons = dict(db.execute("SELECT reason, gateway_id FROM dead_letter").fetchall())
     assert reasons == {"unknown_gateway": unknown, "unassigned_gateway": later.gateway_id}
     payload = db.execute("SELECT payload FROM dead_letter WHERE reason = 'unassigned_gateway'").fetchone()
-    assert payload and json.loads(bytes(payload[0]))["reading_id"] == str(early.reading_id)
+    assert payload
+    assert json.loads(bytes(payload[0]))["reading_id"] == str(early.reading_id)
     wait_until(lambda: _readings(db) == 1)
     assert count(db, "SELECT count(*) FROM observation WHERE reading_id = %s", late.reading_id) == 1
 
