@@ -263,7 +263,20 @@ class IngestService:
             size += len(m.payload)
         return msgs
 
+    def _connect_db_eagerly(self) -> None:
+        # Connect before the first message so /healthz tells the truth from the start.
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                self._db()
+                return
+            except psycopg.Error as err:
+                log.warning("PostgreSQL not reachable (%s); retrying in %.1f s", err, delay)
+            self._stopping.wait(delay)
+            delay = min(delay * 2, self.settings.db_retry_max_s)
+
     def _run_worker(self) -> None:
+        self._connect_db_eagerly()
         while not self._stopping.is_set():
             msgs = self._collect()
             self.metrics.queue_depth.set(self._queue.qsize() + len(msgs))
@@ -327,7 +340,10 @@ class IngestService:
 
     def health(self) -> dict[str, bool]:
         conn = self._conn
-        return {"mqtt": self._mqtt_connected, "database": conn is not None and not conn.closed and not conn.broken}
+        return {
+            "mqtt": self._mqtt_connected and self._subscribed.is_set(),
+            "database": conn is not None and not conn.closed and not conn.broken,
+        }
 
     @property
     def metrics_port(self) -> int | None:
