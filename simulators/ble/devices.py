@@ -73,6 +73,7 @@ class VirtualDevice:
     garbage: deque[bytes] = field(default_factory=deque)
     pending: deque[tuple[str, bytes]] = field(default_factory=deque)
     sent_values: int = 0
+    sent_by_uuid: dict[str, int] = field(default_factory=dict)
     connections: int = 0
     clock_writes: int = 0
 

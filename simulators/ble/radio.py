@@ -57,6 +57,7 @@ class Link:
                 logger.debug("sim_value_dropped_not_subscribed uuid=%s", uuid)
                 continue
             dev.sent_values += 1
+            dev.sent_by_uuid[uuid] = dev.sent_by_uuid.get(uuid, 0) + 1
             cb(bytearray(data))
             await asyncio.sleep(0)
 

@@ -64,8 +64,8 @@ async def until(pred: Callable[[], bool], limit_s: float = 20.0, what: str = "co
         await asyncio.sleep(0.05)
 
 
-def wait_sync(pred: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+def wait_sync(pred: Callable[[], bool], limit_s: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + limit_s
     while not pred():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

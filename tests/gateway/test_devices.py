@@ -3,12 +3,15 @@ right kind, values, units, timestamp and flags (gateway → real Mosquitto)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from ingest.service import IngestService
 from simulators.ble.devices import (
     BloodPressureCuff,
     CgmSensor,
@@ -21,6 +24,7 @@ from simulators.ble.devices import (
 )
 from simulators.ble.radio import VirtualRadio
 from tests.gateway.helpers import Collector, running, settings_for, until
+from tests.ingest.helpers import count, seed_patient
 
 AT = datetime(2026, 11, 20, 7, 30, tzinfo=UTC)
 
@@ -106,3 +110,40 @@ async def test_measurement_arrives_as_reading(
         assert reading["raw"]
     finally:
         collector.close()
+
+
+@pytest.mark.slow
+async def test_every_device_type_lands_in_the_database(
+    radio: VirtualRadio,
+    tmp_path: Path,
+    mqtt_url: str,
+    db: psycopg.Connection[Any],
+    ingest_worker: Callable[..., IngestService],
+) -> None:
+    """Virtual device → gateway → Mosquitto → ingest → PostgreSQL, one reading per type."""
+    gw_id = "gw-e2e-all-1"
+    seed = seed_patient(db, gateway_id=gw_id)
+    ingest_worker()
+    for cls, measure, _kind, _expected in CASES:
+        measure(radio.add(cls.create()))
+    async with running(settings_for(tmp_path, mqtt_url, gw_id)) as gw:
+        await until(lambda: gw.outbox.depth == 0 and len(gw.health) == len(CASES), what="all devices read")
+
+        def rows() -> int:
+            return count(db, "SELECT count(DISTINCT reading_id) FROM observation WHERE gateway_id = %s", gw_id)
+
+        await until(lambda: rows() >= len(CASES), what="rows in the database")
+    got = {
+        (kind, comp): (value, unit, measured_at, patient)
+        for kind, comp, value, unit, measured_at, patient in db.execute(
+            "SELECT kind, component, value, unit, measured_at, patient_id FROM observation WHERE gateway_id = %s",
+            (gw_id,),
+        )
+    }
+    for _cls, _measure, kind, expected in CASES:
+        for comp, (value, unit) in expected.items():
+            v, u, at, patient = got[(kind, comp)]
+            assert u == unit
+            assert v == pytest.approx(value, abs=0.06), (kind, comp)
+            assert at == pytest.approx(AT, abs=timedelta(minutes=1))
+            assert patient == seed.patient_id
