@@ -195,9 +195,8 @@ def enroll(
     if not url:
         console.print("[red]No clinic URL:[/red] pass --clinic-url or set EGENMON_GATEWAY_CLINIC_URL.")
         raise typer.Exit(2)
-    verify: str | bool = str(s.clinic_ca_file) if s.clinic_ca_file else True
     try:
-        resp = request_enrollment(url, code, serial=serial, verify=verify)
+        resp = request_enrollment(url, code, serial=serial, ca_file=s.clinic_ca_file)
     except GatewayError as err:
         console.print(f"[red]Enrollment failed:[/red] {err}")
         raise typer.Exit(1) from err

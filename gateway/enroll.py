@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 from pathlib import Path
 
 import httpx
@@ -30,9 +31,11 @@ def request_enrollment(
     code: str,
     *,
     serial: str | None = None,
-    verify: str | bool = True,
+    ca_file: Path | None = None,
     timeout_s: float = 20.0,
 ) -> EnrollmentResponse:
+    """The clinic's answer; ``ca_file`` pins the clinic API's CA (else the system's CAs)."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
     body = EnrollmentRequest(code=code, serial=serial).model_dump(exclude_none=True)
     url = clinic_url.rstrip("/") + ENROLLMENT_PATH
     try:

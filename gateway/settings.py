@@ -89,5 +89,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> GatewayS
         stored = json.loads(ident.read_text())
         fill = {k: v for k, v in stored.items() if k in GatewaySettings.model_fields and getattr(settings, k) is None}
         if fill:
-            settings = settings.model_copy(update=fill)
+            settings = GatewaySettings(**{**data, **fill})
     return settings
