@@ -19,6 +19,7 @@ from device_profiles.registry import default_registry, registry_with_dirs
 from gateway import GatewayError, NotEnrolledError, __version__
 from gateway.ble import BleConfig, DeviceCollector, DeviceHealth, Scanner, client_backend, scanner_backend
 from gateway.logic import DecodeCounters, DeviceBackoff, outbox_alarm
+from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.publisher import BrokerConfig, Publisher
 from gateway.settings import GatewaySettings
@@ -56,12 +57,13 @@ class Gateway:
     counters: DecodeCounters = field(default_factory=DecodeCounters)
     backoff: dict[str, DeviceBackoff] = field(default_factory=dict)
     busy: set[str] = field(default_factory=set)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.registry = build_registry(s)
         self.outbox = Outbox(s.db_path, capacity=s.outbox_capacity)
-        self.publisher = Publisher(broker_config(s), self.outbox, on_config=self._config_received, on_ack=self._wake)
+        self.publisher = Publisher(broker_config(s), self.outbox, on_config=self._config_received, on_ack=self._acked)
         self.ble = BleConfig(
             client_backend=client_backend(s.ble_client_backend),
             connect_attempts=s.ble_connect_attempts,
@@ -82,6 +84,10 @@ class Gateway:
     def _wake(self) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    def _acked(self) -> None:
+        self.metrics.batches_acked.inc()
+        self._wake()
 
     def _config_received(self, cfg: GatewayConfig) -> None:
         self.config = cfg
@@ -135,12 +141,17 @@ class Gateway:
                 result.decode_errors,
                 result.complete,
             )
+            self.metrics.readings_taken.inc(result.readings)
+            self.metrics.readings_duplicate.inc(result.duplicates)
+            self.metrics.decode_errors.inc(result.decode_errors)
+            self.metrics.sessions.labels("complete" if result.complete else "interrupted").inc()
             if result.complete:
                 bo.succeeded(time.monotonic(), self.settings.ble_cooldown_s)
             else:
                 # Link lost mid-transfer: come back soon for the rest.
                 bo.failed(time.monotonic())
         except GatewayError as err:
+            self.metrics.sessions.labels("failed").inc()
             delay = bo.failed(time.monotonic())
             logger.warning("ble_session_failed address=%s error=%s retry_in_s=%.1f", addr, err, delay)
         finally:
@@ -182,6 +193,8 @@ class Gateway:
             payload = self.status().model_dump_json(by_alias=True).encode()
             self.publisher.publish_status(payload)
             self.write_status_file()
+            self.metrics.outbox_depth.set(self.outbox.depth)
+            self.metrics.mqtt_connected.set(1 if self.publisher.connected.is_set() else 0)
             await asyncio.sleep(self.settings.heartbeat_s)
 
     # -- outbox pump ---------------------------------------------------------------------
@@ -210,6 +223,8 @@ class Gateway:
 
     async def run(self, *, stop: asyncio.Event | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.settings.metrics_port is not None:
+            self.metrics.serve(self.settings.metrics_port)
         self.publisher.start()
         scanner = Scanner(self.registry, scanner_backend(self.settings.ble_scanner_backend), self._on_advertisement)
         await scanner.start()

@@ -85,12 +85,14 @@ def test_sigkill_while_publishing_loses_and_duplicates_nothing(
     gw_id = "gw-kill-1"
     seed_patient(db, gateway_id=gw_id)
     ingest_worker()
-    collector = Collector(mqtt_url, [f"egenmon/v1/gw/{gw_id}/readings"])
+    collector = Collector(mqtt_url, [f"egenmon/v1/gw/{gw_id}/readings", f"egenmon/v1/gw/{gw_id}/status"])
     try:
         first = gateway_process(gw_id)
         wait_sync(lambda: len(collector.batches()) >= 3, limit_s=30, what="publishing under way")
         first.send_signal(signal.SIGKILL)
         first.wait()
+        # The broker sends the last will for the killed process: the platform sees "offline".
+        wait_sync(lambda: collector.payloads("/status")[-1:] == [b"offline"], what="last will")
         published_before = len(collector.readings())
         assert published_before < N, "killed too late to test anything"
         # The restarted process has a fresh radio: the cuff sends all N again (resends).
