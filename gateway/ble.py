@@ -303,8 +303,6 @@ class DeviceCollector:
         res = self.outbox.add(readings, address=self.device.address, last_sequence=seq_for_state)
         self.result.readings += res.added
         self.result.duplicates += res.duplicates
-        if res.refused:
-            logger.error("outbox_full refused=%d address=%s", res.refused, self.device.address)
         if self.on_readings and res.added:
             self.on_readings()
 

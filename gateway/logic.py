@@ -90,7 +90,7 @@ class DecodeCounters:
 
 
 def outbox_alarm(depth: int, capacity: int) -> bool:
-    """The status raises the alarm when the outbox is full (readings would be refused)."""
+    """The status raises the alarm when the outbox is full (the gateway stops reading devices)."""
     return depth >= capacity
 
 

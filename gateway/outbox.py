@@ -74,7 +74,6 @@ class Batch:
 class AddResult:
     added: int
     duplicates: int
-    refused: int
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,13 @@ class DeviceRecord:
 
 
 class Outbox:
-    """Thread-safe (one lock): the asyncio loop adds, paho's thread acknowledges."""
+    """Thread-safe (one lock): the asyncio loop adds, paho's thread acknowledges.
+
+    ``capacity`` is enforced where data can still wait elsewhere: when the outbox is full
+    the gateway stops connecting to devices (their memory holds the readings) and raises
+    the alarm in its status. A value already received is never refused: a device that
+    pushed it (indications) will not send it again.
+    """
 
     def __init__(self, path: Path, *, capacity: int = 100_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +137,7 @@ class Outbox:
         next RACP request never skips a record that did not reach the disk.
         """
         now = now or datetime.now(UTC)
-        added = dupes = refused = 0
+        added = dupes = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -141,17 +146,13 @@ class Outbox:
                     if self._db.execute("SELECT 1 FROM taken WHERE reading_id = ?", (rid,)).fetchone():
                         dupes += 1
                         continue
-                    if self._depth + added >= self.capacity:
-                        # Refused readings stay on the device (its memory, or RACP next time).
-                        refused += 1
-                        continue
                     self._db.execute(
                         "INSERT INTO reading (reading_id, body) VALUES (?, ?)",
                         (rid, r.model_dump_json(exclude_none=True)),
                     )
                     self._db.execute("INSERT INTO taken (reading_id, taken_at) VALUES (?, ?)", (rid, now.isoformat()))
                     added += 1
-                if address is not None and last_sequence is not None and refused == 0:
+                if address is not None and last_sequence is not None:
                     self._db.execute(
                         "INSERT INTO device (address, last_sequence) VALUES (?, ?) "
                         "ON CONFLICT (address) DO UPDATE SET last_sequence = "
@@ -163,7 +164,7 @@ class Outbox:
                 self._db.execute("ROLLBACK")
                 raise
             self._depth += added
-        return AddResult(added, dupes, refused)
+        return AddResult(added, dupes)
 
     def reject(self, address: str, characteristic: str | None, reason: str, raw: bytes, at: datetime) -> None:
         """Keep undecodable bytes (never silently dropped) for later analysis."""

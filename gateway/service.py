@@ -78,6 +78,7 @@ class Gateway:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._full_logged = False
 
     # -- thread-safe pokes -------------------------------------------------------------
 
@@ -106,6 +107,13 @@ class Gateway:
         addr = device.address
         if addr in self.busy or not self.allowed(addr):
             return
+        if self.outbox.full:
+            # Leave the readings in the device's memory until the outbox drains.
+            if not self._full_logged:
+                logger.error("outbox_full depth=%d capacity=%d", self.outbox.depth, self.outbox.capacity)
+                self._full_logged = True
+            return
+        self._full_logged = False
         bo = self.backoff.setdefault(
             addr, DeviceBackoff(base_s=self.settings.ble_backoff_base_s, cap_s=self.settings.ble_backoff_cap_s)
         )

@@ -77,17 +77,21 @@ def test_resent_readings_are_taken_once_even_after_ack(tmp_path: Path) -> None:
         ob.close()
 
 
-def test_capacity_refuses_and_keeps_last_sequence_unmoved(tmp_path: Path) -> None:
+def test_capacity_is_an_alarm_and_never_refuses_a_received_reading(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.sqlite3", capacity=3)
     try:
         ob.add([reading(i) for i in range(2)], address="AA", last_sequence=2)
+        assert not ob.full
         res = ob.add([reading(i) for i in range(2, 5)], address="AA", last_sequence=5)
-        assert (res.added, res.refused) == (1, 2)
+        assert res.added == 3
         assert ob.full
-        # The refused records stay on the meter: the next RACP request starts after 2.
         rec = ob.device("AA")
         assert rec is not None
-        assert rec.last_sequence == 2
+        assert rec.last_sequence == 5
+        batch = ob.next_batch(10)
+        assert batch is not None
+        ob.acknowledge(batch.seq)
+        assert not ob.full
     finally:
         ob.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -174,5 +175,34 @@ async def test_skewed_device_clock_is_corrected_and_flagged(radio: VirtualRadio,
         [reading] = collector.readings()
         assert "device_clock_corrected" in reading["flags"]
         assert datetime.fromisoformat(reading["measured_at"]) == pytest.approx(taken, abs=timedelta(seconds=3))
+    finally:
+        collector.close()
+
+
+@pytest.mark.slow
+async def test_full_outbox_raises_the_alarm_and_leaves_readings_on_the_device(
+    radio: VirtualRadio, tmp_path: Path, make_mosquitto: Callable[..., LocalMosquitto]
+) -> None:
+    broker = make_mosquitto()
+    gw_id = "gw-full-1"
+    collector = Collector(broker.url, [f"egenmon/v1/gw/{gw_id}/readings"])
+    cuff = radio.add(BloodPressureCuff.create())
+    try:
+        async with running(settings_for(tmp_path, broker.url, gw_id, outbox_capacity=3)) as gw:
+            await until(gw.publisher.connected.is_set, what="connected")
+            broker.stop()
+            for n in range(4):
+                cuff.measure(120, 80, 60 + n, at=T0 + timedelta(minutes=n))
+            await until(lambda: gw.outbox.depth == 4, what="the pushed values, all kept")
+            cuff.measure(121, 81, 70, at=T0 + timedelta(minutes=10))
+            await until(lambda: json.loads((tmp_path / "status.json").read_text())["outbox_full"], what="alarm")
+            connections = cuff.connections
+            await asyncio.sleep(1.0)
+            assert cuff.connections == connections  # the cuff keeps its new reading
+            assert cuff.pending
+            broker.start()
+            await until(lambda: len(collector.readings()) == 5, what="all five after the drain")
+        ids = [r["reading_id"] for r in collector.readings()]
+        assert len(set(ids)) == 5
     finally:
         collector.close()
