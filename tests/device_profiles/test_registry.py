@@ -46,9 +46,13 @@ def test_vendor_profile_matches_by_name_or_manufacturer_only() -> None:
 
 def test_quirks_are_data() -> None:
     glucose = get_profile("sig.glucose")
-    assert glucose.needs_bonding and glucose.uses_racp and not glucose.sends_stored_records_on_connect
+    assert glucose.needs_bonding
+    assert glucose.uses_racp
+    assert not glucose.sends_stored_records_on_connect
     bp = get_profile("sig.blood_pressure")
-    assert bp.sends_stored_records_on_connect and bp.set_clock and not bp.uses_racp
+    assert bp.sends_stored_records_on_connect
+    assert bp.set_clock
+    assert not bp.uses_racp
     measurement = bp.characteristic(Role.MEASUREMENT)
     assert measurement is not None
     assert (measurement.uuid, measurement.mode) == (Uuid.BLOOD_PRESSURE_MEASUREMENT, Mode.INDICATE)
