@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +13,7 @@ from device_profiles.codecs.common import (
     CurrentTime,
     DateTimeValue,
     InfoString,
+    clock_offset,
 )
 from device_profiles.errors import DecodeError
 from device_profiles.gatt import DateTime
@@ -99,3 +100,11 @@ def test_info_strings() -> None:
     for bad in (b"\xff\xfe", b"abc\x01def", b"x" * 200):
         with pytest.raises(DecodeError):
             InfoString.from_bytes(bad)
+
+
+def test_clock_offset_from_a_current_time_read() -> None:
+    true_now = datetime(2026, 3, 15, 9, 25, 15, 500000, tzinfo=UTC)
+    # The device says 09:30:15.5 (UTC wall clock): it is 5 minutes fast.
+    assert clock_offset(CURRENT_TIME, true_now) == timedelta(minutes=5)
+    assert clock_offset(bytes.fromhex("ea07030f091e0f"), true_now) == timedelta(minutes=4, seconds=59.5)
+    assert clock_offset(bytes(7), true_now) is None
