@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 
+from pydantic import ValidationError
+
 from device_profiles.errors import DecodeError
 from device_profiles.ieee11073 import Num, Special
 from device_profiles.units import stored_unit_of, to_stored
@@ -150,16 +152,20 @@ def to_reading(
     if missing or not values:
         raise DecodeError(f"no_value: {', '.join(missing) or 'no component'} without a number", obs.raw)
     identity = dev.serial or dev.address
-    return Reading(
-        reading_id=reading_id(identity, obs.kind, reading_discriminator(obs)),
-        device=dev,
-        kind=obs.kind,
-        measured_at=measured_at,
-        received_at=obs.received_at,
-        values=values,
-        flags=sorted(flags),
-        raw=base64.b64encode(obs.raw).decode("ascii"),
-    )
+    try:
+        return Reading(
+            reading_id=reading_id(identity, obs.kind, reading_discriminator(obs)),
+            device=dev,
+            kind=obs.kind,
+            measured_at=measured_at,
+            received_at=obs.received_at,
+            values=values,
+            flags=sorted(flags),
+            raw=base64.b64encode(obs.raw).decode("ascii"),
+        )
+    except ValidationError as err:
+        # Not expected from our codecs (the fuzz tests check); kept as the one typed error.
+        raise DecodeError(f"invalid reading: {err.errors(include_url=False)[0]['msg']}", obs.raw) from err
 
 
 @dataclass(slots=True)

@@ -221,7 +221,12 @@ def _read(step: _Step, data: bytes, pos: int) -> int | Num | DateTime:
         return decode_float(int.from_bytes(data[pos : pos + 4], "little"))
     if t == "float32le":  # IEEE 754 binary32, which some vendors use
         (v,) = struct.unpack_from("<f", data, pos)
-        return Special.NAN if math.isnan(v) else float(v)  # NaN -> explicit "no number"
+        # NaN and infinities become explicit "no number" values, like IEEE 11073 specials.
+        if math.isnan(v):
+            return Special.NAN
+        if math.isinf(v):
+            return Special.POS_INF if v > 0 else Special.NEG_INF
+        return float(v)
     return DateTime.checked(data, *struct.unpack_from("<HBBBBB", data, pos))
 
 

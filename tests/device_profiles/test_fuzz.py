@@ -18,6 +18,7 @@ from device_profiles.codecs.weight import BodyCompositionMeasurement, WeightMeas
 from device_profiles.errors import DecodeError
 from device_profiles.observation import to_reading
 from device_profiles.registry import default_registry
+from device_profiles.vendor import parse_profile
 
 from . import test_blood_pressure as bp
 from . import test_cgm as cgm
@@ -121,4 +122,87 @@ def test_fuzz_profile_path_to_wire_reading() -> None:
             else:
                 readings += 1
                 assert reading.kind == obs.kind
+    assert readings > 0
+
+
+# A vendor profile using every field type, to fuzz the generic decoder as well.
+ALL_TYPES_PROFILE = """
+id = "vendor.test.all-types"
+display_name = "All field types"
+kind = "spirometry"
+name_patterns = ["ALLTYPES*"]
+
+[[characteristic]]
+uuid = "fff1"
+mode = "notify"
+[[characteristic.fields]]
+name = "flags"
+type = "uint8"
+role = "flags"
+allowed_bits = 0x0F
+flag_bits = { "0x10" = "low_battery" }
+[[characteristic.fields]]
+name = "seq"
+type = "uint24le"
+role = "sequence"
+[[characteristic.fields]]
+name = "pef"
+type = "float32le"
+role = "value"
+component = "pef"
+unit = "L/s"
+[[characteristic.fields]]
+name = "fev1"
+type = "sfloat"
+role = "value"
+component = "fev1"
+unit = "L"
+present_if = { field = "flags", mask = 0x01 }
+[[characteristic.fields]]
+name = "fvc"
+type = "float"
+role = "value"
+component = "fvc"
+unit = "L"
+present_if = { field = "flags", mask = 0x02 }
+[[characteristic.fields]]
+name = "when"
+type = "datetime"
+role = "timestamp"
+present_if = { field = "flags", mask = 0x04 }
+[[characteristic.fields]]
+name = "pad"
+type = "int16be"
+present_if = { field = "flags", mask = 0x08, negate = true }
+[[characteristic.fields]]
+name = "tail"
+type = "int32le"
+role = "constant"
+equals = -1
+"""
+
+
+def test_fuzz_generic_vendor_decoder() -> None:
+    profile = parse_profile(ALL_TYPES_PROFILE)
+    rng = random.Random(7)
+    seeds = [
+        bytes.fromhex("070100000000f0402cf04b0000ffea07030f081e000000ffffffff"),
+        bytes.fromhex("080200000000c07fffffffff"),  # NaN PEF, no optional fields
+        bytes.fromhex("180300000000807fffffffff"),  # +inf PEF
+    ]
+    readings = 0
+    for i in range(20_000):
+        raw = seeds[i % 3] if i < 3 else _mutate(rng, rng.choice(seeds))
+        try:
+            observations = profile.decode("fff1", raw, received_at=RECEIVED_AT, device=DEVICE)
+        except DecodeError as err:
+            check_decode_error(err, raw)
+            continue
+        for obs in observations:
+            try:
+                to_reading(obs)
+            except DecodeError as err:
+                check_decode_error(err, raw, no_value=True)
+            else:
+                readings += 1
     assert readings > 0
