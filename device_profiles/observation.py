@@ -104,14 +104,21 @@ class Observation:
 def reading_discriminator(obs: Observation) -> str | int:
     """What makes this measurement unique on its device (see wire.reading_id).
 
-    The record sequence number when the device has one; otherwise the device timestamp
-    when the clock is trustworthy. With neither, the reception time plus the raw bytes,
-    so that re-reads cannot be told apart but distinct live readings never collide.
+    Everything used here is the same when a device sends a stored record again, so
+    re-reads dedupe:
+
+    * the record sequence number, plus the device time when there is one (meters restart
+      their numbering after a memory clear; the time keeps old and new records apart);
+    * else the device time, plus the raw bytes when the clock looked unset (a reset clock
+      may give many records the same time);
+    * else (no timestamp at all) the reception time plus the raw bytes: distinct live
+      readings never collide, but re-sends of such records cannot be recognised.
     """
+    when = obs.device_time.isoformat() if obs.device_time is not None else None
     if obs.sequence is not None:
-        return obs.sequence
-    if obs.device_time is not None and not obs.clock_unset:
-        return obs.device_time.isoformat()
+        return obs.sequence if when is None else f"{obs.sequence}|{when}"
+    if when is not None:
+        return f"{when}|{obs.raw.hex()}" if obs.clock_unset else when
     return f"{obs.received_at.astimezone(UTC).isoformat()}|{obs.raw.hex()}"
 
 

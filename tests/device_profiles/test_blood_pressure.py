@@ -158,3 +158,14 @@ def test_malformed_raises_decode_error(data: bytes, reason: str) -> None:
     assert err.value.raw == data
     with pytest.raises(DecodeError):
         BLOOD_PRESSURE.decode("2a35", data, received_at=RECEIVED_AT)
+
+
+def test_reset_clock_records_at_the_same_time_do_not_collide(device: DeviceInfo) -> None:
+    ts = bytes.fromhex("d00701010000 00".replace(" ", ""))  # 2000-01-01 00:00:00, reset clock
+    first = bytes([0x02]) + BP_MINIMAL[1:] + ts
+    second = bytes([0x02]) + bytes.fromhex("820055006200") + ts  # 130/85, same time
+    (a,) = BLOOD_PRESSURE.decode("2a35", first, received_at=RECEIVED_AT, device=device)
+    (b,) = BLOOD_PRESSURE.decode("2a35", second, received_at=RECEIVED_AT, device=device)
+    (a_again,) = BLOOD_PRESSURE.decode("2a35", first, received_at=datetime.now(UTC), device=device)
+    assert to_reading(a).reading_id != to_reading(b).reading_id
+    assert to_reading(a).reading_id == to_reading(a_again).reading_id

@@ -224,3 +224,12 @@ def test_non_canonical_sfloat_forms_decode_to_the_same_value() -> None:
     c = GlucoseMeasurementContext.from_bytes(bytes.fromhex("0117000132d0"))
     assert c.carbohydrate_kg == 0.05
     assert GlucoseMeasurementContext.from_bytes(bytes(c)) == c
+
+
+def test_reading_id_survives_a_sequence_restart() -> None:
+    # Same sequence number, different base time: a meter that restarted its numbering.
+    dev = DeviceInfo(address="aa", model="meter", serial="GM-1")
+    later = bytes.fromhex("060100ea07040f072d0037c012")  # 2026-04-15
+    (a,) = GLUCOSE.decode(Uuid.GLUCOSE_MEASUREMENT, GLUCOSE_MOL, received_at=RECEIVED_AT, device=dev)
+    (b,) = GLUCOSE.decode(Uuid.GLUCOSE_MEASUREMENT, later, received_at=RECEIVED_AT, device=dev)
+    assert to_reading(a).reading_id != to_reading(b).reading_id

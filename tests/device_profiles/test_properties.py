@@ -67,3 +67,11 @@ def test_arbitrary_racp_bytes(raw: bytes) -> None:
             check_decode_error(err, raw)
         else:
             assert bytes(parsed) == raw
+
+
+@given(st.integers(0, 0xFFFF))
+def test_racp_sequence_requests_round_trip(sequence: int) -> None:
+    for request in (RacpRequest.report_from_sequence(sequence), RacpRequest.number_of_records_from_sequence(sequence)):
+        parsed = RacpRequest.from_bytes(bytes(request))
+        assert parsed == request
+        assert parsed.min_sequence == sequence
