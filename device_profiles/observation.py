@@ -22,6 +22,10 @@ from device_profiles.wire import KNOWN_FLAGS, DeviceInfo, Reading, Value, readin
 
 Censored = Literal["low", "high"]
 
+# How far ahead of the gateway's clock a device time may be before it is not believed
+# (small skews are normal; the gateway corrects them with clock_offset).
+FUTURE_TOLERANCE = timedelta(minutes=10)
+
 
 # Measured, Observation and DecodeContext are built several times per decoded value on the
 # gateway's hot path; frozen dataclasses cost twice as much to construct, so these are
@@ -148,6 +152,11 @@ def to_reading(
             flags.add("device_clock_corrected")
         elif not obs.clock_unset:
             measured_at = obs.device_time
+        if measured_at > obs.received_at + FUTURE_TOLERANCE:
+            # A measurement cannot come from the future: the device clock runs ahead.
+            # Stored as received (corrected), so it never sorts as the patient's latest.
+            measured_at = obs.received_at
+            flags.add("device_clock_corrected")
     if obs.clock_unset:
         flags.add("device_clock_unset")
     values: dict[str, Value] = {}

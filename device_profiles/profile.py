@@ -118,6 +118,8 @@ class DeviceProfile:
         Raises DecodeError (with the raw bytes and the reason) for anything malformed,
         and for a characteristic this profile has no decoder for.
         """
+        if received_at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware (UTC)")
         raw = bytes(data)
         uuid = char_uuid if char_uuid in self.decoders else normalize_uuid(char_uuid)
         decoder = self.decoders.get(uuid)

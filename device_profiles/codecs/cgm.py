@@ -29,7 +29,7 @@ CGM Session Start Time (CGMS §3.5): Date Time (7), Time Zone sint8 (15-minute s
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar
 
@@ -220,6 +220,9 @@ class CgmMeasurement:
     """One CGM Measurement notification: one or more records."""
 
     records: tuple[CgmRecord, ...]
+    # Where each record lies in the decoded value, so each observation keeps its own
+    # original bytes (empty for a value built in code).
+    spans: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
 
     characteristic: ClassVar[str] = Uuid.CGM_MEASUREMENT
     name: ClassVar[str] = _NAME
@@ -229,18 +232,22 @@ class CgmMeasurement:
         if not data:
             raise DecodeError("empty value", data, characteristic=_NAME)
         records = []
+        spans = []
         pos = 0
         while pos < len(data):
-            record, pos = CgmRecord.decode_at(data, pos)
+            record, end = CgmRecord.decode_at(data, pos)
             records.append(record)
-        return cls(tuple(records))
+            spans.append((pos, end))
+            pos = end
+        return cls(tuple(records), tuple(spans))
 
     def __bytes__(self) -> bytes:
         return b"".join(bytes(r) for r in self.records)
 
     def observations(self, raw: bytes, ctx: DecodeContext) -> list[Observation]:
         out = []
-        for r in self.records:
+        spans = self.spans if len(self.spans) == len(self.records) else None
+        for n, r in enumerate(self.records):
             when = None if ctx.session_start is None else ctx.session_start + timedelta(minutes=r.time_offset_min)
             unset = bool((r.cal_temp or 0) & CT_TIME_SYNC_REQUIRED)
             extras: dict[str, object] = {"time_offset_min": r.time_offset_min}
@@ -258,7 +265,7 @@ class CgmMeasurement:
                     # The time offset numbers the records of a session; with the session
                     # start it is the record's identity (re-reads dedupe).
                     None,
-                    bytes(r) if len(self.records) > 1 else raw,
+                    raw if len(self.records) == 1 else raw[spans[n][0] : spans[n][1]] if spans else bytes(r),
                     self.characteristic,
                     ctx.received_at,
                     ctx.device,

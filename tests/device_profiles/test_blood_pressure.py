@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -169,3 +169,23 @@ def test_reset_clock_records_at_the_same_time_do_not_collide(device: DeviceInfo)
     (a_again,) = BLOOD_PRESSURE.decode("2a35", first, received_at=datetime.now(UTC), device=device)
     assert to_reading(a).reading_id != to_reading(b).reading_id
     assert to_reading(a).reading_id == to_reading(a_again).reading_id
+
+
+def test_future_device_time_is_not_believed(device: DeviceInfo) -> None:
+    data = bytes([0x02]) + BP_MINIMAL[1:] + bytes.fromhex("ea07030f0a0000")  # 10:00, an hour ahead
+    (obs,) = BLOOD_PRESSURE.decode("2a35", data, received_at=RECEIVED_AT, device=device)
+    reading = to_reading(obs)
+    assert reading.measured_at == RECEIVED_AT
+    assert "device_clock_corrected" in reading.flags
+
+
+def test_clock_offset_corrects_the_device_time(device: DeviceInfo) -> None:
+    (obs,) = BLOOD_PRESSURE.decode("2a35", BP_FULL, received_at=RECEIVED_AT, device=device)
+    reading = to_reading(obs, clock_offset=timedelta(minutes=-3))  # device 3 minutes slow
+    assert reading.measured_at == datetime(2026, 3, 15, 8, 33, tzinfo=UTC)
+    assert "device_clock_corrected" in reading.flags
+
+
+def test_naive_reception_time_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        BLOOD_PRESSURE.decode("2a35", BP_MINIMAL, received_at=datetime(2026, 3, 15, 9, 0))

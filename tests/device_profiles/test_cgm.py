@@ -163,3 +163,8 @@ def test_malformed_records(data: bytes, reason: str) -> None:
 def test_malformed_session_start(data: bytes) -> None:
     with pytest.raises(DecodeError):
         CgmSessionStartTime.from_bytes(data)
+
+
+def test_each_record_keeps_its_own_bytes() -> None:
+    observations = CGM.decode(Uuid.CGM_MEASUREMENT, CGM_MINIMAL + CGM_CRC, received_at=RECEIVED_AT)
+    assert [o.raw for o in observations] == [CGM_MINIMAL, CGM_CRC]
