@@ -339,3 +339,64 @@ class CgmSessionStartTime:
 
     def observations(self, raw: bytes, ctx: DecodeContext) -> list[Observation]:
         return []
+
+
+# CGM Feature bits (CGMS §3.2); bits 17-23 reserved.
+FEATURE_CALIBRATION = 1 << 0
+FEATURE_E2E_CRC = 1 << 12
+FEATURE_TREND = 1 << 15
+FEATURE_QUALITY = 1 << 16
+FEATURE_RESERVED = 0xFE0000
+_CGM_LOCATIONS = frozenset({1, 2, 3, 4, 5, 15})  # 5 = subcutaneous tissue
+
+
+@dataclass(frozen=True, slots=True)
+class CgmFeature:
+    """0x2AA8 CGM Feature (CGMS §3.2), 6 bytes:
+
+    CGM Feature uint24 (bit0 calibration, 1 patient high/low alerts, 2 hypo alerts,
+    3 hyper alerts, 4 rate alerts, 5 device specific alert, 6 sensor malfunction detection,
+    7 temperature high/low detection, 8 result high/low detection, 9 low battery
+    detection, 10 sensor type error detection, 11 general device fault, 12 E2E-CRC
+    supported, 13 multiple bond, 14 multiple sessions, 15 trend information, 16 quality,
+    17-23 reserved); CGM Type-Sample Location uint8 (type low nibble as in the Glucose
+    Service, location high nibble: 1 finger, 2 AST, 3 earlobe, 4 control solution,
+    5 subcutaneous tissue, 15 not available); E2E-CRC uint16 over the first 4 bytes, or
+    0xFFFF when E2E-CRC is not supported.
+    """
+
+    features: int
+    sample_type: int = 9  # interstitial fluid
+    sample_location: int = 5  # subcutaneous tissue
+
+    characteristic: ClassVar[str] = Uuid.CGM_FEATURE
+    name: ClassVar[str] = "CGM Feature"
+
+    @property
+    def e2e_crc_supported(self) -> bool:
+        return bool(self.features & FEATURE_E2E_CRC)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CgmFeature:
+        n = cls.name
+        if len(data) != 6:
+            raise DecodeError(f"CGM Feature is 6 bytes, got {len(data)}", data, characteristic=n)
+        features = data[0] | data[1] << 8 | data[2] << 16
+        if features & FEATURE_RESERVED:
+            raise DecodeError(f"reserved feature bits set (0x{features:06x})", data, characteristic=n)
+        stype, loc = data[3] & 0x0F, data[3] >> 4
+        if not 1 <= stype <= 10 or loc not in _CGM_LOCATIONS:
+            raise DecodeError(f"reserved type/sample location 0x{data[3]:02x}", data, characteristic=n)
+        crc = data[4] | data[5] << 8
+        expected = e2e_crc(data[:4]) if features & FEATURE_E2E_CRC else 0xFFFF
+        if crc != expected:
+            raise DecodeError("E2E-CRC mismatch", data, characteristic=n)
+        return cls(features, stype, loc)
+
+    def __bytes__(self) -> bytes:
+        body = self.features.to_bytes(3, "little") + bytes([(self.sample_location << 4) | self.sample_type])
+        crc = e2e_crc(body) if self.e2e_crc_supported else 0xFFFF
+        return body + crc.to_bytes(2, "little")
+
+    def observations(self, raw: bytes, ctx: DecodeContext) -> list[Observation]:
+        return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from device_profiles.codecs.blood_pressure import BloodPressureMeasurement, IntermediateCuffPressure
-from device_profiles.codecs.cgm import CgmMeasurement, CgmRecord, CgmSessionStartTime
+from device_profiles.codecs.cgm import CgmFeature, CgmMeasurement, CgmRecord, CgmSessionStartTime
 from device_profiles.codecs.common import BatteryLevel, CurrentTime, DateTimeValue
 from device_profiles.codecs.glucose import GlucoseMeasurement, GlucoseMeasurementContext
 from device_profiles.codecs.pulse_oximeter import PlxContinuous, PlxSpotCheck
@@ -154,6 +154,7 @@ plx_continuous = st.builds(
     opt(plx_status), opt(plx_device_status), opt(sfloats),
 )  # fmt: skip
 temperature = st.builds(TemperatureMeasurement, floats, st.booleans(), opt(date_times()), opt(st.integers(1, 9)))
+cgm_feature = st.builds(CgmFeature, st.integers(0, 0x1FFFF), st.integers(1, 10), st.sampled_from([1, 2, 3, 4, 5, 15]))
 current_time = st.builds(CurrentTime, date_times(), st.integers(0, 7), u8, st.integers(0, 15))
 date_time_value = st.builds(DateTimeValue, date_times())
 battery = st.builds(BatteryLevel, st.integers(0, 100))
@@ -165,6 +166,7 @@ CODEC_STRATEGIES = {
     GlucoseMeasurementContext: glucose_context(),
     CgmMeasurement: cgm_measurement,
     CgmSessionStartTime: cgm_session_start,
+    CgmFeature: cgm_feature,
     WeightMeasurement: weight(),
     BodyCompositionMeasurement: body_composition(),
     PlxSpotCheck: plx_spot,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from device_profiles.codecs.cgm import CgmMeasurement, CgmRecord, CgmSessionStartTime, e2e_crc
+from device_profiles.codecs.cgm import CgmFeature, CgmMeasurement, CgmRecord, CgmSessionStartTime, e2e_crc
 from device_profiles.errors import DecodeError
 from device_profiles.gatt import DateTime, Uuid
 from device_profiles.observation import to_reading
@@ -168,3 +168,39 @@ def test_malformed_session_start(data: bytes) -> None:
 def test_each_record_keeps_its_own_bytes() -> None:
     observations = CGM.decode(Uuid.CGM_MEASUREMENT, CGM_MINIMAL + CGM_CRC, received_at=RECEIVED_AT)
     assert [o.raw for o in observations] == [CGM_MINIMAL, CGM_CRC]
+
+
+# CGM Feature: 00 90 01 = bits 12 (E2E-CRC), 15 (trend), 16 (quality) | 59 = location 5
+# subcutaneous tissue (high nibble), type 9 interstitial fluid (low nibble) | CRC of the
+# first four bytes, little-endian.
+FEATURE_BODY = bytes.fromhex("00900159")
+
+
+def test_cgm_feature_with_crc() -> None:
+    data = FEATURE_BODY + e2e_crc(FEATURE_BODY).to_bytes(2, "little")
+    f = CgmFeature.from_bytes(data)
+    assert f.e2e_crc_supported
+    assert (f.sample_type, f.sample_location) == (9, 5)
+    assert bytes(f) == data
+
+
+def test_cgm_feature_without_crc_sends_ffff() -> None:
+    data = bytes.fromhex("00800159ffff")  # trend + quality, no E2E-CRC
+    f = CgmFeature.from_bytes(data)
+    assert not f.e2e_crc_supported
+    assert bytes(f) == data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes.fromhex("008001590000"),  # CRC not supported but not 0xFFFF
+        bytes.fromhex("00900159ffff"),  # CRC supported but wrong
+        bytes.fromhex("00000259ffff"),  # reserved feature bit 17
+        bytes.fromhex("00800150ffff"),  # type 0 reserved
+        bytes.fromhex("00800159ff"),  # truncated
+    ],
+)
+def test_malformed_cgm_feature(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        CgmFeature.from_bytes(data)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from device_profiles.codecs.blood_pressure import BloodPressureMeasurement, IntermediateCuffPressure
-from device_profiles.codecs.cgm import CgmMeasurement, CgmSessionStartTime
+from device_profiles.codecs.cgm import CgmFeature, CgmMeasurement, CgmSessionStartTime
 from device_profiles.codecs.common import BatteryLevel, CurrentTime, DateTimeValue, InfoString
 from device_profiles.codecs.glucose import GlucoseMeasurement, GlucoseMeasurementContext
 from device_profiles.codecs.pulse_oximeter import PlxContinuous, PlxSpotCheck
@@ -44,7 +44,7 @@ DECODERS: list[Callable[[bytes], object]] = [
     GlucoseMeasurementContext.from_bytes, CgmMeasurement.from_bytes, CgmSessionStartTime.from_bytes,
     WeightMeasurement.from_bytes, BodyCompositionMeasurement.from_bytes, PlxSpotCheck.from_bytes,
     PlxContinuous.from_bytes, TemperatureMeasurement.from_bytes, CurrentTime.from_bytes, DateTimeValue.from_bytes,
-    BatteryLevel.from_bytes, InfoString.from_bytes, parse_racp_response, RacpRequest.from_bytes,
+    BatteryLevel.from_bytes, InfoString.from_bytes, parse_racp_response, RacpRequest.from_bytes, CgmFeature.from_bytes,
 ]  # fmt: skip
 
 
