@@ -64,3 +64,16 @@ def test_garbage_raises_and_leaves_state_alone() -> None:
     with pytest.raises(DecodeError):
         s.feed(Uuid.CGM_SESSION_START_TIME, b"\x00", received_at=RECEIVED_AT)
     assert s.session_start == datetime(2026, 3, 15, 6, 0, tzinfo=UTC)
+
+
+def test_sensor_with_e2e_crc_must_send_it() -> None:
+    s = DeviceSession(CGM, DEVICE)
+    s.feed(
+        Uuid.CGM_FEATURE,
+        cgm.FEATURE_BODY + cgm.e2e_crc(cgm.FEATURE_BODY).to_bytes(2, "little"),
+        received_at=RECEIVED_AT,
+    )
+    assert s.cgm_crc_required
+    assert len(s.feed(Uuid.CGM_MEASUREMENT, cgm.CGM_CRC, received_at=RECEIVED_AT)) == 1
+    with pytest.raises(DecodeError, match="E2E-CRC missing"):
+        s.feed(Uuid.CGM_MEASUREMENT, cgm.CGM_FULL, received_at=RECEIVED_AT)
