@@ -11,6 +11,7 @@ from device_profiles.codecs.racp import (
     RacpRequest,
     RacpResponse,
     RacpResponseCode,
+    next_records_request,
     parse_racp_response,
 )
 from device_profiles.errors import DecodeError
@@ -84,3 +85,9 @@ def test_malformed_requests(wire: str) -> None:
 
 def test_operator_enum_values() -> None:
     assert [int(o) for o in RacpOperator] == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_next_records_request() -> None:
+    assert bytes(next_records_request(None)).hex() == "0101"  # first contact: everything
+    assert bytes(next_records_request(23)).hex() == "0103011800"  # >= 24
+    assert bytes(next_records_request(0xFFFF)).hex() == "0101"  # wrapped numbering
