@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -130,7 +131,7 @@ class DeviceProfile:
             return decoder(raw, ctx)
         except DecodeError:
             raise
-        except (ValueError, IndexError, KeyError, OverflowError, TypeError) as err:
+        except (ValueError, IndexError, KeyError, OverflowError, TypeError, struct.error) as err:
             # Never expected (the fuzz tests look for these); if one slips through, the
             # gateway still gets the one typed error with the bytes kept.
             logger.warning("decoder_bug profile=%s characteristic=%s error=%r", self.id, uuid, err)
