@@ -6,8 +6,9 @@ import pytest
 
 from device_profiles.errors import DecodeError
 from device_profiles.gatt import Uuid, normalize_uuid
-from device_profiles.profile import Mode, Role
+from device_profiles.profile import CharacteristicSpec, DeviceProfile, Mode, Role
 from device_profiles.registry import default_registry, get_profile, match_profile
+from device_profiles.vocabulary import Kind
 
 from .conftest import RECEIVED_AT
 
@@ -88,3 +89,21 @@ def test_normalize_uuid(text: str, full: str) -> None:
 def test_normalize_uuid_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="UUID"):
         normalize_uuid("xyz")
+
+
+def test_a_codec_bug_still_surfaces_as_decode_error(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(raw: bytes, ctx: object) -> list[object]:
+        return [raw[10]]  # IndexError: what the safety net exists for
+
+    profile = DeviceProfile(
+        id="test.broken",
+        display_name="broken",
+        kind=Kind.WEIGHT,
+        service_uuids=(),
+        characteristics=(CharacteristicSpec("0000fff1-0000-1000-8000-00805f9b34fb", Mode.NOTIFY, Role.MEASUREMENT),),
+        decoders={"0000fff1-0000-1000-8000-00805f9b34fb": broken},  # type: ignore[dict-item]
+    )
+    with pytest.raises(DecodeError, match="internal decoder error") as err:
+        profile.decode("fff1", b"\x01", received_at=RECEIVED_AT)
+    assert err.value.raw == b"\x01"
+    assert "decoder_bug" in caplog.text
