@@ -75,6 +75,9 @@ class IngestService:
         self._conn: psycopg.Connection[Any] | None = None
         self._device_cache = DeviceCache()
         self._client = self._make_client()
+        # Parsing (CPU, holds the GIL) overlaps with storing (mostly waiting on PostgreSQL).
+        self._prepared: queue.Queue[tuple[list[Incoming], PreparedBatch]] = queue.Queue(maxsize=2)
+        self._parser = threading.Thread(target=self._run_parser, name="ingest-parser", daemon=True)
         self._worker = threading.Thread(target=self._run_worker, name="ingest-writer", daemon=True)
         self._health: HealthServer | None = None
         self._m_readings = self.metrics.messages.labels(topic="readings")
@@ -275,23 +278,36 @@ class IngestService:
             self._stopping.wait(delay)
             delay = min(delay * 2, self.settings.db_retry_max_s)
 
+    def _run_parser(self) -> None:
+        while not self._stopping.is_set():
+            msgs = self._collect()
+            if not msgs:
+                continue
+            prepared = prepare(msgs)
+            while not self._stopping.is_set():
+                try:
+                    self._prepared.put((msgs, prepared), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
     def _run_worker(self) -> None:
         self._connect_db_eagerly()
         while not self._stopping.is_set():
-            msgs = self._collect()
-            self.metrics.queue_depth.set(self._queue.qsize() + len(msgs))
-            if not msgs:
-                continue
             try:
-                self._handle(msgs)
+                msgs, prepared = self._prepared.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.metrics.queue_depth.set(self._queue.qsize() + len(msgs))
+            try:
+                self._handle(msgs, prepared)
             except Exception:
                 # Never reached by bad input (that becomes dead letters); if it is, the
                 # messages stay un-acked and come back after a reconnect.
                 log.exception("unexpected error storing %d messages; they stay un-acknowledged", len(msgs))
 
-    def _handle(self, msgs: list[Incoming]) -> None:
+    def _handle(self, msgs: list[Incoming], prepared: PreparedBatch) -> None:
         results: list[StoreResult] = []
-        prepared = prepare(msgs)
         try:
             result = self._commit(prepared)
             if result is None:
@@ -355,6 +371,7 @@ class IngestService:
         self._health.start()
         ep = s.mqtt_endpoint()
         self._worker.start()
+        self._parser.start()
         self._client.connect_async(
             ep.host, ep.port, keepalive=s.keepalive_s, clean_start=False, properties=self._connect_properties()
         )
@@ -363,6 +380,7 @@ class IngestService:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping.set()
+        self._parser.join(timeout_s)
         self._worker.join(timeout_s)
         # Queued PUBACKs go out before the DISCONNECT; the session (and whatever was not
         # acknowledged) stays on the broker for the next start.
@@ -384,8 +402,8 @@ class IngestService:
         self.start()
         try:
             while not done.wait(1.0):
-                if not self._worker.is_alive():
-                    log.error("writer thread died")
+                if not (self._worker.is_alive() and self._parser.is_alive()):
+                    log.error("a worker thread died")
                     break
         finally:
             self.stop()

@@ -95,8 +95,8 @@ PREPARE ingest_insert_raw AS
 """
 
 # CLINICAL_RULES.md: weight change > 5 kg from the previous day is likely another person.
-# The reference is the latest accepted weight of the patient on the previous local
-# (Europe/Stockholm) day, from the table or from this batch.
+# The reference is the latest accepted weight of the patient committed for the previous
+# local (Europe/Stockholm) day; one index probe (observation_patient_idx) per weight.
 WEIGHT_CHECK = """
 WITH cur AS (
     SELECT s.reading_id, s.patient_id, s.value,
@@ -108,15 +108,10 @@ WITH cur AS (
 ), bad AS (
     SELECT cur.reading_id, cur.value - p.value AS change_kg
     FROM cur CROSS JOIN LATERAL (
-        SELECT ref.value FROM (
-            SELECT o.value, o.measured_at FROM observation o
-            WHERE o.patient_id = cur.patient_id AND o.component = 'weight' AND o.status <> 'rejected'
-              AND o.value IS NOT NULL AND o.measured_at >= cur.prev_start AND o.measured_at < cur.day_start
-            UNION ALL
-            SELECT s2.value, s2.measured_at FROM ingest_stage_obs s2
-            WHERE s2.patient_id = cur.patient_id AND s2.component = 'weight' AND s2.status <> 'rejected'
-              AND s2.value IS NOT NULL AND s2.measured_at >= cur.prev_start AND s2.measured_at < cur.day_start
-        ) ref ORDER BY ref.measured_at DESC LIMIT 1
+        SELECT o.value FROM observation o
+        WHERE o.patient_id = cur.patient_id AND o.component = 'weight' AND o.status <> 'rejected'
+          AND o.value IS NOT NULL AND o.measured_at >= cur.prev_start AND o.measured_at < cur.day_start
+        ORDER BY o.measured_at DESC LIMIT 1
     ) p
     WHERE abs(cur.value - p.value) > %(max_change)s
 )
