@@ -336,10 +336,10 @@ class IngestService:
             m.queue_seconds.observe((now - msg.received_at).total_seconds())
         stored = 0
         for r in results:
-            for status, n in r.readings_stored.items():
-                m.readings_stored.labels(status=status).inc(n)
-                stored += n
-            m.rows_stored.inc(r.rows_stored)
+            m.readings_stored.inc(r.readings_stored)
+            stored += r.readings_stored
+            for status, n in r.rows_by_status.items():
+                m.rows_stored.labels(status=status).inc(n)
             m.duplicates.inc(r.readings_duplicate)
             for reason, n in r.dead_letters.items():
                 m.dead_letters.labels(reason=reason).inc(n)
