@@ -723,10 +723,9 @@ def hf8(ctx: Context, p: Params) -> Occurrences:
 def hf9(ctx: Context, p: Params) -> Occurrences:
     mw, _ = _morning_weight(ctx)
     have = ~np.isnan(mw)
-    # Full days without a weight, counted back from yesterday; today is not over yet.
-    missing_back = ~have[:, ::-1][:, 1:]
-    run = np.cumprod(missing_back, axis=1).sum(axis=1).astype(np.float64)
-    run = np.where(have[:, -1], 0.0, run)
+    # Days without a weight counted back from today: the morning weight is due in the
+    # morning, so by the time anyone reads the alert today's is missing too.
+    run = np.cumprod(~have[:, ::-1], axis=1).sum(axis=1).astype(np.float64)
     sev = _sev((run >= p("info_days"), INFO), (run >= p("low_days"), LOW))
     return Occurrences.of(np.arange(ctx.cohort.n), sev, ctx.grid.bounds[-2], run)
 
