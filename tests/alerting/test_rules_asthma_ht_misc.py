@@ -40,10 +40,10 @@ def test_a4_two_mornings_below_baseline() -> None:
     # without a personal best the baseline is the median of days −28..−8 (needs ≥ 7)
     hist = [(k * DAY + 5 * HOUR, 500.0) for k in range(8, 20)]
     assert (
-        severity("A4", {PEF: series(hist + [(DAY + 5 * HOUR, 390.0), (5 * HOUR, 395.0)])}, cohort("asthma")) == "medium"
+        severity("A4", {PEF: series([*hist, (DAY + 5 * HOUR, 390.0), (5 * HOUR, 395.0)])}, cohort("asthma")) == "medium"
     )
     assert (
-        severity("A4", {PEF: series(hist[:5] + [(DAY + 5 * HOUR, 300.0), (5 * HOUR, 300.0)])}, cohort("asthma")) is None
+        severity("A4", {PEF: series([*hist[:5], (DAY + 5 * HOUR, 300.0), (5 * HOUR, 300.0)])}, cohort("asthma")) is None
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alerting.rules import BP_PULSE, OXIMETER_PULSE, SPO2, SYSTOLIC, WEIGHT
+from alerting.rules import BP_PULSE, CAT, FEV1, OXIMETER_PULSE, SPO2, SYMPTOM_COPD, SYMPTOM_HF, SYSTOLIC, WEIGHT
 from tests.alerting.helpers import DAY, HOUR, MIN, cohort, fire, series, severity
 
 HF = cohort("heart_failure")
@@ -62,8 +62,6 @@ def test_hf4_baseline_insufficient_then_trend() -> None:
 def test_hf5_low_systolic_mean_of_duplicate() -> None:
     assert severity("HF5", {SYSTOLIC: series([(HOUR + 2 * MIN, 88.0), (HOUR, 90.0)])}, HF) == "high"
     assert severity("HF5", {SYSTOLIC: series([(HOUR + 2 * MIN, 88.0), (HOUR, 92.0)])}, HF) is None  # mean 90
-    from alerting.rules import SYMPTOM_HF
-
     with_symptom = {SYSTOLIC: series([(HOUR, 95.0)]), SYMPTOM_HF[0]: series([(2 * HOUR, 1.0)])}
     assert severity("HF5", with_symptom, HF) == "medium"
     assert severity("HF5", {SYSTOLIC: series([(HOUR, 95.0)])}, HF) is None
@@ -77,7 +75,7 @@ def test_hf6_pulse() -> None:
     base = [(k * DAY + 6 * HOUR, 70.0) for k in range(2, 9)]
     rise = [(DAY + 6 * HOUR, 80.0), (6 * HOUR, 80.0)]
     assert severity("HF6", {BP_PULSE: series(base + rise)}, HF) == "low"
-    assert severity("HF6", {BP_PULSE: series(base + [(DAY + 6 * HOUR, 79.0), (6 * HOUR, 80.0)])}, HF) is None
+    assert severity("HF6", {BP_PULSE: series([*base, (DAY + 6 * HOUR, 79.0), (6 * HOUR, 80.0)])}, HF) is None
 
 
 def test_hf7_confirmed_spo2() -> None:
@@ -95,8 +93,6 @@ def test_hf9_missing_weight_days() -> None:
 
 
 def test_hf8_symptoms_and_weight_gain() -> None:
-    from alerting.rules import SYMPTOM_HF
-
     sym = {SYMPTOM_HF[2]: series([(2 * HOUR, 1.0)])}
     assert severity("HF8", sym, HF) == "medium"
     assert severity("HF8", {SYMPTOM_HF[2]: series([(2 * HOUR, 0.0)])}, HF) is None
@@ -132,7 +128,6 @@ def test_c4_pulse() -> None:
 
 
 def test_c5_fev1_below_personal_range() -> None:
-    from alerting.rules import FEV1
 
     stable = [(k * DAY + 6 * HOUR, 1.5 + (0.05 if k % 2 else -0.05)) for k in range(8, 29)]
     low_week = [(k * DAY + 6 * HOUR, 1.3) for k in range(0, 7)]
@@ -142,8 +137,6 @@ def test_c5_fev1_below_personal_range() -> None:
 
 
 def test_c6_cat_rise() -> None:
-    from alerting.rules import CAT
-
     base = [(k * DAY, 12.0) for k in (10, 17, 24)]
     assert severity("C6", {CAT: series([*base, (DAY, 16.0)])}, COPD) == "medium"
     assert severity("C6", {CAT: series([*base, (DAY, 14.0)])}, COPD) == "info"
@@ -151,8 +144,6 @@ def test_c6_cat_rise() -> None:
 
 
 def test_c7_two_symptoms_two_days() -> None:
-    from alerting.rules import SYMPTOM_COPD
-
     two_days = {k: series([(DAY + HOUR, 1.0), (HOUR, 1.0)]) for k in SYMPTOM_COPD[:2]}
     assert severity("C7", two_days, COPD) == "medium"
     one_day = {k: series([(HOUR, 1.0)]) for k in SYMPTOM_COPD[:2]}
