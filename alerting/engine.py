@@ -61,12 +61,20 @@ def _json_value(v: float) -> float | str | None:
 
 
 def evidence_for(
-    rule: Rule, cohort: Cohort, data: Dataset, i: int, *, sev: int, at: float, value: float, since: float
+    rule: Rule,
+    params: dict[str, tuple[F64, np.ndarray]],
+    data: Dataset,
+    i: int,
+    *,
+    sev: int,
+    at: float,
+    value: float,
+    since: float,
 ) -> dict[str, Any]:
-    thresholds = {}
-    for name, default in rule.params.items():
-        vals, src = cohort.param(rule.id, name, float(default))
-        thresholds[name] = {"value": float(vals[i]), "source": "care_plan" if src[i] else "default"}
+    thresholds = {
+        name: {"value": float(vals[i]), "source": "care_plan" if src[i] else "default"}
+        for name, (vals, src) in params.items()
+    }
     readings = []
     lo = min(since, at) - 1.0
     for key in rule.reads:
@@ -109,20 +117,23 @@ def evaluate(
             continue
         occ = rule.evaluate(ctx, _params_for(cohort, rule))
         best = best_per_patient(occ, enrolled, now, rule.lookback_s)
+        params = {name: cohort.param(rule.id, name, float(d)) for name, d in rule.params.items()}
         for k in range(len(best.pat)):
             i, sev, at = int(best.pat[k]), int(best.sev[k]), float(best.at[k])
             val, since = float(best.value[k]), float(best.since[k])
-            ev = evidence_for(rule, cohort, data, i, sev=sev, at=at, value=val, since=since) if with_evidence else {}
+            ev = evidence_for(rule, params, data, i, sev=sev, at=at, value=val, since=since) if with_evidence else {}
             findings.append(Finding(i, rule.id, SEVERITIES[sev], at, val, since, ev))
     return findings
 
 
-def evaluate_columns(data: Dataset, cohort: Cohort, now: float) -> dict[str, Occurrences]:
-    """The benchmark's path: per rule, the per-patient best occurrences as arrays (no Python objects)."""
+def evaluate_columns(
+    data: Dataset, cohort: Cohort, now: float, rules: Iterable[str] | None = None
+) -> dict[str, Occurrences]:
+    """Per rule, the per-patient best occurrences as arrays, without building Finding objects."""
     ctx = Context(data, cohort, now)
     out = {}
     all_patients = np.ones(cohort.n, dtype=bool)
-    for rule in REGISTRY.values():
+    for rule in (REGISTRY[r] for r in (rules if rules is not None else REGISTRY)):
         enrolled = cohort.has(*rule.conditions) if rule.conditions else all_patients
         out[rule.id] = best_per_patient(rule.evaluate(ctx, _params_for(cohort, rule)), enrolled, now, rule.lookback_s)
     return out

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from alerting import baselines
 from alerting.cohort import Cohort
@@ -94,21 +95,33 @@ class Occurrences:
 
     @classmethod
     def of(cls, pat: object, sev: object, at: object, value: object, since: object | None = None) -> Occurrences:
-        arrays = np.broadcast_arrays(
-            np.asarray(pat, dtype=np.int64),
-            np.asarray(sev, dtype=np.int64),
-            np.asarray(at, dtype=np.float64),
-            np.asarray(value, dtype=np.float64),
-            np.asarray(at if since is None else since, dtype=np.float64),
+        """Occurrences from aligned arrays (or scalars); entries with severity −1 or no time are dropped.
+
+        The firing entries are selected first, so grids and long series cost one scan, not five copies.
+        """
+        p_arr = np.asarray(pat, dtype=np.int64)
+        s_arr = np.asarray(sev, dtype=np.int64)
+        a_arr = np.asarray(at, dtype=np.float64)
+        shape = np.broadcast_shapes(p_arr.shape, s_arr.shape, a_arr.shape)
+        keep = np.broadcast_to(s_arr >= 0, shape) & ~np.isnan(np.broadcast_to(a_arr, shape))
+        idx = np.nonzero(keep)
+
+        def pick(x: object, dtype: type) -> NDArray[Any]:
+            arr: NDArray[Any] = np.asarray(x, dtype=dtype)
+            return np.broadcast_to(arr, shape)[idx]
+
+        return cls(
+            pick(p_arr, np.int64),
+            pick(s_arr, np.int64),
+            pick(a_arr, np.float64),
+            pick(value, np.float64),
+            pick(at if since is None else since, np.float64),
         )
-        p, s, a, v, si = (x.ravel() for x in arrays)
-        keep = (s >= 0) & ~np.isnan(a)
-        return cls(p[keep], s[keep], a[keep], v[keep], si[keep])
 
     @classmethod
     def from_grid(cls, sev: I64, at: F64, value: F64) -> Occurrences:
         """Occurrences from patients × days grids (sev −1 where nothing fired)."""
-        pat = np.broadcast_to(np.arange(sev.shape[0])[:, None], sev.shape)
+        pat = np.arange(sev.shape[0])[:, None]
         return cls.of(pat, sev, at, value)
 
     @classmethod
