@@ -80,9 +80,9 @@ SESSION_GAP_S = 10 * SEC_PER_MIN
 # "Confirmed" SpO2: a repeat reading within this time also meets the threshold.
 CONFIRM_S = 15 * SEC_PER_MIN
 T = TypeVar("T")
-GRID_DAYS = 29
+GRID_DAYS = 29  # today and the 28 days before: the longest window any rule reads
 # Point rules look back 24 h; a little more history keeps sessions at the edge whole.
-LOOKBACK_MARGIN_H = 26.0  # today and the 28 days before: the longest window any rule reads
+LOOKBACK_MARGIN_H = 26.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,18 +424,21 @@ def d8(ctx: Context, p: Params) -> Occurrences:
     w, count = _cgm_14d(ctx)
     n = ctx.cohort.n
 
-    # Per patient sums over contiguous segments (reduceat), one pass per glucose band.
+    # One pass assigns each reading its glucose band (<3.0, 3.0-3.9, 3.9-10, 10-13.9, >13.9;
+    # censored LOW/HIGH fall in the outer bands), one bincount counts (patient, band).
     v = w.v
+    band = (v >= 3.0).view(np.int8) + (v >= 3.9).view(np.int8) + (v > 10.0).view(np.int8) + (v > 13.9).view(np.int8)
+    by_band = np.bincount(w.pat * 5 + band, minlength=n * 5).reshape(n, 5).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        tbr30 = segment_sums(w, n, v < 3.0) / count * 100
-        tbr39 = segment_sums(w, n, v < 3.9) / count * 100
-        tar10 = segment_sums(w, n, v > 10.0) / count * 100
-        tar139 = segment_sums(w, n, v > 13.9) / count * 100
-        tir = 100 - tbr39 - tar10
-        # CV from the numeric values only: a censored LOW/HIGH has no magnitude.
-        fin = np.isfinite(v)
-        fv = np.where(fin, v, 0.0)
-        k = segment_sums(w, n, fin)
+        frac = by_band / count[:, None] * 100
+    tbr30, tbr39 = frac[:, 0], frac[:, 0] + frac[:, 1]
+    tir = frac[:, 2]
+    tar10, tar139 = frac[:, 3] + frac[:, 4], frac[:, 4]
+    # CV from the numeric values only: a censored LOW/HIGH has no magnitude.
+    cens = np.isinf(v)
+    k = count - np.bincount(w.pat[cens], minlength=n)
+    fv = np.where(cens, 0.0, v)
+    with np.errstate(invalid="ignore", divide="ignore"):
         mean = segment_sums(w, n, fv) / k
         var = (segment_sums(w, n, fv * fv) - k * mean * mean) / (k - 1)
         cv = np.sqrt(np.maximum(var, 0.0)) / mean * 100
@@ -579,8 +582,9 @@ def hf4(ctx: Context, p: Params) -> Occurrences:
     return Occurrences.from_grid(np.where(alarm, MEDIUM, NONE), mt, mw - base.median[:, None])
 
 
-def _bp_sessions(ctx: Context, key: str) -> Sessions:
-    return ctx.cached("sess:" + key, lambda: sessions(ctx.s(key), SESSION_GAP_S))
+def _bp_sessions(ctx: Context, key: str, hours: float | None = LOOKBACK_MARGIN_H) -> Sessions:
+    """Sessions of the last ``hours`` (point rules need a day, not the whole 28-day load)."""
+    return ctx.cached(f"sess:{key}@{hours}", lambda: sessions(ctx.s(key, hours), SESSION_GAP_S))
 
 
 @rule(
@@ -897,8 +901,8 @@ def c6(ctx: Context, p: Params) -> Occurrences:
 # ---------------------------------------------------------------- asthma
 
 
-def _pef_sessions(ctx: Context) -> Sessions:
-    return ctx.cached("pefs", lambda: sessions(ctx.s(PEF), SESSION_GAP_S))
+def _pef_sessions(ctx: Context, hours: float | None = LOOKBACK_MARGIN_H) -> Sessions:
+    return ctx.cached(f"pefs@{hours}", lambda: sessions(ctx.s(PEF, hours), SESSION_GAP_S))
 
 
 def _pef_zone(ctx: Context, rule_id: str, sev: int, lower_rule: str | None) -> Occurrences:
@@ -943,7 +947,7 @@ def a3(ctx: Context, p: Params) -> Occurrences:
     severities="medium; baseline = personal best, else median of days −28..−8 (≥ 7 days)",
 )
 def a4(ctx: Context, p: Params) -> Occurrences:
-    ss = _pef_sessions(ctx)
+    ss = _pef_sessions(ctx, None)
     best = Series(ss.pat, ss.t, ss.max)
     mpef, mt = daily_first(best, ctx.grid, ctx.cohort.n)
     med = baselines.median_mad(mpef).median
@@ -1102,7 +1106,7 @@ def h4(ctx: Context, p: Params) -> Occurrences:
     high_day = np.zeros((n, ctx.grid.n_days), dtype=bool)
     last_t = np.full((n, ctx.grid.n_days), np.nan)
     for key, name in ((SYSTOLIC, "systolic_mmhg"), (DIASTOLIC, "diastolic_mmhg")):
-        ss = _bp_sessions(ctx, key)
+        ss = _bp_sessions(ctx, key, 8 * 24.0)
         hit = ss.mean >= p(name)[ss.pat]
         d = ctx.grid.day_of(ss.t)
         m = hit & (d >= 0)

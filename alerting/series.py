@@ -272,23 +272,26 @@ def rolling_mean(grid: F64, first_lag: int, last_lag: int, min_count: int) -> F6
 
     Prefix sums over the day axis make every window O(1) per cell.
     """
-    n_pat, n_days = grid.shape
-    # Work day-major (days × patients, contiguous per day): numpy's cumsum along the
-    # patients-major grid's short axis is several times slower.
-    g = np.ascontiguousarray(grid.T)
+    _n_pat, n_days = grid.shape
+    out = np.full(grid.shape, np.nan)
+    # Only patients with any value in the grid (most have none of a given kind).
+    rows = np.flatnonzero(~np.all(np.isnan(grid), axis=1))
+    if len(rows) == 0:
+        return out
+    g = grid[rows]
     have = ~np.isnan(g)
-    csum = np.zeros((n_days + 1, n_pat))
-    ccnt = np.zeros((n_days + 1, n_pat))
-    np.cumsum(np.where(have, g, 0.0), axis=0, out=csum[1:])
-    np.cumsum(have, axis=0, out=ccnt[1:])
+    csum = np.zeros((len(rows), n_days + 1))
+    ccnt = np.zeros((len(rows), n_days + 1))
+    np.cumsum(np.where(have, g, 0.0), axis=1, out=csum[:, 1:])
+    np.cumsum(have, axis=1, out=ccnt[:, 1:])
     c = np.arange(n_days)
     hi = np.clip(c - first_lag + 1, 0, n_days)
     lo = np.clip(c - last_lag, 0, n_days)
-    tot = csum[hi] - csum[lo]
-    cnt = ccnt[hi] - ccnt[lo]
+    tot = csum[:, hi] - csum[:, lo]
+    cnt = ccnt[:, hi] - ccnt[:, lo]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where((cnt >= max(min_count, 1)) & (hi > lo)[:, None], tot / np.maximum(cnt, 1), np.nan)
-    return np.ascontiguousarray(out.T)
+        out[rows] = np.where((cnt >= max(min_count, 1)) & (hi > lo), tot / np.maximum(cnt, 1), np.nan)
+    return out
 
 
 def segment_sums(s: Series, n_patients: int, x: NDArray[np.generic] | None) -> F64:
