@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,11 @@ MAX_EVIDENCE_READINGS = 50
 
 @dataclass(frozen=True)
 class Finding:
-    """A rule's condition holds for a patient: the most severe (then newest) occurrence in its lookback."""
+    """A rule's condition holds for a patient: the most severe (then newest) occurrence in its lookback.
+
+    The evidence (thresholds in force with their source, the triggering readings) is built on
+    first access: a sweep over a region yields many findings whose alerts need no change.
+    """
 
     patient: int
     rule_id: str
@@ -28,7 +33,11 @@ class Finding:
     at: float
     value: float
     since: float
-    evidence: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    make_evidence: Callable[[], dict[str, Any]] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def evidence(self) -> dict[str, Any]:
+        return self.make_evidence() if self.make_evidence is not None else {}
 
     @property
     def key(self) -> tuple[int, str, str, float]:
@@ -121,8 +130,12 @@ def evaluate(
         for k in range(len(best.pat)):
             i, sev, at = int(best.pat[k]), int(best.sev[k]), float(best.at[k])
             val, since = float(best.value[k]), float(best.since[k])
-            ev = evidence_for(rule, params, data, i, sev=sev, at=at, value=val, since=since) if with_evidence else {}
-            findings.append(Finding(i, rule.id, SEVERITIES[sev], at, val, since, ev))
+            make = (
+                partial(evidence_for, rule, params, data, i, sev=sev, at=at, value=val, since=since)
+                if with_evidence
+                else None
+            )
+            findings.append(Finding(i, rule.id, SEVERITIES[sev], at, val, since, make))
     return findings
 
 
