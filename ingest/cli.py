@@ -1,0 +1,32 @@
+"""``egenmon-ingest``: apply the schema, run the ingest worker."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from ingest.logs import configure
+from ingest.schema import migrate as migrate_schema
+from ingest.service import IngestService
+from ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+app = typer.Typer(add_completion=False, help="egenmon ingest: MQTT readings into PostgreSQL.", no_args_is_help=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (DATABASE_URL) up to the newest revision."""
+    settings = IngestSettings()
+    configure(settings.log_level)
+    mode = migrate_schema(settings.database_url)
+    typer.echo(f"schema up to date (storage: {mode})")
+
+
+@app.command()
+def run() -> None:
+    """Consume readings from MQTT_URL into DATABASE_URL until SIGTERM/SIGINT."""
+    settings = IngestSettings()
+    configure(settings.log_level)
+    IngestService(settings).run_forever()
