@@ -235,6 +235,7 @@ def score_cmd(
                 [
                     {
                         "condition": r.condition.value,
+                        "episode_type": r.episode_type,
                         "rule": r.rule_id,
                         "episodes": r.episodes,
                         "detected": r.detected,
@@ -252,7 +253,7 @@ def score_cmd(
     cells = format_rows(rows)
     table = Table(title=f"{len(episodes)} episodes, {len(alerts)} alerts, {observed_days:.0f} days")
     for h in cells[0]:
-        table.add_column(h, justify="left" if h in {"condition", "rule"} else "right")
+        table.add_column(h, justify="left" if h in {"condition", "episode", "rule"} else "right")
     for row in cells[1:]:
         table.add_row(*row)
     out = Console()

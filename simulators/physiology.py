@@ -189,8 +189,8 @@ def draw_diabetes_params(rng: np.random.Generator, *, type1: bool) -> Params:
     return {
         "type1": 1.0 if type1 else 0.0,
         "mean_mmol_l": rng.normal(8.0, 0.6) if type1 else rng.normal(7.4, 0.5),
-        "meal_rise_mmol_l": rng.uniform(3.0, 4.3) if type1 else rng.uniform(1.8, 2.8),
-        "drift_sd_mmol_l": rng.uniform(0.8, 1.2) if type1 else rng.uniform(0.4, 0.7),
+        "meal_rise_mmol_l": rng.uniform(2.6, 3.6) if type1 else rng.uniform(1.8, 2.8),
+        "drift_sd_mmol_l": rng.uniform(0.7, 1.0) if type1 else rng.uniform(0.4, 0.7),
         "dawn_mmol_l": rng.uniform(0.3, 1.0),
         "hypo_rate_per_day": 0.25 if type1 else 0.04,
         "hyper_rate_per_day": 0.12 if type1 else 0.08,

@@ -7,7 +7,7 @@ Definitions (also in simulators/README.md):
   per condition (``DEFAULT_WINDOWS``). ``before`` admits rules that notice the first small
   change a little early (noise); ``after`` admits confirmations that need the next day's
   measurement. An alert matching no episode is a **false alert**.
-* **Sensitivity** of a rule for a condition: the share of that condition's episodes
+* **Sensitivity** of a rule for a condition and episode type: the share of those episodes
   matched by at least one alert of the rule (the ``*`` row: by any rule).
 * **Detection lead time**: episode ``end`` minus the opened time of the first matching
   alert. ``end`` is the clinically meaningful point: for slow deteriorations (heart
@@ -106,6 +106,7 @@ def match_alerts(
 @dataclass(frozen=True)
 class RuleScore:
     condition: Condition
+    episode_type: str  # "-" when the condition had no episodes
     rule_id: str
     episodes: int
     detected: int
@@ -126,10 +127,12 @@ def score(
     days: float,
     windows: dict[Condition, Window] | None = None,
 ) -> list[RuleScore]:
-    """Per condition and rule (plus ``*`` for any rule): the figures defined above.
+    """Per condition, episode type and rule (plus ``*`` for any rule): the figures above.
 
-    ``conditions`` maps every enrolled patient (pseudonym) to their conditions; alerts of
-    patients not in it are ignored (another cohort's, or real patients').
+    Sensitivity and lead time are per episode type (a hypoglycaemia rule is not expected
+    to find hyperglycaemia); false and staff-reviewed alerts per patient-month are per
+    rule, so they repeat on each episode type's row. ``conditions`` maps every enrolled
+    patient (pseudonym) to their conditions; alerts of other patients are ignored.
     """
     matching = match_alerts(alerts, episodes, windows)
     months_per_patient = days / DAYS_PER_MONTH
@@ -138,35 +141,46 @@ def score(
         patients = {p for p, cs in conditions.items() if condition in cs}
         if not patients:
             continue
-        ep_idx = [k for k, e in enumerate(episodes) if e.condition is condition and e.patient in patients]
+        ep_all = [k for k, e in enumerate(episodes) if e.condition is condition and e.patient in patients]
+        types = sorted({episodes[k].type for k in ep_all}) or ["-"]
         a_idx = [k for k, a in enumerate(alerts) if a.patient in patients]
+        a_set = set(a_idx)
         rules = sorted({alerts[k].rule_id for k in a_idx})
         patient_months = len(patients) * months_per_patient
-        for rule in [*rules, ANY_RULE]:
-            mine = [k for k in a_idx if rule in (ANY_RULE, alerts[k].rule_id)]
-            mine_set = set(mine)
-            leads: list[float] = []
-            detected = 0
-            for k in ep_idx:
-                hits = [a for a in matching.alerts_of_episode[k] if a in mine_set]
-                if hits:
-                    detected += 1
-                    first = min(alerts[a].opened_at for a in hits)
-                    leads.append((episodes[k].end - first).total_seconds() / 3600)
-            false = sum(1 for k in mine if matching.episode_of_alert[k] is None)
-            reviewed = sum(1 for k in mine if alerts[k].severity != "info")
-            rows.append(
-                RuleScore(
-                    condition=condition,
-                    rule_id=rule,
-                    episodes=len(ep_idx),
-                    detected=detected,
-                    median_lead_h=statistics.median(leads) if leads else None,
-                    false_per_patient_month=false / patient_months if patient_months else 0.0,
-                    reviewed_per_patient_month=reviewed / patient_months if patient_months else 0.0,
-                    alerts=len(mine),
+        # A rule that finds one type of episode is not listed under the other types.
+        finds = {
+            (episodes[k].type, alerts[a].rule_id) for k in ep_all for a in matching.alerts_of_episode[k] if a in a_set
+        }
+        found_types = {rule: {t for t, r in finds if r == rule} for rule in rules}
+        for ep_type in types:
+            ep_idx = [k for k in ep_all if episodes[k].type == ep_type]
+            listed = [r for r in rules if not found_types[r] or ep_type in found_types[r]]
+            for rule in [*listed, ANY_RULE]:
+                mine = [k for k in a_idx if rule in (ANY_RULE, alerts[k].rule_id)]
+                mine_set = set(mine)
+                leads: list[float] = []
+                detected = 0
+                for k in ep_idx:
+                    hits = [a for a in matching.alerts_of_episode[k] if a in mine_set]
+                    if hits:
+                        detected += 1
+                        first = min(alerts[a].opened_at for a in hits)
+                        leads.append((episodes[k].end - first).total_seconds() / 3600)
+                false = sum(1 for k in mine if matching.episode_of_alert[k] is None)
+                reviewed = sum(1 for k in mine if alerts[k].severity != "info")
+                rows.append(
+                    RuleScore(
+                        condition=condition,
+                        episode_type=ep_type,
+                        rule_id=rule,
+                        episodes=len(ep_idx),
+                        detected=detected,
+                        median_lead_h=statistics.median(leads) if leads else None,
+                        false_per_patient_month=false / patient_months if patient_months else 0.0,
+                        reviewed_per_patient_month=reviewed / patient_months if patient_months else 0.0,
+                        alerts=len(mine),
+                    )
                 )
-            )
     return rows
 
 
@@ -184,13 +198,26 @@ def load_alerts(database_url: str, patients: Iterable[str] | None = None) -> lis
 
 def format_rows(rows: Sequence[RuleScore]) -> list[list[str]]:
     """Table cells for printing (header first)."""
-    out = [["condition", "rule", "episodes", "detected", "sensitivity", "median lead h", "false/pm", "reviewed/pm"]]
+    out = [
+        [
+            "condition",
+            "episode",
+            "rule",
+            "episodes",
+            "detected",
+            "sensitivity",
+            "median lead h",
+            "false/pm",
+            "reviewed/pm",
+        ]
+    ]
     for r in rows:
         sens = "-" if r.sensitivity is None else f"{100 * r.sensitivity:.0f}%"
         lead = "-" if r.median_lead_h is None else f"{r.median_lead_h:.1f}"
         out.append(
             [
                 r.condition.value,
+                r.episode_type,
                 r.rule_id,
                 str(r.episodes),
                 str(r.detected),

@@ -63,7 +63,9 @@ def test_seed_fleet_and_score_end_to_end(tmp_path: Path, database_url: str, mqtt
             (ep.start + (ep.end - ep.start) / 2, ep.patient),
         )
     scored = json.loads(run("score", "--labels", str(labels), "--json", env=env).stdout)
-    row = next(r for r in scored if r["condition"] == ep.condition.value and r["rule"] == "X1")
+    row = next(
+        r for r in scored if r["condition"] == ep.condition.value and r["episode_type"] == ep.type and r["rule"] == "X1"
+    )
     assert row["detected"] == 1
     assert row["median_lead_h"] > 0
     table = run("score", "--labels", str(labels), env=env).stdout

@@ -60,6 +60,7 @@ def test_score_sensitivity_lead_time_and_burden() -> None:
     conditions = dict.fromkeys("ABCD", (Condition.HEART_FAILURE,))
     conditions["E"] = (Condition.COPD,)
     rows = {(r.condition, r.rule_id): r for r in score(alerts, eps, conditions, days=30.44)}
+    assert {r.episode_type for r in rows.values() if r.condition is Condition.HEART_FAILURE} == {"decompensation"}
     hf1 = rows[(Condition.HEART_FAILURE, "HF1")]
     assert (hf1.episodes, hf1.detected) == (3, 2)
     assert hf1.sensitivity == pytest.approx(2 / 3)
@@ -75,9 +76,23 @@ def test_score_sensitivity_lead_time_and_burden() -> None:
     copd = rows[(Condition.COPD, ANY_RULE)]
     assert copd.episodes == 0
     assert copd.sensitivity is None
+    assert copd.episode_type == "-"
     cells = format_rows(list(rows.values()))
     assert cells[0][0] == "condition"
-    assert any(c[1] == "HF1" and c[4] == "67%" for c in cells)
+    assert any(c[2] == "HF1" and c[5] == "67%" for c in cells)
+
+
+def test_sensitivity_is_per_episode_type() -> None:
+    eps = [
+        Episode("A", Condition.DIABETES_T1, "hypoglycaemia", T0, T0 + 2 * H),
+        Episode("A", Condition.DIABETES_T1, "hyperglycaemia", T0 + 20 * H, T0 + 26 * H),
+    ]
+    alerts = [AlertRecord("A", "D1", T0 + H), AlertRecord("A", "D7", T0 + 21 * H, severity="low")]
+    rows = {(r.episode_type, r.rule_id): r for r in score(alerts, eps, {"A": (Condition.DIABETES_T1,)}, days=10)}
+    assert rows[("hypoglycaemia", "D1")].sensitivity == 1.0
+    assert ("hyperglycaemia", "D1") not in rows  # a rule is listed under the types it finds
+    assert rows[("hyperglycaemia", "D7")].sensitivity == 1.0
+    assert rows[("hyperglycaemia", ANY_RULE)].detected == 1
 
 
 def test_load_alerts_from_the_database(database_url: str) -> None:
