@@ -172,7 +172,7 @@ def prime_ingest(fleet: Fleet, database_url: str, timeout_s: float) -> bool:
     sql = f"SELECT count(*) FROM observation WHERE patient_id = '{patient.patient_id}'"
 
     def stored() -> bool:
-        fleet._send(state, docs)
+        fleet.send(state, docs)
         fleet.publisher.flush()
         return count(database_url, sql) > 0
 
@@ -208,6 +208,8 @@ def main(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Also when started with SIGINT ignored (a background job of a script): Ctrl-C stops.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         database_url = os.environ.get("DATABASE_URL")
         if not database_url:

@@ -260,7 +260,7 @@ class Fleet:
     def __post_init__(self) -> None:
         self._limiter = _RateLimiter(self.rate)
 
-    def _send(self, state: GatewayState, docs: list[dict[str, Any]]) -> None:
+    def send(self, state: GatewayState, docs: list[dict[str, Any]]) -> None:
         for topic, payload, n in batches(state, docs, self.batch_size):
             self._limiter.wait()
             self.publisher.publish(topic, payload)
@@ -276,7 +276,7 @@ class Fleet:
         for patient in self.cohort.patients:
             state = GatewayState(patient, self.cohort.series(patient))
             self.states.append(state)
-            self._send(state, gateway_readings(patient, state.sim, lo, hi))
+            self.send(state, gateway_readings(patient, state.sim, lo, hi))
             self.stats.gateways += 1
             if progress:
                 progress(self.stats.gateways, self.stats.readings)
@@ -293,7 +293,7 @@ class Fleet:
         for state in self.states:
             docs = gateway_readings(state.patient, state.sim, a, b)
             if docs:
-                self._send(state, docs)
+                self.send(state, docs)
         return self.stats.readings - before
 
     def live(
