@@ -35,8 +35,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from device_profiles.messages import DeviceStatus, GatewayStatus
 from device_profiles.vocabulary import COMPONENTS
-from device_profiles.wire import MAX_READINGS_PER_MESSAGE, SCHEMA_VERSION, reading_id, readings_topic
+from device_profiles.wire import MAX_READINGS_PER_MESSAGE, SCHEMA_VERSION, reading_id, readings_topic, status_topic
 from simulators.cohort import Cohort, PatientSpec
 from simulators.errors import SimulatorError
 from simulators.series import IntArray, KindSeries, PatientSeries, Quirk
@@ -191,10 +192,10 @@ class Publisher:
             self._error = str(reason)
         self._connected.set()
 
-    def publish(self, topic: str, payload: bytes) -> None:
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         if self._client is None:
             raise FleetError("publisher is not connected")
-        info = self._client.publish(topic, payload, qos=1)
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise FleetError(f"publish failed: {mqtt.error_string(info.rc)}")
         self._pending.append(info)
@@ -214,6 +215,23 @@ class Publisher:
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
+
+
+def status_message(patient: PatientSpec, at: datetime, uptime_s: float) -> bytes:
+    """The retained heartbeat a gateway publishes: online, outbox empty, its devices."""
+    status = GatewayStatus(
+        gateway_id=patient.gateway_id,
+        sent_at=at,
+        version="sim-1",
+        uptime_s=uptime_s,
+        outbox_depth=0,
+        outbox_capacity=100_000,
+        devices=[
+            DeviceStatus(address=d.address, model=d.model, kind=d.kind.value, last_seen_at=at, battery_pct=80)
+            for d in patient.devices
+        ],
+    )
+    return status.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 @dataclass
@@ -254,6 +272,7 @@ class Fleet:
     publisher: Publisher
     batch_size: int = 288  # a day of CGM per message
     rate: float = 0.0  # messages per second; 0 = as fast as the broker acknowledges
+    status: bool = True  # publish each gateway's retained status (the clinic's gateway page)
     states: list[GatewayState] = field(default_factory=list)
     stats: FleetStats = field(default_factory=FleetStats)
 
@@ -277,6 +296,10 @@ class Fleet:
             state = GatewayState(patient, self.cohort.series(patient))
             self.states.append(state)
             self.send(state, gateway_readings(patient, state.sim, lo, hi))
+            if self.status:
+                self.publisher.publish(
+                    status_topic(patient.gateway_id), status_message(patient, until, hi - lo), retain=True
+                )
             self.stats.gateways += 1
             if progress:
                 progress(self.stats.gateways, self.stats.readings)

@@ -13,6 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from deploy.localstack import free_port
+from device_profiles.messages import GatewayStatus
 from device_profiles.wire import (
     ReadingBatch,
     gateway_id_from_topic,
@@ -34,7 +35,7 @@ class Collector:
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.ready.set()
-        self.client.on_connect = lambda c, *a: c.subscribe("egenmon/v1/gw/+/readings", qos=1)
+        self.client.on_connect = lambda c, *a: c.subscribe("egenmon/v1/gw/+/+", qos=1)
         self.client.connect(host, int(port))
         self.client.loop_start()
         assert self.ready.wait(10)
@@ -47,7 +48,11 @@ class Collector:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self.lock:
-                got = sum(len(ReadingBatch.model_validate_json(p).readings) for _, p in self.messages)
+                got = sum(
+                    len(ReadingBatch.model_validate_json(p).readings)
+                    for t, p in self.messages
+                    if t.endswith("/readings")
+                )
             if got >= n_readings:
                 return
             time.sleep(0.1)
@@ -77,7 +82,15 @@ def test_backfill_publishes_valid_batches_for_every_gateway(mqtt_url: str) -> No
     per_gateway: dict[str, list[int]] = defaultdict(list)
     ids: list[uuid.UUID] = []
     flags: set[str] = set()
+    statuses = {}
+    ours = {p.gateway_id for p in cohort.patients}
     for topic, payload in collector.messages:
+        if gateway_id_from_topic(topic.rsplit("/", 1)[0] + "/readings") not in ours:
+            continue  # retained status of another test's gateways
+        if topic.endswith("/status"):
+            status = GatewayStatus.model_validate_json(payload)
+            statuses[status.gateway_id] = status
+            continue
         gw = gateway_id_from_topic(topic)
         env = parse_envelope(payload, gw)  # the two-step parse ingest uses
         batch = ReadingBatch.model_validate_json(payload)
@@ -90,6 +103,8 @@ def test_backfill_publishes_valid_batches_for_every_gateway(mqtt_url: str) -> No
             ids.append(r.reading_id)
             flags.update(r.flags)
     assert set(per_gateway) == {p.gateway_id for p in cohort.patients}
+    assert set(statuses) == set(per_gateway)
+    assert all(len(s.devices) >= 1 for s in statuses.values())
     for seqs in per_gateway.values():
         assert seqs == sorted(seqs)
         assert len(set(seqs)) == len(seqs)
