@@ -39,7 +39,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port
 from device_profiles.vocabulary import Condition
 from ingest.schema import migrate
-from simulators.cohort import DEFAULT_MIX, Cohort, CohortConfig, generate_cohort, write_labels
+from simulators.cohort import (
+    DEFAULT_MIX,
+    Cohort,
+    CohortConfig,
+    generate_cohort,
+    shift_to_recent_episode,
+    write_labels,
+)
 from simulators.fleet import Fleet, GatewayState, Publisher, gateway_readings
 from simulators.physiology import Habits
 from simulators.scoring import AlertRecord, load_alerts, match_alerts
@@ -194,7 +201,8 @@ def main(
 ) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if smoke:
-        patients, days = min(patients, 8), min(days, 7)
+        # Long enough for slow episodes (they start after 8-10 days of baseline).
+        patients, days = min(patients, 8), min(days, 14)
     started: list[LocalPostgres | LocalMosquitto] = []
     children = Children(state_dir / "logs")
     checks: list[Check] = []
@@ -238,6 +246,11 @@ def main(
         config = CohortConfig(
             patients, seed=seed, start=now - timedelta(days=days), days=days + 7, habits=habits, mix=mix
         )
+        if smoke:
+            # The engine evaluates at the current time: let an episode end just now.
+            config, recent = shift_to_recent_episode(config, now)
+            if recent is not None:
+                console.print(f"  smoke: a labelled {recent.type} ends at {recent.end:%Y-%m-%d %H:%M} UTC")
         with step(f"Seeding a demo region with {patients} simulated patients"):
             cohort = generate_cohort(config)
             seed_result = seed_database(database_url, cohort)

@@ -239,6 +239,41 @@ def generate_cohort(config: CohortConfig) -> Cohort:
     return Cohort(config, [make_patient(config, i) for i in range(config.n_patients)])
 
 
+# Episodes whose rules read the last days' measurements, most robustly detected first.
+RECENT_EPISODE_PREFERENCE = ("exacerbation", "hypertensive_episode", "decompensation")
+
+
+def shift_to_recent_episode(
+    config: CohortConfig, now: datetime, types: tuple[str, ...] = RECENT_EPISODE_PREFERENCE
+) -> tuple[CohortConfig, Episode | None]:
+    """Move the cohort's start by whole days so an episode ends within the day before ``now``.
+
+    A platform that evaluates rules at the current time then has an episode to find at
+    once (the demo's smoke run). Whole days keep every series identical relative to the
+    start, so the episode is the same one; the shift may be earlier or later. Returns the
+    shifted config and that episode.
+    """
+    cohort = generate_cohort(config)
+    candidates = [e for e in cohort.episodes() if e.type in types]
+    if not candidates:
+        return config, None
+    rank = {t: i for i, t in enumerate(types)}
+    # Prefer the preferred type; among those, the one needing the smallest shift.
+    best = min(candidates, key=lambda e: (rank[e.type], abs(now - e.end)))
+    shift_days = (now - best.end) // timedelta(days=1)
+    shift = timedelta(days=shift_days)
+    moved = CohortConfig(
+        n_patients=config.n_patients,
+        seed=config.seed,
+        start=config.start + shift,
+        days=config.days,
+        mix=config.mix,
+        habits=config.habits,
+        gateway_prefix=config.gateway_prefix,
+    )
+    return moved, Episode(best.patient, best.condition, best.type, best.start + shift, best.end + shift)
+
+
 def write_labels(cohort: Cohort, path: Path) -> int:
     """Write the cohort's patients and labelled episodes as JSON; return the episode count."""
     episodes = cohort.episodes()

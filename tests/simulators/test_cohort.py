@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +17,12 @@ from simulators.cohort import (
     luhn_check_digit,
     make_patient,
     read_labels,
+    shift_to_recent_episode,
     skatteverket_test_pnr,
     write_labels,
 )
 from simulators.errors import SimulatorError
+from simulators.physiology import Habits
 from simulators.seed import DEMO_STAFF, seed_database
 
 
@@ -122,3 +124,20 @@ def test_seed_database_writes_rows_ingest_can_attribute(database_url: str) -> No
         assert pnr == (p.personnummer,)
         n_dev = conn.execute("SELECT count(*) FROM device").fetchone()
         assert n_dev == (sum(len(q.devices) for q in cohort.patients),)
+
+
+def test_shift_to_recent_episode_keeps_the_series_and_ends_an_episode_now() -> None:
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    config = CohortConfig(8, seed=1, start=now - timedelta(days=14), days=21, habits=Habits(episode_rate_scale=3))
+    moved, episode = shift_to_recent_episode(config, now)
+    assert episode is not None
+    assert now - timedelta(days=1) < episode.end <= now
+    shift = moved.start - config.start
+    assert shift % timedelta(days=1) == timedelta(0)
+    # Same episodes, moved by the same whole days.
+    before = generate_cohort(config).episodes()
+    after = generate_cohort(moved).episodes()
+    assert [(e.patient, e.type, e.start + shift, e.end + shift) for e in before] == [
+        (e.patient, e.type, e.start, e.end) for e in after
+    ]
+    assert episode in after
