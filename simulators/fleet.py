@@ -80,7 +80,9 @@ def kind_readings(patient: PatientSpec, series: KindSeries, lo: int, hi: int) ->
     unset = quirk == Quirk.CLOCK_UNSET
     device_stamp = list(measured)
     if unset.any():
-        offsets = (t[unset] - t.min()) % (30 * 86_400)
+        # Time since the (simulated) battery change: a function of the reading alone, so
+        # the reading id does not depend on which window of the series is published.
+        offsets = t[unset] % (30 * 86_400)
         stamps = _iso((DEVICE_EPOCH.astype(np.int64) + offsets).astype(np.int64))
         for k, idx in enumerate(np.flatnonzero(unset).tolist()):
             device_stamp[idx] = stamps[k]

@@ -219,8 +219,9 @@ def simulate_diabetes(
         size = rng.lognormal(0.0, 0.3, size=mt.size)
         np.add.at(impulses, ((mt - start_s) // CGM_STEP_S).astype(np.int64), size)
     g = g + params["meal_rise_mmol_l"] * np.convolve(impulses, _meal_kernel())[:n]
-    # Slow drift: insulin sensitivity, activity, illness (AR(1) with a ~2 h memory).
-    g = g + _ar1(rng, n, 0.96, params["drift_sd_mmol_l"])
+    # Slow drift: insulin sensitivity, activity, illness. AR(1) with a ~5 h memory, so
+    # 15-min slopes from drift alone stay mostly below the D6 rate-of-change thresholds.
+    g = g + _ar1(rng, n, 0.985, params["drift_sd_mmol_l"])
     g = np.maximum(g, 4.2)
 
     scale = habits.episode_rate_scale
