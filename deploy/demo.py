@@ -266,6 +266,7 @@ def main(
             "MQTT_URL": mqtt_url,
             # Two ingest workers on one machine: let each pick a free metrics port.
             "EGENMON_INGEST_METRICS_PORT": "0",
+            "EGENMON_ALERTING_METRICS_PORT": str(free_port()),
             "EGENMON_CLINIC_HOST": "127.0.0.1",
             "EGENMON_CLINIC_PORT": str(port),
             "EGENMON_CLINIC_DEMO": "1",
