@@ -148,3 +148,23 @@ def test_unreachable_broker_is_a_fleet_error() -> None:
         Publisher(f"mqtt://127.0.0.1:{free_port()}").connect(timeout_s=2)
     with pytest.raises(FleetError):
         Publisher("http://example.invalid").connect()
+
+
+def test_live_runs_simulated_time_faster_and_stops_when_told(mqtt_url: str) -> None:
+    cohort = generate_cohort(CohortConfig(2, seed=14, days=3, gateway_prefix=f"v{uuid.uuid4().hex[:6]}"))
+    publisher = Publisher(mqtt_url)
+    publisher.connect()
+    stop = threading.Event()
+    try:
+        fleet = Fleet(cohort, publisher)
+        start = cohort.config.start + timedelta(days=1)
+        # One simulated hour per wall-clock second, stopped by a timer as Ctrl-C would.
+        threading.Timer(2.5, stop.set).start()
+        t0 = time.monotonic()
+        stats = fleet.live(start, speed=3600, tick_s=0.2, stop=stop)
+        elapsed = time.monotonic() - t0
+    finally:
+        publisher.close()
+    assert 2.0 < elapsed < 10
+    # Two simulated hours of two patients: CGM alone gives ~24 readings an hour.
+    assert stats.readings >= 30
