@@ -58,6 +58,7 @@ console = Console()
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".state"
+STATE_MARKER = ".egenmon-demo"
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,14 @@ def main(
     live_thread: threading.Thread | None = None
     publishers: list[Publisher] = []
     if fresh and state_dir.exists():
+        # Only ever delete a directory this demo made (a mistyped --state-dir must not
+        # cost anyone their files).
+        if any(state_dir.iterdir()) and not (state_dir / STATE_MARKER).exists():
+            console.print(f"[red]{state_dir} is not an egenmon demo state directory; not deleting it[/red]")
+            raise typer.Exit(2)
         shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / STATE_MARKER).touch()
 
     def on_term(*_: Any) -> None:
         raise KeyboardInterrupt

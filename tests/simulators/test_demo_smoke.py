@@ -92,3 +92,20 @@ def test_demo_exits_1_when_a_step_fails(state_dir: Path) -> None:
     )
     assert result.returncode != 0
     assert _processes_mentioning(str(state), -1) == []
+
+
+def test_demo_refuses_to_delete_a_directory_it_did_not_make(state_dir: Path) -> None:
+    state_dir.mkdir(parents=True)
+    precious = state_dir / "thesis.txt"
+    precious.write_text("keep me")
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.demo", "--smoke", "--state-dir", str(state_dir)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert precious.read_text() == "keep me"
