@@ -37,7 +37,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port
-from device_profiles.vocabulary import Condition
 from ingest.schema import migrate
 from simulators.cohort import (
     DEFAULT_MIX,
@@ -247,12 +246,8 @@ def main(
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         # Smoke: more episodes, so one certainly falls inside the short history.
         habits = Habits(episode_rate_scale=3.0) if smoke else Habits()
-        mix: dict[Condition, float] = {
-            Condition.DIABETES_T1: 3.0,
-            **{c: 1.0 for c in DEFAULT_MIX if c is not Condition.DIABETES_T1},
-        }
         config = CohortConfig(
-            patients, seed=seed, start=now - timedelta(days=days), days=days + 7, habits=habits, mix=mix
+            patients, seed=seed, start=now - timedelta(days=days), days=days + 7, habits=habits, mix=dict(DEFAULT_MIX)
         )
         if smoke:
             # The engine evaluates at the current time: let an episode end just now.
