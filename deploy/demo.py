@@ -50,6 +50,7 @@ from simulators.fleet import Fleet, GatewayState, Publisher, gateway_readings
 from simulators.physiology import Habits
 from simulators.scoring import AlertRecord, load_alerts, match_alerts
 from simulators.seed import DEMO_STAFF, seed_database
+from simulators.series import Episode
 
 log = logging.getLogger("egenmon.demo")
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -159,11 +160,12 @@ def count(database_url: str, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
-def matched_alerts(database_url: str, cohort: Cohort) -> list[AlertRecord]:
+def matched_alerts(database_url: str, cohort: Cohort) -> list[tuple[AlertRecord, Episode]]:
+    """Alerts in the database that match a labelled episode, with that episode."""
     episodes = cohort.episodes()
     alerts = load_alerts(database_url, [p.pseudonym for p in cohort.patients])
     m = match_alerts(alerts, episodes)
-    return [a for a, e in zip(alerts, m.episode_of_alert, strict=True) if e is not None]
+    return [(a, episodes[e]) for a, e in zip(alerts, m.episode_of_alert, strict=True) if e is not None]
 
 
 def prime_ingest(fleet: Fleet, database_url: str, timeout_s: float) -> bool:
@@ -325,7 +327,9 @@ def main(
             with step("Waiting for an alert on a labelled episode"):
                 ok = wait_until(lambda: bool(matched_alerts(database_url, cohort)), smoke_timeout, interval_s=2.0)
             n_alerts = count(database_url, "SELECT count(*) FROM alert")
-            checks.append(Check("alert on labelled episode", "pass" if ok else "fail", f"{n_alerts} alerts open"))
+            found = sorted({f"{a.rule_id} on {e.type}" for a, e in matched_alerts(database_url, cohort)})
+            detail = f"{n_alerts} alerts; matching: {', '.join(found[:5]) or 'none'}"
+            checks.append(Check("alert on labelled episode", "pass" if ok else "fail", detail))
         base_url = f"http://127.0.0.1:{port}"
         if present["clinic_api"]:
             with step("Waiting for the clinic pages"):
