@@ -122,12 +122,9 @@ class Publisher:
             return
         logger.info("mqtt_connected session_present=%s", flags.session_present)
         client.subscribe(config_topic(self.broker.gateway_id), qos=1)
-        with self._lock:
-            if not flags.session_present:
-                # The broker forgot our in-flight messages: send those batches again.
-                self._inflight.clear()
-                self._sent_seqs.clear()
-                self._early_acks.clear()
+        # In-flight batches are not forgotten here even when the broker lost our session:
+        # paho retransmits every unacknowledged QoS 1 message on reconnect, and their
+        # PUBACKs must still map to the right batch (a stale mapping could ack another).
         self.connected.set()
 
     def _disconnected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from device_profiles.vocabulary import COMPONENTS, Kind
 from device_profiles.wire import DeviceInfo, Reading, Value, reading_id
@@ -123,3 +127,47 @@ def test_pairing_and_rejects(tmp_path: Path) -> None:
         assert ob.rejected_count() == 1
     finally:
         ob.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(["add", "batch", "ack", "ack_oldest", "reopen"]), max_size=40))
+def test_no_reading_is_lost_or_doubled_whatever_the_order_of_events(ops: list[str]) -> None:
+    """Invariant: every reading ever added is either acknowledged or still in the outbox,
+    exactly once; batch seqs only grow; a reopen changes nothing."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "o.sqlite3"
+        ob = Outbox(path)
+        added: list[str] = []
+        acked: list[str] = []
+        batches: dict[int, list[str]] = {}
+        last_seq = -1
+        n = 0
+        try:
+            for op in ops:
+                if op == "add":
+                    rs = [reading(n), reading(n + 1)]
+                    n += 2
+                    ob.add(rs)
+                    added.extend(str(r.reading_id) for r in rs)
+                elif op == "batch":
+                    b = ob.next_batch(3)
+                    if b is not None:
+                        assert b.seq > last_seq
+                        last_seq = b.seq
+                        batches[b.seq] = [str(r.reading_id) for r in b.readings]
+                elif op in ("ack", "ack_oldest") and batches:
+                    seq = max(batches) if op == "ack" else min(batches)
+                    assert ob.acknowledge(seq) == len(batches[seq])
+                    acked.extend(batches.pop(seq))
+                elif op == "reopen":
+                    ob.close()
+                    ob = Outbox(path)
+                    assert ob.unacked_seqs() == sorted(batches)
+            waiting = [str(r.reading_id) for s in ob.unacked_seqs() for r in ob.load_batch(s).readings]
+            while (b := ob.next_batch(1000)) is not None:
+                waiting.extend(str(r.reading_id) for r in b.readings)
+            assert sorted(acked + waiting) == sorted(added)
+            assert len(set(acked + waiting)) == len(added)
+            assert ob.depth == len(waiting)
+        finally:
+            ob.close()
