@@ -18,6 +18,29 @@ class Pki:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    ca_key: ec.EllipticCurvePrivateKey
+    ca_cert: x509.Certificate
+
+    def client_cert(self, common_name: str, directory: Path) -> tuple[Path, Path]:
+        """A client certificate whose CN is the MQTT identity (use_identity_as_username)."""
+        now = datetime.now(UTC)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        cert_file, key_file = directory / f"{common_name}.pem", directory / f"{common_name}.key"
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(_key_pem(key))
+        key_file.chmod(0o600)
+        return cert_file, key_file
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -61,7 +84,7 @@ def make_pki(directory: Path) -> Pki:
         .sign(ca_key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
-    pki = Pki(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    pki = Pki(directory / "ca.pem", directory / "server.pem", directory / "server.key", ca_key, ca)
     pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     pki.key_file.write_bytes(_key_pem(key))

@@ -160,3 +160,46 @@ def test_wrong_password_is_refused(secured_broker: tuple[LocalMosquitto, int, Pk
         assert seen["reason"].is_failure
     finally:
         client.loop_stop()
+
+
+async def test_gateway_with_a_client_certificate_is_confined_by_the_same_acl(
+    radio: VirtualRadio, tmp_path: Path, make_mosquitto: Callable[..., LocalMosquitto]
+) -> None:
+    """The alternative credential of deploy/mosquitto: certificate CN = gateway id."""
+    pki = make_pki(tmp_path / "pki")
+    cert, key = pki.client_cert("gw-cert-a", tmp_path / "pki")
+    tls_port = free_port()
+    make_mosquitto(
+        anonymous=False,
+        extra_config=[
+            f"acl_file {DEPLOY / 'acl'}",
+            f"listener {tls_port} 127.0.0.1",
+            f"cafile {pki.ca_file}",
+            f"certfile {pki.cert_file}",
+            f"keyfile {pki.key_file}",
+            "require_certificate true",
+            "use_identity_as_username true",
+        ],
+    )
+    wait_sync(lambda: _port_open(tls_port), what="TLS listener")
+    url = f"mqtts://127.0.0.1:{tls_port}"
+    radio.add(BloodPressureCuff.create()).measure(128, 83, 66)  # type: ignore[attr-defined]
+    settings = settings_for(
+        tmp_path / "gw", url, "gw-cert-a", mqtt_ca_file=pki.ca_file, mqtt_cert_file=cert, mqtt_key_file=key
+    )
+    async with running(settings) as gw:
+        await until(lambda: gw.outbox.depth == 0 and gw.publisher.published_batches == 1, what="PUBACK over mTLS")
+    # Same certificate, another gateway's topic: refused by the ACL.
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="t-cert", protocol=mqtt.MQTTv5)
+    client.tls_set(ca_certs=str(pki.ca_file), certfile=str(cert), keyfile=str(key))
+    acks: dict[int, Any] = {}
+    client.on_publish = lambda c, u, mid, reason, props: acks.__setitem__(mid, reason)
+    client.connect("127.0.0.1", tls_port)
+    client.loop_start()
+    try:
+        info = client.publish("egenmon/v1/gw/gw-home-b/readings", b"{}", qos=1)
+        wait_sync(lambda: info.mid in acks, what="PUBACK")
+        assert acks[info.mid].value == 0x87
+    finally:
+        client.disconnect()
+        client.loop_stop()
