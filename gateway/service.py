@@ -62,6 +62,12 @@ class Gateway:
     def __post_init__(self) -> None:
         s = self.settings
         self.registry = build_registry(s)
+        saved = s.state_dir / "config.json"
+        if saved.exists():
+            try:
+                self.config = GatewayConfig.model_validate_json(saved.read_text())
+            except ValueError as err:
+                logger.warning("saved_config_invalid error=%s", str(err)[:200])
         self.outbox = Outbox(s.db_path, capacity=s.outbox_capacity)
         self.publisher = Publisher(broker_config(s), self.outbox, on_config=self._config_received, on_ack=self._acked)
         self.ble = BleConfig(
@@ -91,7 +97,16 @@ class Gateway:
         self._wake()
 
     def _config_received(self, cfg: GatewayConfig) -> None:
+        # Paho's thread: a plain attribute swap is atomic for the asyncio side.
         self.config = cfg
+        # Kept on disk so a gateway starting without network still knows its devices; the
+        # patient feedback is there for a local display/LED service to show.
+        path = self.settings.state_dir / "config.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(cfg.model_dump_json(by_alias=True, indent=2))
+        tmp.replace(path)
+        if cfg.feedback.level != "none":
+            logger.warning("patient_feedback level=%s", cfg.feedback.level)
 
     # -- device admission ---------------------------------------------------------------
 

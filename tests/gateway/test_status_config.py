@@ -10,6 +10,7 @@ import httpx
 
 from deploy.localstack import free_port
 from device_profiles.messages import AllowedDevice, GatewayConfig, GatewayStatus
+from gateway.service import Gateway
 from simulators.ble.devices import BloodPressureCuff, Scale
 from simulators.ble.radio import VirtualRadio
 from tests.gateway.helpers import Collector, running, settings_for, until
@@ -79,6 +80,14 @@ async def test_only_devices_allowed_by_the_platform_config_are_read(
             assert neighbours.connections == 0
         [reading] = collector.readings()
         assert reading["device"]["address"] == mine.address
+        # The config outlives the connection: a restart without the broker still has it.
+        offline = settings_for(tmp_path, "mqtt://127.0.0.1:1", gw_id, auto_accept=False)
+        again = Gateway(offline)
+        try:
+            assert again.allowed(mine.address)
+            assert not again.allowed(neighbours.address)
+        finally:
+            again.outbox.close()
     finally:
         publish(mqtt_url, f"egenmon/v1/gw/{gw_id}/config", [b""], retain=True)
         collector.close()
