@@ -31,7 +31,14 @@ from device_profiles.profile import DeviceProfile, Registry, Role
 from device_profiles.session import DeviceSession
 from device_profiles.wire import Reading
 from gateway import GatewayError
-from gateway.logic import ClockAssessment, DecodeCounters, DeviceBackoff, assess_clock, racp_request_for
+from gateway.logic import (
+    ClockAssessment,
+    DecodeCounters,
+    DeviceBackoff,
+    assess_clock,
+    backoff_delay,
+    racp_request_for,
+)
 from gateway.outbox import Outbox
 
 logger = logging.getLogger(__name__)
@@ -106,8 +113,6 @@ async def connect_with_retries(
     backend argument, so a configured backend could not be passed through; this small loop
     uses :func:`gateway.logic.backoff_delay` instead.
     """
-    from gateway.logic import backoff_delay  # noqa: PLC0415 - keep the loop's dependency visible
-
     last: Exception | None = None
     for attempt in range(cfg.connect_attempts):
         if attempt:
