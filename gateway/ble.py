@@ -21,6 +21,7 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
+from bleak_retry_connector import establish_connection
 
 from device_profiles.codecs.common import CurrentTime
 from device_profiles.codecs.racp import RacpResponse, parse_racp_response
@@ -36,7 +37,6 @@ from gateway.logic import (
     DecodeCounters,
     DeviceBackoff,
     assess_clock,
-    backoff_delay,
     racp_request_for,
 )
 from gateway.outbox import Outbox
@@ -100,33 +100,33 @@ class BleConfig:
 
 
 async def connect_with_retries(
-    device: BLEDevice | str,
+    device: BLEDevice,
     *,
     cfg: BleConfig,
     pair: bool,
     disconnected: Callable[[BleakClient], None],
 ) -> BleakClient:
-    """Connect, retrying with jittered exponential backoff.
+    """Connect through bleak-retry-connector's ``establish_connection``.
 
-    bleak-retry-connector's ``establish_connection`` is BlueZ-specific in what it does
-    between attempts (adapter and D-Bus cache handling) and builds the client without a
-    backend argument, so a configured backend could not be passed through; this small loop
-    uses :func:`gateway.logic.backoff_delay` instead.
+    It retries with its own short backoff and, on BlueZ, clears stale D-Bus state between
+    attempts; the configured backend class reaches ``BleakClient`` through its keyword
+    arguments, so the same call runs over the virtual radio in tests. Retries of whole
+    sessions (a device that keeps failing) use :class:`gateway.logic.DeviceBackoff`.
     """
-    last: Exception | None = None
-    for attempt in range(cfg.connect_attempts):
-        if attempt:
-            await asyncio.sleep(backoff_delay(attempt, base_s=cfg.backoff_base_s, cap_s=cfg.backoff_cap_s))
-        client = BleakClient(
-            device, disconnected_callback=disconnected, pair=pair, timeout=20.0, backend=cfg.client_backend
+    extra: dict[str, Any] = {} if cfg.client_backend is None else {"backend": cfg.client_backend}
+    try:
+        client: BleakClient = await establish_connection(
+            BleakClient,
+            device,
+            device.name or device.address,
+            disconnected_callback=disconnected,
+            max_attempts=cfg.connect_attempts,
+            pair=pair,
+            **extra,
         )
-        try:
-            await client.connect()
-            return client
-        except (BleakError, TimeoutError, OSError) as err:
-            last = err
-            logger.info("ble_connect_failed attempt=%d error=%s", attempt + 1, err)
-    raise GatewayError(f"could not connect after {cfg.connect_attempts} attempts: {last}")
+    except (BleakError, TimeoutError, OSError) as err:
+        raise GatewayError(f"could not connect: {err}") from err
+    return client
 
 
 class DeviceCollector:

@@ -103,6 +103,9 @@ class VirtualClient(BaseBleakClient):
             dev = radio.get(self.address)
             if not dev.advertising:
                 raise BleakError(f"Device with address {self.address} was not found")
+            if dev.refuse_connections > 0:
+                dev.refuse_connections -= 1
+                raise BleakError("le-connection-abort-by-local")
             self._link = radio.connect(self.address, self._lost)
         except SimulatorError as err:
             raise BleakError(str(err)) from err

@@ -70,6 +70,8 @@ class VirtualDevice:
     advertising: bool = False
     # Faults: drop the link after this many more values; garbage to send before the next.
     drop_after: int | None = None
+    # Fault: refuse this many connection attempts (out of range, busy radio).
+    refuse_connections: int = 0
     garbage: deque[bytes] = field(default_factory=deque)
     pending: deque[tuple[str, bytes]] = field(default_factory=deque)
     sent_values: int = 0

@@ -206,3 +206,20 @@ async def test_full_outbox_raises_the_alarm_and_leaves_readings_on_the_device(
         assert len(set(ids)) == 5
     finally:
         collector.close()
+
+
+async def test_refused_connections_are_retried(radio: VirtualRadio, tmp_path: Path, mqtt_url: str) -> None:
+    gw_id = "gw-retry-1"
+    collector = Collector(mqtt_url, [f"egenmon/v1/gw/{gw_id}/readings"])
+    cuff = radio.add(BloodPressureCuff.create())
+    cuff.refuse_connections = 5  # more than one session's attempts: session backoff too
+    cuff.measure(126, 79, 61, at=T0)
+    try:
+        async with running(settings_for(tmp_path, mqtt_url, gw_id, ble_connect_attempts=3)) as gw:
+            await until(lambda: len(collector.readings()) == 1, what="the reading after retries")
+            await until(lambda: gw.outbox.depth == 0, what="drained")
+            assert gw.backoff[cuff.address].failures == 0  # reset by the successful session
+        assert cuff.refuse_connections == 0
+        assert cuff.connections == 1
+    finally:
+        collector.close()
