@@ -1,0 +1,26 @@
+"""The benchmark runs end to end in --smoke mode and prints its figures (no timing asserts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_rules_smoke() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_rules.py"), "--smoke"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=240,
+    ).stdout
+    assert "full evaluation: 38 rules" in out
+    assert "findings identical: True" in out
+    assert "SQL window query" in out
+    assert "same patients count: True" in out

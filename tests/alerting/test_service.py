@@ -1,0 +1,130 @@
+"""The alerting service end to end: readings committed + NOTIFY → alert row; and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from alerting.service import evaluate_and_store, parse_payload
+from device_profiles.messages import NEW_READINGS_CHANNEL
+from tests.alerting.dbdata import add_observation, make_patient
+from tests.alerting.helpers import MIN
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "EGENMON_ALERTING_METRICS_PORT": "0",
+        "EGENMON_ALERTING_SWEEP_INTERVAL_S": "3600",
+    }
+
+
+@pytest.fixture
+def service(database_url: str, tmp_path: Path) -> Iterator[Path]:
+    log = tmp_path / "alerting.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "alerting", "run"], cwd=ROOT, env=_env(database_url), stderr=err)
+    try:
+        deadline = time.monotonic() + 20
+        while "evaluated trigger=sweep" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "service did not start: " + log.read_text()
+            time.sleep(0.05)
+        yield log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_notify_to_alert_within_a_second(db: psycopg.Connection[Any], service: Path) -> None:
+    pid = make_patient(db, ["diabetes_t2"])
+    now = time.time()
+    with db.transaction():
+        add_observation(db, pid, "glucose_capillary", "glucose", now - MIN, 2.6)
+        db.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, json.dumps({"patients": [pid]})))
+    committed = time.monotonic()
+    row = None
+    while time.monotonic() - committed < 5 and row is None:
+        row = db.execute("SELECT rule_id, severity FROM alert WHERE patient_id = %s", (pid,)).fetchone()
+        if row is None:
+            time.sleep(0.01)
+    elapsed = time.monotonic() - committed
+    assert row == ("D4", "high")
+    print(f"commit → alert row: {elapsed * 1e3:.0f} ms")
+    assert elapsed < 2.0  # the target is 1 s; asserted with margin for a loaded CI machine
+    lines = [json.loads(x) for x in service.read_text().splitlines() if x.startswith("{")]
+    assert any("trigger=notify" in x["msg"] for x in lines)
+    assert all("Testsson" not in x["msg"] for x in lines)  # no names in logs
+
+
+@pytest.mark.slow
+def test_malformed_notification_does_not_stop_the_service(db: psycopg.Connection[Any], service: Path) -> None:
+    db.execute("SELECT pg_notify(%s, 'not json')", (NEW_READINGS_CHANNEL,))
+    pid = make_patient(db, ["diabetes_t2"])
+    with db.transaction():
+        add_observation(db, pid, "glucose_capillary", "glucose", time.time() - MIN, 3.5)
+        db.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, json.dumps({"patients": [pid]})))
+    deadline = time.monotonic() + 5
+    while db.execute("SELECT 1 FROM alert WHERE patient_id = %s", (pid,)).fetchone() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert "malformed" in service.read_text()
+
+
+def test_parse_payload() -> None:
+    assert parse_payload('{"patients": ["a", "b"]}') == ["a", "b"]
+    assert parse_payload('{"patients": "a"}') == []
+    assert parse_payload("{}") == []
+
+
+def test_cli_evaluate_and_explain(db: psycopg.Connection[Any], database_url: str) -> None:
+    pid = make_patient(db, ["diabetes_t2"], pseudonym="P-CLI-1", thresholds={"D4": {"medium_below_mmol_l": 4.2}})
+    add_observation(db, pid, "glucose_capillary", "glucose", time.time() - MIN, 4.0)
+    out = subprocess.run(
+        [sys.executable, "-m", "alerting", "evaluate", "--patient", "P-CLI-1"],
+        cwd=ROOT,
+        env=_env(database_url),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    evidence = json.loads(out.stdout.splitlines()[0])
+    assert evidence["rule"] == "D4"
+    assert evidence["thresholds"]["medium_below_mmol_l"] == {"value": 4.2, "source": "care_plan"}
+    evaluate_and_store(db, [pid])
+    (alert_id,) = db.execute("SELECT id FROM alert WHERE patient_id = %s", (pid,)).fetchone() or (None,)
+    out = subprocess.run(
+        [sys.executable, "-m", "alerting", "explain", str(alert_id)],
+        cwd=ROOT,
+        env=_env(database_url),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "D4" in out.stdout
+    assert "medium_below_mmol_l = 4.2 (care_plan)" in out.stdout
+    assert "glucose_capillary.glucose  4.0" in out.stdout
+    assert "opened" in out.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "alerting", "explain", "999999"],
+        cwd=ROOT,
+        env=_env(database_url),
+        capture_output=True,
+        check=False,
+        text=True,
+    )
+    assert missing.returncode == 1
