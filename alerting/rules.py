@@ -342,6 +342,32 @@ def d6(ctx: Context, p: Params) -> Occurrences:
 
 
 @rule(
+    "D5",
+    "Predicted urgent low in 20 min (CGM linear forecast)",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=1,
+    lookback_h=2,
+    hysteresis_h=0.5,
+    params={"predicted_at_or_below_mmol_l": 3.1, "horizon_min": 20},
+    severities="high; linear extrapolation of the 15-min slope, only while falling and not already < 3.9",
+)
+def d5(ctx: Context, p: Params) -> Occurrences:
+    s = ctx.s(CGM, CGM_RECENT_H)
+    lag = 15 * SEC_PER_MIN
+    j = lag_index(s, lag, lag + 5 * SEC_PER_MIN)
+    ok = j >= 0
+    jj = np.maximum(j, 0)
+    ok &= np.isfinite(s.v) & np.isfinite(s.v[jj])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(ok, (s.v - s.v[jj]) / ((s.t - s.t[jj]) / SEC_PER_MIN), np.nan)  # mmol/L/min, + rising
+        predicted = s.v + rate * p("horizon_min")[s.pat]
+        # A low already present is D1/D2's business; D5 warns ahead of it.
+        fired = ok & (rate < 0) & (s.v >= 3.9) & (predicted <= p("predicted_at_or_below_mmol_l")[s.pat])
+    return Occurrences.of(s.pat, np.where(fired, HIGH, NONE), s.t, predicted, np.where(ok, s.t[jj], s.t))
+
+
+@rule(
     "D7",
     "Hyperglycaemia (CGM > 13.9 mmol/L)",
     conditions=DIABETES,
@@ -792,6 +818,34 @@ def c2(ctx: Context, p: Params) -> Occurrences:
     with np.errstate(invalid="ignore"):
         fired = drop >= p("drop_points")[:, None]
     return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, drop)
+
+
+@rule(
+    "C3",
+    "Combined SpO2 fall and pulse rise vs personal baseline (z-scores)",
+    conditions=("copd",),
+    reads=(SPO2, BP_PULSE, OXIMETER_PULSE),
+    window_days=28,
+    lookback_h=36,
+    hysteresis_h=48,
+    params={"min_score": 1.0, "min_sigma_spo2": 0.5, "min_sigma_pulse": 2.0},
+    severities="medium when mean(z(SpO2 fall), z(pulse rise)) ≥ 1; baselines: median/MAD of days −28..−8 (≥ 7 days)",
+)
+def c3(ctx: Context, p: Params) -> Occurrences:
+    spo2, _ = ctx.daily_mean(SPO2)
+    _, ft = ctx.daily_first(SPO2)
+    pulse, _ = _pulse_daily(ctx, ctx.pulses())
+    d = REGISTRY["C3"].params
+    # σ floors: a perfectly flat baseline must not turn a 1 % dip into a large z.
+    bs = baselines.median_mad(spo2, min_sigma=float(d["min_sigma_spo2"]))
+    bp = baselines.median_mad(pulse, min_sigma=float(d["min_sigma_pulse"]))
+    with np.errstate(invalid="ignore"):
+        z_fall = (bs.median[:, None] - spo2) / bs.sigma[:, None]
+        z_rise = (pulse - bp.median[:, None]) / bp.sigma[:, None]
+        score = (z_fall + z_rise) / 2
+        fired = score >= p("min_score")[:, None]
+    fired[:, : ctx.today - 6] = False  # the monitoring week, not the baseline period
+    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, score)
 
 
 @rule(
@@ -1255,7 +1309,7 @@ def _params_for(cohort: Cohort, r: Rule) -> Params:
 
 IMPLEMENTED = tuple(REGISTRY)
 NOT_IMPLEMENTED: dict[str, str] = {
-    "D5": "CGM 20-minute forecast: needs a validated predictor; not built",
-    "C3": "combined SpO2/pulse z-score (Hurst 2010): not built",
-    "H3-critical": "H3 'with symptoms critical': the symptom vocabulary has no hypertensive symptoms",
+    "H3 critical": "H3 'with symptoms critical': the symptom vocabulary has no hypertensive symptoms "
+    "(headache, chest pain, visual disturbance); H3 fires high only",
+    "H2 age default": "H2's default target does not follow age (> 70 y: 139/79): care_plan.thresholds sets it",
 }
