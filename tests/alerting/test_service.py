@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from alerting.service import evaluate_and_store, parse_payload
+from alerting.service import AlertingService, evaluate_and_store, parse_payload
+from alerting.settings import AlertingSettings
 from deploy.localstack import free_port
 from device_profiles.messages import NEW_READINGS_CHANNEL
 from device_profiles.vocabulary import Kind
@@ -45,7 +46,7 @@ def service(database_url: str, tmp_path: Path) -> Iterator[Path]:
         proc = subprocess.Popen([sys.executable, "-m", "alerting", "run"], cwd=ROOT, env=_env(database_url), stderr=err)
     try:
         deadline = time.monotonic() + 20
-        while "evaluated trigger=sweep" not in log.read_text():
+        while "sweep done" not in log.read_text():
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "service did not start: " + log.read_text()
             time.sleep(0.05)
@@ -203,3 +204,13 @@ def test_mqtt_through_ingest_to_alert(
         ingest.terminate()
         ingest.wait(timeout=15)
         purge_session(mqtt_url, client_id)
+
+
+def test_sweep_evaluates_everyone_in_chunks(db: psycopg.Connection[Any], database_url: str) -> None:
+    """Time-based rules fire without new readings: the sweep covers every active patient."""
+    pids = [make_patient(db, ["diabetes_t1"], schedule={"glucose_cgm": 288}) for _ in range(3)]
+    add_observation(db, pids[0], "glucose_cgm", "glucose_interstitial", time.time() - 30 * 3600, 6.0)
+    settings = AlertingSettings(database_url=database_url, sweep_chunk=2, metrics_port=0)
+    AlertingService(settings).sweep(db)
+    rows = db.execute("SELECT patient_id::text, severity FROM alert WHERE rule_id = 'D10'").fetchall()
+    assert dict(rows) == {pids[0]: "info", pids[1]: "low", pids[2]: "low"}
