@@ -26,3 +26,4 @@ def test_bench_rules_smoke() -> None:
     assert "findings identical: True" in out
     assert "SQL window query" in out
     assert "same patients count: True" in out
+    assert "same findings as in memory: True" in out
