@@ -111,6 +111,7 @@ class AlertingService:
             psycopg.connect(self.settings.database_url, autocommit=True) as work_conn,
         ):
             listen_conn.execute(f"LISTEN {NEW_READINGS_CHANNEL}")
+            metrics.LISTENING.set(1)
             log.info("listening on %s; sweep every %.0f s", NEW_READINGS_CHANNEL, self.settings.sweep_interval_s)
             self._safe(self.sweep, work_conn)
             while not self.stop_event.is_set():
@@ -130,6 +131,7 @@ class AlertingService:
                         metrics.NOTIFY_LAG.observe(time.perf_counter() - first_at)
                 if time.monotonic() - self._last_sweep >= self.settings.sweep_interval_s:
                     self._safe(self.sweep, work_conn)
+        metrics.LISTENING.set(0)
         log.info("alerting service stopped")
 
     def _safe(self, fn: Any, conn: psycopg.Connection[Any]) -> None:

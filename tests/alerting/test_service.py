@@ -29,21 +29,27 @@ from tests.ingest.helpers import batch_bytes, make_reading, publish, purge_sessi
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _env(database_url: str) -> dict[str, str]:
+def _env(database_url: str, metrics_port: int = 0) -> dict[str, str]:
     return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "DATABASE_URL": database_url,
-        "EGENMON_ALERTING_METRICS_PORT": "0",
+        "EGENMON_ALERTING_METRICS_PORT": str(metrics_port),
         "EGENMON_ALERTING_SWEEP_INTERVAL_S": "3600",
     }
 
 
 @pytest.fixture
-def service(database_url: str, tmp_path: Path) -> Iterator[Path]:
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def service(database_url: str, tmp_path: Path, metrics_port: int) -> Iterator[Path]:
     log = tmp_path / "alerting.log"
+    env = _env(database_url, metrics_port)
     with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "alerting", "run"], cwd=ROOT, env=_env(database_url), stderr=err)
+        proc = subprocess.Popen([sys.executable, "-m", "alerting", "run"], cwd=ROOT, env=env, stderr=err)
     try:
         deadline = time.monotonic() + 20
         while "sweep done" not in log.read_text():
@@ -57,7 +63,7 @@ def service(database_url: str, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.slow
-def test_notify_to_alert_within_a_second(db: psycopg.Connection[Any], service: Path) -> None:
+def test_notify_to_alert_within_a_second(db: psycopg.Connection[Any], service: Path, metrics_port: int) -> None:
     pid = make_patient(db, ["diabetes_t2"])
     now = time.time()
     with db.transaction():
@@ -78,6 +84,11 @@ def test_notify_to_alert_within_a_second(db: psycopg.Connection[Any], service: P
     lines = [json.loads(x) for x in service.read_text().splitlines() if x.startswith("{")]
     assert any("trigger=notify" in x["msg"] for x in lines)
     assert all("Testsson" not in x["msg"] for x in lines)  # no names in logs
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert 'egenmon_alerting_evaluations_total{trigger="notify"} 1.0' in text
+    assert 'egenmon_alerting_findings_total{rule="D4",severity="high"}' in text
+    assert "egenmon_alerting_listening 1.0" in text
 
 
 @pytest.mark.slow
