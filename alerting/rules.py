@@ -37,8 +37,8 @@ from alerting.series import (
     Series,
     Sessions,
     daily_first,
-    daily_mean,
     daily_reduce,
+    daily_sum,
     lag_index,
     last_values,
     rolling_mean,
@@ -165,8 +165,18 @@ class Context:
             self._cache[name] = make()
         return cast(T, self._cache[name])
 
+    def daily_sum(self, key: str) -> tuple[F64, F64]:
+        return self.cached("dsum:" + key, lambda: daily_sum(self.s(key), self.grid, self.cohort.n))
+
     def daily_mean(self, key: str) -> tuple[F64, F64]:
-        return self.cached("dmean:" + key, lambda: daily_mean(self.s(key), self.grid, self.cohort.n))
+        """Daily means from the cached sums (nan on days without readings)."""
+
+        def make() -> tuple[F64, F64]:
+            tot, cnt = self.daily_sum(key)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan), cnt
+
+        return self.cached("dmean:" + key, make)
 
     def daily_first(self, key: str) -> tuple[F64, F64]:
         return self.cached("dfirst:" + key, lambda: daily_first(self.s(key), self.grid, self.cohort.n))
@@ -664,8 +674,8 @@ def _pulse_daily(ctx: Context, sources: tuple[Series, Series]) -> tuple[F64, F64
 
     def make() -> tuple[F64, F64]:
         n = ctx.cohort.n
-        (m1, c1), (m2, c2) = (daily_mean(s, ctx.grid, n) for s in sources)
-        tot = np.nan_to_num(m1 * c1) + np.nan_to_num(m2 * c2)
+        (s1, c1), (s2, c2) = (daily_sum(s, ctx.grid, n) for s in sources)
+        tot = s1 + s2
         cnt = c1 + c2
         with np.errstate(invalid="ignore", divide="ignore"):
             dm = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
@@ -1048,8 +1058,8 @@ def a5(ctx: Context, p: Params) -> Occurrences:
     severities="+≥ 4 puffs/day on 2 days vs the 7 days before medium; use on > 2 days/week info",
 )
 def a6(ctx: Context, p: Params) -> Occurrences:
-    dm, cnt = ctx.daily_mean(RELIEVER)
-    day_sum = np.where(cnt > 0, dm * cnt, np.nan)
+    tot, cnt = ctx.daily_sum(RELIEVER)
+    day_sum = np.where(cnt > 0, tot, np.nan)
     _, ft = ctx.daily_first(RELIEVER)
     base = rolling_mean(day_sum, 2, 8, 4)
     r = p("rise_puffs")[:, None]
@@ -1076,9 +1086,9 @@ def _home_bp_week_uncached(ctx: Context) -> tuple[F64, F64, F64]:
     out = []
     cnt = np.zeros(n)
     for key in (SYSTOLIC, DIASTOLIC):
-        dm, c = ctx.daily_mean(key)
+        day_tot, c = ctx.daily_sum(key)
         cols = slice(ctx.today - 5, ctx.today + 1)
-        tot = np.nansum(np.where(c[:, cols] > 0, dm[:, cols] * c[:, cols], 0.0), axis=1)
+        tot = day_tot[:, cols].sum(axis=1)
         k = c[:, cols].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out.append(np.where(k > 0, tot / np.maximum(k, 1), np.nan))
