@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | None = None) -> FastAPI:
+    """Build the app; ``dev_keys`` lets tests reuse one generated demo key across apps."""
     settings = settings or get_settings()
-    dev_keys = DevIssuerKeys() if settings.demo else None
+    dev_keys = (dev_keys or DevIssuerKeys()) if settings.demo else None
     keys: KeySource
     if settings.oidc_jwks_url:
         keys = JwksKeySource(settings.oidc_jwks_url)

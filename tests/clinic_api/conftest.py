@@ -14,7 +14,9 @@ import pytest
 
 from clinic_api import demo_seed
 from clinic_api.app import create_app
+from clinic_api.auth import DevIssuerKeys
 from clinic_api.settings import Settings
+from tests.fixtures.db import create_test_database, drop_test_database
 
 # Starlette 1.x warns once, at import, that it prefers the httpx2 package over httpx; the
 # installed httpx works, and warnings are errors in this suite.
@@ -45,14 +47,35 @@ class Seed:
         return int(row[0])
 
 
-@pytest.fixture
-def seed(database_url: str) -> Seed:
+def seed_database(database_url: str) -> Seed:
     now = dt.datetime.now(dt.UTC)
     with psycopg.connect(database_url) as conn:
         units = demo_seed.seed_staff(conn)
         ids = demo_seed.seed_patients(conn, units, days=7, now=now, cgm_every_min=30)
         rows = conn.execute("SELECT pseudonym, id FROM patient WHERE id = ANY(%s)", (ids,)).fetchall()
     return Seed(database_url, units, {r[0]: r[1] for r in rows}, now)
+
+
+@pytest.fixture
+def seed(database_url: str) -> Seed:
+    """A fresh database of the test's own with the demo units, staff, patients and alerts."""
+    return seed_database(database_url)
+
+
+@pytest.fixture(scope="module")
+def shared_seed(pg_admin_url: str, template_database: str) -> Iterator[Seed]:
+    """One seeded database for a module of tests that only read (or tolerate each other)."""
+    url = create_test_database(pg_admin_url, template_database)
+    try:
+        yield seed_database(url)
+    finally:
+        drop_test_database(pg_admin_url, url)
+
+
+@pytest.fixture(scope="session")
+def dev_keys() -> DevIssuerKeys:
+    # RSA key generation costs ~0.1-0.5 s; one key for the whole session.
+    return DevIssuerKeys()
 
 
 def make_settings(database_url: str, **kw: Any) -> Settings:
@@ -69,9 +92,45 @@ def make_settings(database_url: str, **kw: Any) -> Settings:
 
 
 @pytest.fixture
-def client(seed: Seed) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(seed.url))) as c:
+def client(seed: Seed, dev_keys: DevIssuerKeys) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(seed.url), dev_keys=dev_keys)) as c:
         yield c
+
+
+@pytest.fixture
+def fresh_seed(database_url: str) -> Seed:
+    return seed_database(database_url)
+
+
+@pytest.fixture
+def fresh_client(fresh_seed: Seed, dev_keys: DevIssuerKeys) -> Iterator[TestClient]:
+    """A client on a database of the test's own, also in modules that override ``client``."""
+    with TestClient(create_app(make_settings(fresh_seed.url), dev_keys=dev_keys)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def shared_client(shared_seed: Seed, dev_keys: DevIssuerKeys) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(shared_seed.url), dev_keys=dev_keys)) as c:
+        yield c
+
+
+def token_headers(client: TestClient, subject: str) -> dict[str, str]:
+    r = client.post("/dev-issuer/token", json={"subject": subject})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def shared_auth(shared_client: TestClient) -> Callable[[str], dict[str, str]]:
+    cache: dict[str, dict[str, str]] = {}
+
+    def headers(subject: str) -> dict[str, str]:
+        if subject not in cache:
+            cache[subject] = token_headers(shared_client, subject)
+        return cache[subject]
+
+    return headers
 
 
 @pytest.fixture
@@ -80,9 +139,7 @@ def auth(client: TestClient) -> Callable[[str], dict[str, str]]:
 
     def headers(subject: str) -> dict[str, str]:
         if subject not in cache:
-            r = client.post("/dev-issuer/token", json={"subject": subject})
-            assert r.status_code == 200, r.text
-            cache[subject] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            cache[subject] = token_headers(client, subject)
         return cache[subject]
 
     return headers
