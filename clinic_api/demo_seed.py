@@ -35,12 +35,12 @@ STAFF = (
     DemoStaff("demo-auditor-olle", "Granskare Olle Demo", ("auditor",), ()),
 )
 
-# (personnummer from Skatteverket's test list, name, unit, conditions, care-plan extras)
+# (personnummer in Skatteverket's test range (19121212-1212, birth numbers 980-999), name, unit, conditions, care-plan extras)
 PATIENTS: tuple[tuple[str, str, str, list[str], dict[str, Any]], ...] = (
     ("19121212-1212", "Tolvan Tolvansson", "MON-NORD", ["heart_failure", "hypertension"], {"dry_weight_kg": 82.0}),
-    ("19800101-0002", "Karin Testsson", "MON-NORD", ["diabetes_t1"], {}),
-    ("19750513-3317", "Per Provsson", "MON-NORD", ["asthma"], {"personal_best_pef": 520.0}),
-    ("19390310-4011", "Greta Exempel", "MON-SYD", ["copd"], {"spo2_target": "hypercapnic"}),
+    ("19800101-9820", "Karin Testsson", "MON-NORD", ["diabetes_t1"], {}),
+    ("19750513-9852", "Per Provsson", "MON-NORD", ["asthma"], {"personal_best_pef": 520.0}),
+    ("19390310-9910", "Greta Exempel", "MON-SYD", ["copd"], {"spo2_target": "hypercapnic"}),
 )
 
 
