@@ -35,7 +35,8 @@ STAFF = (
     DemoStaff("demo-auditor-olle", "Granskare Olle Demo", ("auditor",), ()),
 )
 
-# (personnummer in Skatteverket's test range (19121212-1212, birth numbers 980-999), name, unit, conditions, care-plan extras)
+# (personnummer, name, unit, conditions, care-plan extras); personnummer from Skatteverket's
+# test range (19121212-1212, birth numbers 980-999) only.
 PATIENTS: tuple[tuple[str, str, str, list[str], dict[str, Any]], ...] = (
     ("19121212-1212", "Tolvan Tolvansson", "MON-NORD", ["heart_failure", "hypertension"], {"dry_weight_kg": 82.0}),
     ("19800101-9820", "Karin Testsson", "MON-NORD", ["diabetes_t1"], {}),
