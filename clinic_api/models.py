@@ -7,15 +7,28 @@ import re
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from device_profiles.vocabulary import Condition, Kind
 
+
+def no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded: a 422, not a 500."""
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from err
+    return value
+
+
+SafeStr = Annotated[str, AfterValidator(no_nul)]
 Role = Literal["nurse", "physician", "admin", "auditor"]
 AlertStatus = Literal["open", "acknowledged", "snoozed", "resolved"]
 SeverityName = Literal["info", "low", "medium", "high", "critical"]
 _PNR = re.compile(r"^(\d{4})(\d{2})(\d{2})-?(\d{4})$")
-RuleParams = dict[Annotated[str, Field(min_length=1, max_length=64)], float | int | bool | str]
+RuleParams = dict[Annotated[SafeStr, Field(min_length=1, max_length=64)], float | int | bool | SafeStr]
 
 
 class _In(BaseModel):
@@ -23,16 +36,16 @@ class _In(BaseModel):
 
 
 class CommentIn(_In):
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: SafeStr | None = Field(default=None, max_length=2000)
 
 
 class RequiredCommentIn(_In):
-    comment: str = Field(min_length=1, max_length=2000)
+    comment: SafeStr = Field(min_length=1, max_length=2000)
 
 
 class SnoozeIn(_In):
     until: AwareDatetime
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: SafeStr | None = Field(default=None, max_length=2000)
 
 
 class ScheduleEntry(_In):
@@ -50,7 +63,7 @@ class CarePlanIn(_In):
     dry_weight_kg: float | None = Field(default=None, ge=20, le=350)
     personal_best_pef: float | None = Field(default=None, ge=50, le=900)
     spo2_target: Literal["standard", "hypercapnic"] = "standard"
-    notes: str | None = Field(default=None, max_length=4000)
+    notes: SafeStr | None = Field(default=None, max_length=4000)
 
 
 def check_personnummer(value: str) -> str:
@@ -79,7 +92,7 @@ def check_personnummer(value: str) -> str:
 
 class PatientIn(_In):
     personnummer: str = Field(description="Skatteverket test number in tests and demos, YYYYMMDD-NNNN")
-    display_name: str = Field(min_length=1, max_length=200)
+    display_name: SafeStr = Field(min_length=1, max_length=200)
     unit_id: uuid.UUID
     care_plan: CarePlanIn | None = None
 
@@ -95,17 +108,17 @@ class GatewayAssignIn(_In):
 
 class GatewayIn(_In):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{2,62}$")
-    serial: str | None = Field(default=None, min_length=1, max_length=128)
+    serial: SafeStr | None = Field(default=None, min_length=1, max_length=128)
 
 
 class UnitIn(_In):
     code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeStr = Field(min_length=1, max_length=200)
 
 
 class StaffIn(_In):
-    subject: str = Field(min_length=1, max_length=200)
-    display_name: str = Field(min_length=1, max_length=200)
+    subject: SafeStr = Field(min_length=1, max_length=200)
+    display_name: SafeStr = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1, max_length=4)
     unit_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
 

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 from clinic_api import audit, charts, queries
 from clinic_api.deps import COOKIE_NAME, AppSettings, DbConn, PageStaff
+from clinic_api.models import SafeStr
 from clinic_api.routers.gateways import list_for
 from device_profiles.vocabulary import COMPONENTS, KINDS, Kind
 
@@ -201,7 +202,7 @@ def alert_action_page(
     staff: PageStaff,
     alert_id: Annotated[int, "alert id"],
     action: str,
-    comment: Annotated[str | None, Form(max_length=2000)] = None,
+    comment: Annotated[SafeStr | None, Form(max_length=2000)] = None,
     snooze_hours: Annotated[int | None, Form(ge=1, le=720)] = None,
     back: Annotated[str | None, Form(max_length=300)] = None,
 ) -> Response:

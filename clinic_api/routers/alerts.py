@@ -28,6 +28,8 @@ def list_alerts(
     patient_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
+    if patient_id is not None:
+        queries.patient_for(conn, staff, patient_id)
     rows = queries.alert_queue(
         conn,
         staff,

@@ -21,7 +21,7 @@ def search(
     staff: AuditorStaff,
     patient_id: uuid.UUID | None = None,
     staff_id: uuid.UUID | None = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")] = None,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

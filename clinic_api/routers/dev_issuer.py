@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from clinic_api import queries
 from clinic_api.auth import DevIssuerKeys
 from clinic_api.deps import COOKIE_NAME, AppSettings, DbConn
+from clinic_api.models import SafeStr
 from clinic_api.pages import templates
 
 router = APIRouter(prefix="/dev-issuer", tags=["dev-issuer"])
@@ -45,7 +46,7 @@ def jwks(request: Request) -> dict[str, Any]:
 
 
 class TokenIn(BaseModel):
-    subject: str = Field(min_length=1, max_length=200)
+    subject: SafeStr = Field(min_length=1, max_length=200)
 
 
 def _issue(request: Request, settings: AppSettings, conn: DbConn, subject: str) -> str:
@@ -74,7 +75,7 @@ def login_page(request: Request, conn: DbConn) -> Response:
 
 @router.post("/login", include_in_schema=False)
 def login(
-    request: Request, settings: AppSettings, conn: DbConn, subject: Annotated[str, Form(max_length=200)]
+    request: Request, settings: AppSettings, conn: DbConn, subject: Annotated[SafeStr, Form(max_length=200)]
 ) -> Response:
     tok = _issue(request, settings, conn, subject)
     resp = RedirectResponse("/", status_code=303)

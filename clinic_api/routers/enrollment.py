@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from clinic_api import audit, queries, secrets_util
 from clinic_api.deps import AppSettings, ClinicalStaff, DbConn
-from clinic_api.models import EnrollmentCodeOut, GatewayAssignIn, PatientIn
+from clinic_api.models import EnrollmentCodeOut, GatewayAssignIn, PatientIn, no_nul
 from device_profiles.messages import EnrollmentRequest, EnrollmentResponse
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,15 @@ def issue_code(conn: DbConn, staff: ClinicalStaff, settings: AppSettings, patien
 def gateway_enrollment(
     conn: DbConn, settings: AppSettings, request: Request, body: EnrollmentRequest
 ) -> EnrollmentResponse:
-    h = secrets_util.code_hash(body.code, settings.enrollment_pepper)
+    if body.serial is not None:
+        try:
+            no_nul(body.serial)
+        except ValueError as err:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"serial: {err}") from err
+    try:
+        h = secrets_util.code_hash(no_nul(body.code), settings.enrollment_pepper)
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"code: {err}") from err
     row = conn.execute(
         "SELECT gateway_id, patient_id, expires_at, used_at FROM enrollment_code WHERE code_hash = %s FOR UPDATE",
         (h,),

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import subprocess
+import sys
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -16,6 +23,7 @@ from clinic_api import demo_seed
 from clinic_api.app import create_app
 from clinic_api.auth import DevIssuerKeys
 from clinic_api.settings import Settings
+from deploy.localstack import free_port
 from tests.fixtures.db import create_test_database, drop_test_database
 
 # Starlette 1.x warns once, at import, that it prefers the httpx2 package over httpx; the
@@ -143,3 +151,67 @@ def auth(client: TestClient) -> Callable[[str], dict[str, str]]:
         return cache[subject]
 
     return headers
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def live_server(database_url: str, **extra_env: str) -> Iterator[str]:
+    """``python -m clinic_api run`` as a subprocess on a free loopback port; yields its base URL.
+
+    It verifies tokens through its own published JWKS over HTTP (PyJWKClient), as it would
+    against a region's identity provider.
+    """
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "EGENMON_CLINIC_DEMO": "1",
+        "EGENMON_CLINIC_HOST": "127.0.0.1",
+        "EGENMON_CLINIC_PORT": str(port),
+        "EGENMON_CLINIC_PUBLIC_BASE_URL": base,
+        "EGENMON_CLINIC_OIDC_JWKS_URL": f"{base}/dev-issuer/jwks",
+        "EGENMON_CLINIC_POOL_MAX_SIZE": "8",
+        **extra_env,
+    }
+    # Output to a file, never an unread pipe: a full pipe would stall the server.
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    log_path = artifacts / f"clinic-server-{port}.log"
+    log_file = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clinic_api", "run"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                out = log_path.read_text(errors="replace")
+                raise RuntimeError(f"clinic_api exited with {proc.returncode}: {out[-2000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("clinic_api did not become healthy in 30 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log_file.close()
+
+
+def live_token(base: str, subject: str) -> str:
+    r = httpx.post(f"{base}/dev-issuer/token", json={"subject": subject}, timeout=10)
+    r.raise_for_status()
+    token: str = r.json()["access_token"]
+    return token
