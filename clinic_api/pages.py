@@ -93,6 +93,7 @@ def _local(value: dt.datetime | None) -> str:
 
 
 templates.env.globals.update(
+    KIND_SV={str(k): spec.display for k, spec in KINDS.items()},
     SEVERITY_SV=SEVERITY_SV,
     STATUS_SV=STATUS_SV,
     CONDITION_SV=CONDITION_SV,
@@ -106,9 +107,9 @@ def thresholds_for(component: str, plan: dict[str, Any] | None) -> list[charts.T
     plan = plan or {}
     th = charts.Threshold
     if component == "systolic":
-        return [th(135, "Hemblodtryck 135"), th(180, "Mycket högt", True), th(90, "Lågt", True)]
+        return [th(135, "Hemblodtryck"), th(180, "Mycket högt", True), th(90, "Lågt", True)]
     if component == "diastolic":
-        return [th(85, "Hemblodtryck 85"), th(110, "Mycket högt", True)]
+        return [th(85, "Hemblodtryck"), th(110, "Mycket högt", True)]
     if component in ("glucose_interstitial", "glucose"):
         return [
             th(10, "Målområde övre"),

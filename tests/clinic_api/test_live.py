@@ -62,7 +62,7 @@ def test_schemathesis_finds_no_server_errors(server: str, tmp_path: Path) -> Non
         str(tmp_path),
     ]
     proc = subprocess.run(
-        cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=240, env={**os.environ, "NO_COLOR": "1"}
+        cmd, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=240, env={**os.environ, "NO_COLOR": "1"}
     )
     out = proc.stdout + proc.stderr
     artifacts = ROOT / "test-artifacts"
