@@ -14,8 +14,10 @@ import numpy as np
 from alerting.cohort import Cohort
 from alerting.rules import REGISTRY, Context, Occurrences, Rule, _params_for
 from alerting.series import F64, Dataset, Series
+from device_profiles.vocabulary import Severity
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+# Rank order of device_profiles.vocabulary.Severity: the rules' integer ranks index this.
+SEVERITIES = tuple(s.value for s in Severity)
 MAX_EVIDENCE_READINGS = 50
 
 

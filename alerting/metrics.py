@@ -21,3 +21,5 @@ NOTIFY_LAG = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )
 ERRORS = Counter("egenmon_alerting_errors_total", "Evaluation errors", ["stage"])
+LAST_SWEEP = Gauge("egenmon_alerting_last_sweep_timestamp_seconds", "When the last complete sweep finished (health)")
+LISTENING = Gauge("egenmon_alerting_listening", "1 while LISTENing for new-readings notifications (health)")

@@ -37,8 +37,8 @@ from alerting.series import (
     Series,
     Sessions,
     daily_first,
-    daily_mean,
     daily_reduce,
+    daily_sum,
     lag_index,
     last_values,
     rolling_mean,
@@ -165,8 +165,18 @@ class Context:
             self._cache[name] = make()
         return cast(T, self._cache[name])
 
+    def daily_sum(self, key: str) -> tuple[F64, F64]:
+        return self.cached("dsum:" + key, lambda: daily_sum(self.s(key), self.grid, self.cohort.n))
+
     def daily_mean(self, key: str) -> tuple[F64, F64]:
-        return self.cached("dmean:" + key, lambda: daily_mean(self.s(key), self.grid, self.cohort.n))
+        """Daily means from the cached sums (nan on days without readings)."""
+
+        def make() -> tuple[F64, F64]:
+            tot, cnt = self.daily_sum(key)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan), cnt
+
+        return self.cached("dmean:" + key, make)
 
     def daily_first(self, key: str) -> tuple[F64, F64]:
         return self.cached("dfirst:" + key, lambda: daily_first(self.s(key), self.grid, self.cohort.n))
@@ -339,6 +349,32 @@ def d6(ctx: Context, p: Params) -> Occurrences:
         fall = np.where(ok, (s.v[jj] - s.v) / ((s.t - s.t[jj]) / SEC_PER_MIN), np.nan)
         sev = _sev((fall >= p("low_fall_mmol_l_min")[s.pat], LOW), (fall >= p("medium_fall_mmol_l_min")[s.pat], MEDIUM))
     return Occurrences.of(s.pat, sev, s.t, fall, np.where(ok, s.t[jj], s.t))
+
+
+@rule(
+    "D5",
+    "Predicted urgent low in 20 min (CGM linear forecast)",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=1,
+    lookback_h=2,
+    hysteresis_h=0.5,
+    params={"predicted_at_or_below_mmol_l": 3.1, "horizon_min": 20},
+    severities="high; linear extrapolation of the 15-min slope, only while falling and not already < 3.9",
+)
+def d5(ctx: Context, p: Params) -> Occurrences:
+    s = ctx.s(CGM, CGM_RECENT_H)
+    lag = 15 * SEC_PER_MIN
+    j = lag_index(s, lag, lag + 5 * SEC_PER_MIN)
+    ok = j >= 0
+    jj = np.maximum(j, 0)
+    ok &= np.isfinite(s.v) & np.isfinite(s.v[jj])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(ok, (s.v - s.v[jj]) / ((s.t - s.t[jj]) / SEC_PER_MIN), np.nan)  # mmol/L/min, + rising
+        predicted = s.v + rate * p("horizon_min")[s.pat]
+        # A low already present is D1/D2's business; D5 warns ahead of it.
+        fired = ok & (rate < 0) & (s.v >= 3.9) & (predicted <= p("predicted_at_or_below_mmol_l")[s.pat])
+    return Occurrences.of(s.pat, np.where(fired, HIGH, NONE), s.t, predicted, np.where(ok, s.t[jj], s.t))
 
 
 @rule(
@@ -638,8 +674,8 @@ def _pulse_daily(ctx: Context, sources: tuple[Series, Series]) -> tuple[F64, F64
 
     def make() -> tuple[F64, F64]:
         n = ctx.cohort.n
-        (m1, c1), (m2, c2) = (daily_mean(s, ctx.grid, n) for s in sources)
-        tot = np.nan_to_num(m1 * c1) + np.nan_to_num(m2 * c2)
+        (s1, c1), (s2, c2) = (daily_sum(s, ctx.grid, n) for s in sources)
+        tot = s1 + s2
         cnt = c1 + c2
         with np.errstate(invalid="ignore", divide="ignore"):
             dm = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
@@ -792,6 +828,34 @@ def c2(ctx: Context, p: Params) -> Occurrences:
     with np.errstate(invalid="ignore"):
         fired = drop >= p("drop_points")[:, None]
     return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, drop)
+
+
+@rule(
+    "C3",
+    "Combined SpO2 fall and pulse rise vs personal baseline (z-scores)",
+    conditions=("copd",),
+    reads=(SPO2, BP_PULSE, OXIMETER_PULSE),
+    window_days=28,
+    lookback_h=36,
+    hysteresis_h=48,
+    params={"min_score": 1.0, "min_sigma_spo2": 0.5, "min_sigma_pulse": 2.0},
+    severities="medium when mean(z(SpO2 fall), z(pulse rise)) ≥ 1; baselines: median/MAD of days −28..−8 (≥ 7 days)",
+)
+def c3(ctx: Context, p: Params) -> Occurrences:
+    spo2, _ = ctx.daily_mean(SPO2)
+    _, ft = ctx.daily_first(SPO2)
+    pulse, _ = _pulse_daily(ctx, ctx.pulses())
+    d = REGISTRY["C3"].params
+    # σ floors: a perfectly flat baseline must not turn a 1 % dip into a large z.
+    bs = baselines.median_mad(spo2, min_sigma=float(d["min_sigma_spo2"]))
+    bp = baselines.median_mad(pulse, min_sigma=float(d["min_sigma_pulse"]))
+    with np.errstate(invalid="ignore"):
+        z_fall = (bs.median[:, None] - spo2) / bs.sigma[:, None]
+        z_rise = (pulse - bp.median[:, None]) / bp.sigma[:, None]
+        score = (z_fall + z_rise) / 2
+        fired = score >= p("min_score")[:, None]
+    fired[:, : ctx.today - 6] = False  # the monitoring week, not the baseline period
+    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, score)
 
 
 @rule(
@@ -994,8 +1058,8 @@ def a5(ctx: Context, p: Params) -> Occurrences:
     severities="+≥ 4 puffs/day on 2 days vs the 7 days before medium; use on > 2 days/week info",
 )
 def a6(ctx: Context, p: Params) -> Occurrences:
-    dm, cnt = ctx.daily_mean(RELIEVER)
-    day_sum = np.where(cnt > 0, dm * cnt, np.nan)
+    tot, cnt = ctx.daily_sum(RELIEVER)
+    day_sum = np.where(cnt > 0, tot, np.nan)
     _, ft = ctx.daily_first(RELIEVER)
     base = rolling_mean(day_sum, 2, 8, 4)
     r = p("rise_puffs")[:, None]
@@ -1022,9 +1086,9 @@ def _home_bp_week_uncached(ctx: Context) -> tuple[F64, F64, F64]:
     out = []
     cnt = np.zeros(n)
     for key in (SYSTOLIC, DIASTOLIC):
-        dm, c = ctx.daily_mean(key)
+        day_tot, c = ctx.daily_sum(key)
         cols = slice(ctx.today - 5, ctx.today + 1)
-        tot = np.nansum(np.where(c[:, cols] > 0, dm[:, cols] * c[:, cols], 0.0), axis=1)
+        tot = day_tot[:, cols].sum(axis=1)
         k = c[:, cols].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out.append(np.where(k > 0, tot / np.maximum(k, 1), np.nan))
@@ -1255,7 +1319,7 @@ def _params_for(cohort: Cohort, r: Rule) -> Params:
 
 IMPLEMENTED = tuple(REGISTRY)
 NOT_IMPLEMENTED: dict[str, str] = {
-    "D5": "CGM 20-minute forecast: needs a validated predictor; not built",
-    "C3": "combined SpO2/pulse z-score (Hurst 2010): not built",
-    "H3-critical": "H3 'with symptoms critical': the symptom vocabulary has no hypertensive symptoms",
+    "H3 critical": "H3 'with symptoms critical': the symptom vocabulary has no hypertensive symptoms "
+    "(headache, chest pain, visual disturbance); H3 fires high only",
+    "H2 age default": "H2's default target does not follow age (> 70 y: 139/79): care_plan.thresholds sets it",
 }

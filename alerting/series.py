@@ -211,17 +211,23 @@ def daily_first(s: Series, grid: DayGrid, n_patients: int) -> tuple[F64, F64]:
     return vals, times
 
 
-def daily_mean(s: Series, grid: DayGrid, n_patients: int) -> tuple[F64, F64]:
-    """Each patient's mean per day and the count of readings: (means (nan when none), counts)."""
+def daily_sum(s: Series, grid: DayGrid, n_patients: int) -> tuple[F64, F64]:
+    """Each patient's sum of values per day and the count of readings (both 0 when none)."""
     d = grid.day_of(s.t)
     ok = d >= 0
     key = s.pat[ok] * grid.n_days + d[ok]
     size = n_patients * grid.n_days
     cnt = np.bincount(key, minlength=size).astype(np.float64)
-    tot = np.bincount(key, weights=s.v[ok], minlength=size)
+    tot = np.asarray(np.bincount(key, weights=s.v[ok], minlength=size), dtype=np.float64)
+    return tot.reshape(n_patients, grid.n_days), cnt.reshape(n_patients, grid.n_days)
+
+
+def daily_mean(s: Series, grid: DayGrid, n_patients: int) -> tuple[F64, F64]:
+    """Each patient's mean per day and the count of readings: (means (nan when none), counts)."""
+    tot, cnt = daily_sum(s, grid, n_patients)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
-    return mean.reshape(n_patients, grid.n_days), cnt.reshape(n_patients, grid.n_days)
+    return mean, cnt
 
 
 def window_mean(grid_vals: F64, lo: int, hi: int, min_count: int) -> F64:

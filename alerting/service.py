@@ -86,8 +86,12 @@ class AlertingService:
         self._last_sweep = 0.0
 
     def sweep(self, conn: psycopg.Connection[Any]) -> None:
-        evaluate_and_store(conn, None, trigger="sweep")
-        hk = housekeeping(conn, time.time(), self.settings.escalation_deadlines_min)
+        ids = [str(r[0]) for r in conn.execute("SELECT id::text FROM patient WHERE active ORDER BY id")]
+        now = time.time()
+        step = self.settings.sweep_chunk
+        for k in range(0, len(ids), step):
+            evaluate_and_store(conn, ids[k : k + step], now, trigger="sweep")
+        hk = housekeeping(conn, now, self.settings.escalation_deadlines_min)
         if hk.escalated:
             metrics.ALERTS.labels("escalated").inc(hk.escalated)
         if hk.reopened_after_snooze:
@@ -95,6 +99,9 @@ class AlertingService:
         for severity, n in conn.execute("SELECT severity, count(*) FROM alert WHERE status <> 'resolved' GROUP BY 1"):
             metrics.OPEN_ALERTS.labels(severity).set(n)
         self._last_sweep = time.monotonic()
+        log.info(
+            "sweep done patients=%d escalated=%d snoozes_ended=%d", len(ids), hk.escalated, hk.reopened_after_snooze
+        )
 
     def run(self) -> None:
         if self.settings.metrics_port:
@@ -104,6 +111,7 @@ class AlertingService:
             psycopg.connect(self.settings.database_url, autocommit=True) as work_conn,
         ):
             listen_conn.execute(f"LISTEN {NEW_READINGS_CHANNEL}")
+            metrics.LISTENING.set(1)
             log.info("listening on %s; sweep every %.0f s", NEW_READINGS_CHANNEL, self.settings.sweep_interval_s)
             self._safe(self.sweep, work_conn)
             while not self.stop_event.is_set():
@@ -123,6 +131,7 @@ class AlertingService:
                         metrics.NOTIFY_LAG.observe(time.perf_counter() - first_at)
                 if time.monotonic() - self._last_sweep >= self.settings.sweep_interval_s:
                     self._safe(self.sweep, work_conn)
+        metrics.LISTENING.set(0)
         log.info("alerting service stopped")
 
     def _safe(self, fn: Any, conn: psycopg.Connection[Any]) -> None:

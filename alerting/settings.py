@@ -16,6 +16,8 @@ class AlertingSettings(BaseSettings):
         validation_alias=AliasChoices("EGENMON_ALERTING_DATABASE_URL", "EGENMON_DATABASE_URL", "DATABASE_URL"),
     )
     sweep_interval_s: float = Field(default=300.0, gt=0)
+    # The sweep evaluates patients in chunks of this size: bounded memory and short transactions.
+    sweep_chunk: int = Field(default=5000, ge=1)
     # Notifications arriving within this window are evaluated together (one query per kind group).
     debounce_s: float = Field(default=0.05, ge=0)
     escalate_high_after_min: float = Field(default=60.0, gt=0)

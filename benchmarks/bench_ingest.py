@@ -57,7 +57,8 @@ def make_readings(n: int, gateways: list[str], tag: str) -> list[tuple[str, Read
     out = []
     for i in range(n):
         gw = gateways[i % len(gateways)]
-        kind, values = MIX[(i // len(gateways)) % len(MIX)]
+        k = (i // len(gateways)) % len(MIX)
+        kind, values = MIX[k]
         serial = f"{tag}-{gw}-{kind.value}"
         measured = T0 + timedelta(seconds=30 * i)
         out.append(
@@ -65,7 +66,8 @@ def make_readings(n: int, gateways: list[str], tag: str) -> list[tuple[str, Read
                 gw,
                 Reading(
                     reading_id=reading_id(serial, kind, i),
-                    device=DeviceInfo(address=f"AA:00:{i % 97:02d}", model="bench", serial=serial, battery_pct=80),
+                    # One device per kind per home, as in a real fleet.
+                    device=DeviceInfo(address=f"AA:{i % len(gateways):04X}:{k:02X}", model="bench", serial=serial),
                     kind=kind,
                     measured_at=measured,
                     received_at=measured + timedelta(seconds=1),
@@ -130,6 +132,22 @@ class Ingest:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def batch_stats(self) -> str:
+        values: dict[str, float] = {}
+        for line in self._get("/metrics").splitlines():
+            for name in (
+                "egenmon_ingest_batch_messages_sum",
+                "egenmon_ingest_batch_messages_count",
+                "egenmon_ingest_commit_seconds_sum",
+            ):
+                if line.startswith(name + " "):
+                    values[name] = float(line.rsplit(" ", 1)[1])
+        n = values.get("egenmon_ingest_batch_messages_count", 0.0) or 1.0
+        return (
+            f"{n:.0f} transactions, {values.get('egenmon_ingest_batch_messages_sum', 0.0) / n:.0f} messages"
+            f" and {1000 * values.get('egenmon_ingest_commit_seconds_sum', 0.0) / n:.1f} ms each on average"
+        )
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=20)
@@ -148,13 +166,15 @@ def run_end_to_end(ingest: Ingest, mqtt_url: str, msgs: list[tuple[str, bytes]],
     try:
         start = time.perf_counter()
         infos = [client.publish(topic, payload, qos=1) for topic, payload in msgs]
+        for info in infos:
+            info.wait_for_publish(timeout=600)
+        published = time.perf_counter() - start
         while ingest.committed() - before < n_readings:
             if time.perf_counter() - start > 600:
                 raise RuntimeError("ingest did not keep up within 10 minutes")
             time.sleep(0.01)
         elapsed = time.perf_counter() - start
-        for info in infos:
-            info.wait_for_publish(timeout=60)
+        print(f"  ({len(msgs)} messages: broker had all at {published:.2f} s, ingest committed at {elapsed:.2f} s)")
     finally:
         client.disconnect()
         client.loop_stop()
@@ -222,7 +242,7 @@ def main() -> None:
 
     base = Path(tempfile.mkdtemp(prefix="egenmon-bench-"))
     # LocalPostgres opens its own base directory to the postgres user (when run as root).
-    pg = LocalPostgres(base)
+    pg = LocalPostgres(base, durable=os.environ.get("BENCH_DURABLE", "1") == "1")
     mqtt_base = Path(tempfile.mkdtemp(prefix="egenmon-bench-mqtt-"))
     broker = LocalMosquitto(mqtt_base)
     ingest: Ingest | None = None
@@ -239,7 +259,9 @@ def main() -> None:
 
         ingest = Ingest(pg.url, broker.url, mqtt_base / "ingest.log")
         t_single = run_end_to_end(ingest, broker.url, single_msgs, len(single))
+        print(f"  (ingest so far: {ingest.batch_stats()})")
         t_batched = run_end_to_end(ingest, broker.url, batched_msgs, len(batched))
+        print(f"  (ingest so far: {ingest.batch_stats()})")
         with psycopg.connect(pg.url) as conn:
             row = conn.execute("SELECT count(*) FROM reading_raw").fetchone()
             stored = int(row[0]) if row else 0

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
 import shutil
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,8 +34,11 @@ import psycopg
 from alerting import rules as rl
 from alerting.cohort import Cohort
 from alerting.engine import evaluate, evaluate_columns
+from alerting.lifecycle import apply_findings
+from alerting.load import load_cohort, load_dataset
 from alerting.series import SEC_PER_DAY, Dataset, Series
 from deploy.localstack import LocalPostgres
+from ingest.schema import migrate
 from tests.alerting.reference import RULES, reference_findings
 
 NOW = 1_780_000_000.0  # a fixed Wednesday in 2026, so runs are comparable
@@ -165,6 +171,100 @@ def bench_sql(data: Dataset, n_patients: int) -> tuple[float, float, int]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def bench_db_sweep(data: Dataset, cohort: Cohort, n_patients: int) -> str:
+    """The service's sweep path on a smaller region: load from PostgreSQL, evaluate, apply the lifecycle."""
+    base = Path(tempfile.mkdtemp(prefix="egenmon-bench-"))
+    server = LocalPostgres(base, durable=False)
+    try:
+        server.start()
+        os.environ["EGENMON_DISABLE_TIMESCALEDB"] = "1"
+        migrate(server.url)
+        # A region's mix: one patient in ten uses CGM (the CGM patients are the first indices).
+        n_cgm_users = int(cohort.schedule["glucose_cgm"].sum())
+        k = min(n_patients // 10, n_cgm_users)
+        idx = np.r_[np.arange(k), np.arange(n_cgm_users, n_cgm_users + n_patients - k)]
+        sd, sc = sample(data, cohort, idx[idx < cohort.n])
+        n_patients = sc.n
+        ids = [str(uuid.UUID(int=i + 1)) for i in range(n_patients)]
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            unit = conn.execute("INSERT INTO care_unit (code, name) VALUES ('b', 'Bench') RETURNING id").fetchone()
+            assert unit
+            with conn.cursor().copy("COPY patient (id, pseudonym, display_name, unit_id) FROM STDIN") as cp:
+                for i, pid in enumerate(ids):
+                    cp.write_row((pid, f"P-{i:06d}", "Bench", unit[0]))
+            conds = [[c for c, a in sc.conditions.items() if a[i]] for i in range(n_patients)]
+            with conn.cursor().copy(
+                "COPY care_plan (patient_id, version, conditions, dry_weight_kg, personal_best_pef, schedule,"
+                " spo2_target) FROM STDIN"
+            ) as cp:
+                for i, pid in enumerate(ids):
+                    dw, pb = sc.dry_weight_kg[i], sc.personal_best_pef[i]
+                    sched = {k: float(a[i]) for k, a in sc.schedule.items() if a[i] > 0}
+                    cp.write_row(
+                        (
+                            pid,
+                            1,
+                            conds[i],
+                            None if np.isnan(dw) else dw,
+                            None if np.isnan(pb) else pb,
+                            json.dumps(sched),
+                            "hypercapnic" if sc.hypercapnic[i] else "standard",
+                        )
+                    )
+            t0 = time.perf_counter()
+            rows = 0
+            with conn.cursor().copy(
+                "COPY observation (reading_id, component, measured_at, patient_id, gateway_id, device_address, kind,"
+                " value, unit, censored, received_at) FROM STDIN"
+            ) as cp:
+                for key, s in sd.items():
+                    kind, component = key.split(".", 1)
+                    for p, t, v in zip(s.pat.tolist(), s.t.tolist(), s.v.tolist(), strict=True):
+                        at = datetime.fromtimestamp(t, UTC)
+                        cens = "low" if v == -np.inf else "high" if v == np.inf else None
+                        cp.write_row(
+                            (
+                                uuid.uuid4(),
+                                component,
+                                at,
+                                ids[p],
+                                "gw-bench",
+                                "AA",
+                                kind,
+                                None if cens else v,
+                                "x",
+                                cens,
+                                at,
+                            )
+                        )
+                        rows += 1
+            conn.execute("ANALYZE")
+            load_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            db_cohort = load_cohort(conn)
+            db_data = load_dataset(conn, db_cohort, NOW)
+            t1 = time.perf_counter()
+            findings = evaluate(db_data, db_cohort, NOW)
+            t2 = time.perf_counter()
+            stats = apply_findings(conn, db_cohort, findings, NOW)
+            t3 = time.perf_counter()
+        # The loader must reproduce the in-memory arrays: same findings either way.
+        back = {pid: int(uuid.UUID(pid).int) - 1 for pid in db_cohort.patient_ids}
+        via_db = {(back[db_cohort.patient_ids[f.patient]], f.rule_id, f.severity, f.at) for f in findings}
+        in_memory = {f.key for f in evaluate(sd, sc, NOW, with_evidence=False)}
+        if via_db != in_memory:
+            print("only via DB:", sorted(via_db - in_memory)[:5], "only in memory:", sorted(in_memory - via_db)[:5])
+        return (
+            f"DB sweep of {n_patients:,} patients ({rows:,} observation rows, inserted in {load_s:.1f} s): "
+            f"load {t1 - t0:.2f} s, evaluate {t2 - t1:.2f} s, lifecycle {t3 - t2:.2f} s "
+            f"({stats.opened:,} alerts opened from {len(findings):,} findings); "
+            f"same findings as in memory: {via_db == in_memory}"
+        )
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
 # HF1 (morning weight − lowest morning weight of the 3 days before > 2 kg, morning reading
 # within the rule's 36-hour lookback) as one window-function query.
 HF1_SQL = """
@@ -192,10 +292,11 @@ def main() -> None:
     ap.add_argument("--cgm-patients", type=int, default=10_000)
     ap.add_argument("--sample", type=int, default=300, help="patients for the reference implementation")
     ap.add_argument("--sql-patients", type=int, default=100_000)
+    ap.add_argument("--db-patients", type=int, default=2_000, help="patients for the DB sweep figure")
     ap.add_argument("--no-sql", action="store_true")
     a = ap.parse_args()
     if a.smoke:
-        a.patients, a.cgm_patients, a.sample, a.sql_patients = 400, 40, 40, 400
+        a.patients, a.cgm_patients, a.sample, a.sql_patients, a.db_patients = 400, 40, 40, 400, 100
     t0 = time.perf_counter()
     data, cohort = make_data(a.patients, a.cgm_patients, 14)
     n_values = sum(len(s) for s in data.values())
@@ -277,6 +378,7 @@ def main() -> None:
             f"SQL window query {sql_s:.3f} s ({sql_n} patients fire; COPY load {load_s:.1f} s) vs numpy {np_s:.3f} s "
             f"({np_n} patients fire) -> numpy {sql_s / np_s:.0f}x faster; same patients count: {sql_n == np_n}"
         )
+        print(bench_db_sweep(data, cohort, min(a.db_patients, a.patients)))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from simulators.cohort import (
 from simulators.fleet import Fleet, GatewayState, Publisher, gateway_readings
 from simulators.physiology import Habits
 from simulators.scoring import AlertRecord, load_alerts, match_alerts
-from simulators.seed import DEMO_STAFF, seed_database
+from simulators.seed import seed_database
 from simulators.series import Episode
 
 log = logging.getLogger("egenmon.demo")
@@ -256,14 +256,8 @@ def main(
             config, recent = shift_to_recent_episode(config, now)
             if recent is not None:
                 console.print(f"  smoke: a labelled {recent.type} ends at {recent.end:%Y-%m-%d %H:%M} UTC")
-        with step(f"Seeding a demo region with {patients} simulated patients"):
-            cohort = generate_cohort(config)
-            seed_result = seed_database(database_url, cohort)
-            labels_path = state_dir / "labels.json"
-            n_episodes = write_labels(cohort, labels_path)
-        checks.append(Check("seed", "pass", f"{seed_result.patients} patients, {n_episodes} labelled episodes"))
-
         port = clinic_port or free_port()
+        base_url = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -274,9 +268,28 @@ def main(
             "EGENMON_ALERTING_METRICS_PORT": str(free_port()),
             "EGENMON_CLINIC_HOST": "127.0.0.1",
             "EGENMON_CLINIC_PORT": str(port),
-            "EGENMON_CLINIC_DEMO": "1",
+            "EGENMON_CLINIC_PUBLIC_BASE_URL": base_url,
+            "EGENMON_CLINIC_MQTT_PUBLIC_URL": mqtt_url,
+            # Local demo only: the development OIDC issuer and its login page.
+            "EGENMON_CLINIC_DEMO": "true",
+            "EGENMON_CLINIC_COOKIE_SECURE": "false",
         }
         present = {s.name: module_exists(s.module) for s in SERVICES}
+        with step(f"Seeding a demo region with {patients} simulated patients"):
+            if present["clinic_api"]:
+                # The clinic owns its demo staff (the development issuer's logins).
+                subprocess.run(
+                    [sys.executable, "-m", "clinic_api", "seed-demo", "--no-with-patients"],
+                    cwd=ROOT,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+            cohort = generate_cohort(config)
+            seed_result = seed_database(database_url, cohort, staff=not present["clinic_api"])
+            labels_path = state_dir / "labels.json"
+            n_episodes = write_labels(cohort, labels_path)
+        checks.append(Check("seed", "pass", f"{seed_result.patients} patients, {n_episodes} labelled episodes"))
         for service in SERVICES:
             if not present[service.name]:
                 console.print(f"[yellow]-[/yellow] {service.name}: package not present yet, not started")
@@ -330,12 +343,10 @@ def main(
             found = sorted({f"{a.rule_id} on {e.type}" for a, e in matched_alerts(database_url, cohort)})
             detail = f"{n_alerts} alerts; matching: {', '.join(found[:5]) or 'none'}"
             checks.append(Check("alert on labelled episode", "pass" if ok else "fail", detail))
-        base_url = f"http://127.0.0.1:{port}"
         if present["clinic_api"]:
             with step("Waiting for the clinic pages"):
-                ok = wait_until(lambda: _page_status(base_url + "/queue") < 500, smoke_timeout)
-            status = _page_status(base_url + "/queue") if ok else 0
-            checks.append(Check("queue page", "pass" if ok else "fail", f"HTTP {status}"))
+                ok = wait_until(lambda: _page_status(base_url + "/healthz") == 200, smoke_timeout)
+            checks.append(fetch_queue_page(base_url, database_url, cohort) if ok else Check("queue page", "fail"))
 
         if not smoke:
             live_thread = _start_live(
@@ -345,7 +356,7 @@ def main(
                 f"\n[bold]egenmon is running[/bold] (storage: {mode}).\n"
                 f"  staff pages:  {base_url}/ "
                 f"{'' if present['clinic_api'] else '(clinic_api not present yet)'}\n"
-                f"  demo logins:  {', '.join(s for s, _, _ in DEMO_STAFF)}\n"
+                f"  demo logins:  {login_hint(base_url, database_url)}\n"
                 f"  database:     {database_url}\n  broker:       {mqtt_url}\n"
                 f"  labels:       {labels_path}\n  service logs: {children.log_dir}\n"
                 f"Live gateways publish as time passes (x{speed:g}). Press Ctrl-C to stop."
@@ -369,6 +380,37 @@ def main(
     if smoke:
         _report(checks)
         raise typer.Exit(0 if checks and all(c.status != "fail" for c in checks) else 1)
+
+
+def login_hint(base_url: str, database_url: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        subjects = [r[0] for r in conn.execute("SELECT subject FROM staff WHERE active ORDER BY subject").fetchall()]
+    return f"{base_url}/dev-issuer/login as any of: {', '.join(subjects)}"
+
+
+def fetch_queue_page(base_url: str, database_url: str, cohort: Cohort) -> Check:
+    """Log in through the development issuer as a clinician and fetch the alert queue."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT subject FROM staff WHERE active AND roles && ARRAY['physician','nurse']"
+            " ORDER BY 'physician' = ANY(roles) DESC, subject LIMIT 1"
+        ).fetchone()
+    if row is None:
+        return Check("queue page", "fail", "no clinical demo staff")
+    try:
+        token = httpx.post(f"{base_url}/dev-issuer/token", json={"subject": row[0]}, timeout=10).json()
+        page = httpx.get(
+            f"{base_url}/ui/alerts", headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10
+        )
+    except (httpx.HTTPError, KeyError, ValueError) as err:
+        return Check("queue page", "fail", f"{type(err).__name__}: {err}")
+    if page.status_code != 200:
+        return Check("queue page", "fail", f"HTTP {page.status_code}")
+    # With alerts open, the queue must show at least one of the simulated patients.
+    shown = [p.pseudonym for p in cohort.patients if p.display_name in page.text or p.pseudonym in page.text]
+    if count(database_url, "SELECT count(*) FROM alert WHERE status <> 'resolved'") and not shown:
+        return Check("queue page", "fail", "open alerts, but no simulated patient on the page")
+    return Check("queue page", "pass", f"HTTP 200 as {row[0]}, {len(shown)} simulated patients listed")
 
 
 def _page_status(url: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 
 import typer
 
@@ -34,4 +35,7 @@ def run() -> None:
     # collector runs every few hundred readings and rescans the long-lived heap.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+    # paho's network thread reads one packet per wake-up; with the parser busy it would
+    # wait a whole GIL switch interval (5 ms by default) for each small message.
+    sys.setswitchinterval(settings.gil_switch_interval_s)
     IngestService(settings).run_forever()

@@ -3,10 +3,12 @@
 Threads:
 
 * paho's network thread receives messages and only queues them (``on_message``);
-* the writer thread collects a batch, parses it (:mod:`ingest.prepare`), stores it in one
-  transaction (:mod:`ingest.store`) and then acknowledges its messages.
+* the parser thread collects a batch and parses it (:mod:`ingest.prepare`, CPU-bound);
+* writer threads (``writers``, each with its own connection) store a batch in one
+  transaction (:mod:`ingest.store`) and then acknowledge its messages, batch after batch
+  in the parser's order, so PUBACKs leave in the order the messages arrived.
 
-``Client.ack`` from the writer thread only appends a PUBACK to paho's outgoing deque and
+``Client.ack`` from a writer thread only appends a PUBACK to paho's outgoing deque and
 wakes the network thread through its socket pair, the same path ``publish`` takes from
 user threads. A PUBACK must never reach a *later* connection than the one its message
 came on: after a reconnect the broker may have re-used the packet id for a different
@@ -66,7 +68,8 @@ class IngestService:
     def __init__(self, settings: IngestSettings, *, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self._queue: queue.Queue[Incoming] = queue.Queue()
+        # SimpleQueue: the C implementation, cheapest put() for the network thread.
+        self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._gen_lock = threading.Lock()
         self._generation = 0
         self._mqtt_connected = False

@@ -213,6 +213,9 @@ def score_cmd(
     labels: Annotated[Path, typer.Option(help="Labels file written by cohort/seed/fleet")] = Path("labels.json"),
     until: Annotated[datetime | None, typer.Option(help="Count episodes that ended by then (default: now)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    ignore_rule: Annotated[
+        list[str] | None, typer.Option(help="Leave out this rule's alerts, e.g. an adherence rule (repeatable)")
+    ] = None,
 ) -> None:
     """Score the alerts in DATABASE_URL against labelled episodes, per condition and rule."""
     url = get_settings().database_url
@@ -228,7 +231,7 @@ def score_cmd(
     episodes = [e for e in lab.episodes if e.end <= until]
     observed_days = max(0.0, min(lab.days, (until - lab.start).total_seconds() / 86_400))
     alerts = [a for a in load_alerts(url, lab.conditions) if a.opened_at <= until]
-    rows = score(alerts, episodes, lab.conditions, observed_days)
+    rows = score(alerts, episodes, lab.conditions, observed_days, ignore_rules=frozenset(ignore_rule or ()))
     if as_json:
         typer.echo(
             json.dumps(

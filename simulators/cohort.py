@@ -31,9 +31,10 @@ DEFAULT_MIX: dict[Condition, float] = {
     Condition.HYPERTENSION: 0.2,
 }
 
+# The same codes as the clinic's demo units, so its demo staff see the simulated patients.
 CARE_UNITS: tuple[tuple[str, str], ...] = (
-    ("sim-mon-nord", "Monitoreringsfunktion Nord (simulerad)"),
-    ("sim-mon-syd", "Monitoreringsfunktion Syd (simulerad)"),
+    ("MON-NORD", "Monitoreringsfunktionen Nord"),
+    ("MON-SYD", "Monitoreringsfunktionen Syd"),
 )
 
 _FIRST = ("Tolvan", "Elsa", "Nils", "Karin", "Lars", "Ingrid", "Sven", "Maja", "Olof", "Astrid", "Gustav", "Britta")

@@ -333,7 +333,9 @@ def _symptom_series(
     habits: Habits,
 ) -> KindSeries:
     """A daily symptom form: each 'worse than usual' item rises with the episode's severity."""
-    p = 0.03 + 0.72 * (severity > 0.3)
+    # About one spurious "worse than usual" answer a month per item: patients do report
+    # bad days that are not deteriorations.
+    p = 0.012 + 0.74 * (severity > 0.3)
     vals = {name: (rng.random(t_s.size) < p).astype(np.float64) for name in items}
     return _series(Kind.SYMPTOMS, t_s, vals, _quirks(rng, t_s.size, habits))
 

@@ -125,15 +125,20 @@ def score(
     episodes: Sequence[Episode],
     conditions: dict[str, tuple[Condition, ...]],
     days: float,
+    *,
     windows: dict[Condition, Window] | None = None,
+    ignore_rules: frozenset[str] = frozenset(),
 ) -> list[RuleScore]:
     """Per condition, episode type and rule (plus ``*`` for any rule): the figures above.
 
     Sensitivity and lead time are per episode type (a hypoglycaemia rule is not expected
     to find hyperglycaemia); false and staff-reviewed alerts per patient-month are per
     rule, so they repeat on each episode type's row. ``conditions`` maps every enrolled
-    patient (pseudonym) to their conditions; alerts of other patients are ignored.
+    patient (pseudonym) to their conditions; alerts of other patients are ignored, and
+    so are alerts of ``ignore_rules`` (e.g. adherence rules such as "no data", which can
+    coincide with an episode without detecting it).
     """
+    alerts = [a for a in alerts if a.rule_id not in ignore_rules]
     matching = match_alerts(alerts, episodes, windows)
     months_per_patient = days / DAYS_PER_MONTH
     rows: list[RuleScore] = []

@@ -344,6 +344,78 @@ def news2(pt: Patient) -> list[Occ]:
     return []
 
 
+def _cgm_14d(pt: Patient) -> tuple[list[float], float, bool]:
+    """(values of the last 14 days, % of expected readings, sufficient per D9)."""
+    vals = [v for t, v in pt.r("glucose_cgm.glucose_interstitial") if pt.now - 14 * DAY < t <= pt.now]
+    expected = 14 * 24 * 60 / pt.p("D9", "expected_interval_min", 5)
+    pct = len(vals) / expected * 100
+    return vals, pct, pct >= pt.p("D9", "min_pct", 70)
+
+
+def d9(pt: Patient) -> list[Occ]:
+    users = bool(pt.r("glucose_cgm.glucose_interstitial")) or bool(pt.cohort.expects("glucose_cgm")[pt.i])
+    _, pct, ok = _cgm_14d(pt)
+    return [(INFO, pt.day_start(28), pct)] if users and not ok else []
+
+
+def d8(pt: Patient) -> list[Occ]:
+    vals, _, ok = _cgm_14d(pt)
+    if not ok or not vals:
+        return []
+    n = len(vals)
+
+    def pct(k: int) -> float:
+        return k / n * 100
+
+    b0 = pct(sum(1 for v in vals if v < 3.0))
+    b1 = pct(sum(1 for v in vals if 3.0 <= v < 3.9))
+    tir = pct(sum(1 for v in vals if 3.9 <= v <= 10.0))
+    b3 = pct(sum(1 for v in vals if 10.0 < v <= 13.9))
+    b4 = pct(sum(1 for v in vals if v > 13.9))
+    numeric = [v for v in vals if abs(v) != float("inf")]
+    cv = float("nan")
+    if len(numeric) >= 2:
+        mean = sum(numeric) / len(numeric)
+        var = (sum(v * v for v in numeric) - len(numeric) * mean * mean) / (len(numeric) - 1)
+        cv = max(var, 0.0) ** 0.5 / mean * 100
+    breach = (
+        tir < pt.p("D8", "tir_min_pct", 70)
+        or b0 + b1 >= pt.p("D8", "tbr_3_9_max_pct", 4)
+        or b0 >= pt.p("D8", "tbr_3_0_max_pct", 1)
+        or b3 + b4 >= pt.p("D8", "tar_10_max_pct", 25)
+        or b4 >= pt.p("D8", "tar_13_9_max_pct", 5)
+        or cv > pt.p("D8", "cv_max_pct", 36)
+    )
+    return [(LOW, pt.day_start(28), tir)] if breach else []
+
+
+def _bp_week(pt: Patient, key: str) -> tuple[float, int]:
+    """Sum and count of the readings on the last 7 calendar days, day 1 of the 7 discarded."""
+    days: dict[int, float] = {}
+    n = 0
+    for t, v in pt.r(key):
+        k = pt.day(t)
+        if k is not None and k >= 23:
+            days[k] = days.get(k, 0.0) + v
+            n += 1
+    return sum(days.get(k, 0.0) for k in range(23, 29)), n
+
+
+def h1(pt: Patient) -> list[Occ]:
+    s_tot, n = _bp_week(pt, "blood_pressure.systolic")
+    d_tot, nd = _bp_week(pt, "blood_pressure.diastolic")
+    if n < pt.p("H1", "min_readings", 12):
+        return []
+    hit = s_tot / n >= pt.p("H1", "systolic_mmhg", 135) or (nd > 0 and d_tot / nd >= pt.p("H1", "diastolic_mmhg", 85))
+    return [(LOW, pt.day_start(28), s_tot / n)] if hit else []
+
+
+def h6(pt: Patient) -> list[Occ]:
+    users = bool(pt.r("blood_pressure.systolic")) or bool(pt.cohort.expects("blood_pressure")[pt.i])
+    _, n = _bp_week(pt, "blood_pressure.systolic")
+    return [(INFO, pt.day_start(28), n)] if users and n < pt.p("H6", "min_readings", 12) else []
+
+
 # rule id → (conditions (empty: all), lookback hours, function)
 RULES: dict[str, tuple[tuple[str, ...], float, Callable[[Patient], list[Occ]]]] = {
     "D1": (DIABETES, 24, d1),
@@ -352,6 +424,8 @@ RULES: dict[str, tuple[tuple[str, ...], float, Callable[[Patient], list[Occ]]]] 
     "D4": (DIABETES, 24, d4),
     "D6": (DIABETES, 6, d6),
     "D7": (DIABETES, 24, d7),
+    "D8": (DIABETES, 24, d8),
+    "D9": (DIABETES, 24, d9),
     "D10": (DIABETES, 24 * 365, d10),
     "HF1": (("heart_failure",), 36, hf1),
     "HF2": (("heart_failure",), 36, hf2),
@@ -363,7 +437,9 @@ RULES: dict[str, tuple[tuple[str, ...], float, Callable[[Patient], list[Occ]]]] 
     "A1": (("asthma",), 24, a1),
     "A2": (("asthma",), 24, a2),
     "A3": (("asthma",), 24, a3),
+    "H1": (("hypertension",), 24, h1),
     "H3": (("hypertension",), 24, h3),
+    "H6": (("hypertension",), 24, h6),
     "NEWS2": ((), 24, news2),
 }
 

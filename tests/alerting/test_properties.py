@@ -22,13 +22,13 @@ from tests.alerting.reference import RULES, reference_findings
 
 INF = float("inf")
 VALUES: dict[str, list[float]] = {
-    rl.CGM: [2.5, 2.9, 3.0, 3.5, 3.9, 4.5, 6.0, 8.0, 10.0, 13.9, 14.5, -INF, INF],
+    rl.CGM: [2.5, 2.9, 3.0, 3.5, 3.9, 4.5, 6.0, 8.0, 10.0, 13.9, 14.5, 16.0, -INF, INF],
     rl.CAPILLARY: [2.8, 3.0, 3.5, 3.9, 5.0],
     rl.WEIGHT: [78.0, 79.0, 79.5, 80.0, 81.0, 81.5, 82.0, 83.0],
     rl.SYSTOLIC: [85.0, 90.0, 95.0, 120.0, 160.0, 180.0, 185.0, 225.0],
     rl.DIASTOLIC: [70.0, 100.0, 110.0, 115.0],
     rl.SPO2: [84.0, 85.0, 87.0, 88.0, 90.0, 91.0, 92.0, 94.0, 96.0],
-    rl.PEF: [200.0, 240.0, 250.0, 290.0, 300.0, 390.0, 400.0, 450.0],
+    rl.PEF: [200.0, 240.0, 250.0, 290.0, 300.0, 350.0, 390.0, 400.0, 450.0],
     rl.TEMPERATURE: [35.0, 36.0, 37.0, 38.5, 39.5],
     rl.BP_PULSE: [38.0, 40.0, 50.0, 72.0, 95.0, 101.0, 131.0],
     rl.OXIMETER_PULSE: [40.0, 72.0, 112.0, 131.0],
@@ -43,6 +43,9 @@ OVERRIDES = [
     ("H3", "systolic_mmhg", 170.0),
     ("D10", "info_after_h", 12.0),
     ("NEWS2", "recent_min", 180.0),
+    ("D9", "min_pct", 0.5),
+    ("H1", "min_readings", 3.0),
+    ("H6", "min_readings", 3.0),
 ]
 
 
@@ -75,7 +78,8 @@ def cohorts(draw: Any) -> tuple[dict[str, Series], Cohort]:
             if key == rl.CGM:
                 # Runs of 5-min readings (sometimes with jitter or a gap), anywhere in the last 4 days.
                 for _ in range(draw(st.integers(0, 3))):
-                    end = draw(st.integers(0, 4 * 24 * 12)) * 300.0
+                    # Mostly recent (the episode rules look back 2-24 h), sometimes days ago.
+                    end = draw(st.sampled_from([0, 1, 2, 6, 40, 200, 600, 1100])) * 300.0
                     length = draw(st.integers(1, 30))
                     step = draw(st.sampled_from([300.0, 300.0, 290.0, 600.0, 1500.0]))
                     level = draw(st.lists(st.sampled_from(values), min_size=1, max_size=4))

@@ -143,3 +143,15 @@ def test_d10_evidence_time_is_when_the_gap_crossed(days_ago: float) -> None:
     f = fire("D10", {CGM: cgm([6.0], end_ago=days_ago * DAY)}, T1)
     assert f is not None
     assert f.value == pytest.approx(days_ago * 24)
+
+
+def test_d5_forecast_urgent_low() -> None:
+    # falling 0.1 mmol/L/min from 6.5: 5.0 now, 3.0 predicted in 20 min → high
+    assert severity("D5", {CGM: cgm([6.5, 6.0, 5.5, 5.0])}, T1) == "high"
+    # falling 0.05/min: 4.25 now → 3.25 predicted, above 3.1
+    assert severity("D5", {CGM: cgm([5.0, 4.75, 4.5, 4.25])}, T1) is None
+    # exactly on the threshold: 5.1 − 0.1 × 20 = 3.1 → fires (≤)
+    assert severity("D5", {CGM: cgm([6.6, 6.1, 5.6, 5.1])}, T1) == "high"
+    # already low: D1/D2 cover it
+    assert severity("D5", {CGM: cgm([5.0, 4.5, 4.0, 3.5])}, T1) is None
+    assert severity("D5", {CGM: cgm([6.5, 6.0, 5.5, LOW_CENSORED])}, T1) is None

@@ -129,7 +129,7 @@ def test_c4_pulse() -> None:
 
 def test_c5_fev1_below_personal_range() -> None:
 
-    stable = [(k * DAY + 6 * HOUR, 1.5 + (0.05 if k % 2 else -0.05)) for k in range(8, 29)]
+    stable = [(k * DAY + 6 * HOUR, 1.5 + (0.05 if k % 2 else -0.05)) for k in range(8, 28)]
     low_week = [(k * DAY + 6 * HOUR, 1.3) for k in range(0, 7)]
     assert severity("C5", {FEV1: series(stable + low_week)}, COPD) == "medium"
     ok_week = [(k * DAY + 6 * HOUR, 1.5) for k in range(0, 7)]
@@ -150,3 +150,17 @@ def test_c7_two_symptoms_two_days() -> None:
     assert severity("C7", one_day, COPD) is None
     one_item = {SYMPTOM_COPD[0]: series([(DAY + HOUR, 1.0), (HOUR, 1.0)])}
     assert severity("C7", one_item, COPD) is None
+
+
+def test_c3_combined_z_score() -> None:
+    base_s = [(k * DAY + 6 * HOUR, 94.0 + (1.0 if k % 2 else -1.0)) for k in range(8, 28)]
+    base_p = [(k * DAY + 6 * HOUR, 75.0 + (4.0 if k % 2 else -4.0)) for k in range(8, 28)]
+    # σ(SpO2) = 1.4826, σ(pulse) = 5.93: a 2-point fall (z 1.35) and 5 bpm rise (z 0.84) → 1.10
+    d = {SPO2: series([*base_s, (HOUR, 92.0)]), OXIMETER_PULSE: series([*base_p, (HOUR, 80.0)])}
+    f = fire("C3", d, COPD)
+    assert f is not None
+    assert f.severity == "medium"
+    small = {SPO2: series([*base_s, (HOUR, 93.0)]), OXIMETER_PULSE: series([*base_p, (HOUR, 78.0)])}
+    assert severity("C3", small, COPD) is None
+    few = {SPO2: series([*base_s[:5], (HOUR, 85.0)]), OXIMETER_PULSE: series([*base_p[:5], (HOUR, 110.0)])}
+    assert severity("C3", few, COPD) is None  # < 7 baseline days: insufficient

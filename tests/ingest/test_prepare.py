@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device_profiles.vocabulary import Kind
-from device_profiles.wire import readings_topic, status_topic
+from device_profiles.wire import parse_envelope, parse_reading, readings_topic, status_topic
 from ingest.prepare import Incoming, observation_rows, prepare
 from tests.ingest.helpers import batch_bytes, make_reading
 
@@ -88,3 +88,26 @@ def test_arbitrary_json_readings_never_raise(doc: object) -> None:
     envelope = {"schema": 1, "gateway_id": GW, "seq": 1, "sent_at": "2026-11-25T10:00:00Z", "readings": [doc]}
     batch = prepare([_msg(json.dumps(envelope).encode())])
     assert len(batch.readings) + len(batch.dead_letters) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(list(Kind)),
+    st.dictionaries(st.sampled_from(["schema", "gateway_id", "seq", "sent_at", "readings", "schema_"]), st.integers()),
+)
+def test_one_pass_and_two_step_parsing_agree(kind: Kind, overrides: dict[str, int]) -> None:
+    """Whatever the one-pass parse accepts, the two-step parse accepts the same way."""
+    doc = json.loads(batch_bytes(GW, [make_reading(kind)]))
+    doc.update(overrides)
+    payload = json.dumps(doc).encode()
+    batch = prepare([_msg(payload)])
+    try:
+        env = parse_envelope(payload, GW)
+        two_step = [parse_reading(d) for d in env.readings]
+    except ValueError:
+        two_step = None
+    if two_step is not None:
+        assert [r.reading for r in batch.readings] == two_step
+    else:
+        assert batch.readings == []
+        assert len(batch.dead_letters) == 1

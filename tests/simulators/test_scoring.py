@@ -107,3 +107,15 @@ def test_load_alerts_from_the_database(database_url: str) -> None:
     alerts = load_alerts(database_url)
     assert alerts == [AlertRecord(p.pseudonym, "D1", T0 + H, "medium")]
     assert load_alerts(database_url, patients=["nobody"]) == []
+
+
+def test_ignored_rules_neither_detect_nor_count_as_false() -> None:
+    eps = [hf_episode("A", 10, 16)]
+    alerts = [AlertRecord("A", "NODATA", T0 + 12 * D), AlertRecord("A", "NODATA", T0 + 2 * D)]
+    conditions = {"A": (Condition.HEART_FAILURE,)}
+    kept = {r.rule_id: r for r in score(alerts, eps, conditions, days=30)}
+    assert kept[ANY_RULE].detected == 1
+    dropped = {r.rule_id: r for r in score(alerts, eps, conditions, days=30, ignore_rules=frozenset({"NODATA"}))}
+    assert set(dropped) == {ANY_RULE}
+    assert dropped[ANY_RULE].detected == 0
+    assert dropped[ANY_RULE].false_per_patient_month == 0
