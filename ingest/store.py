@@ -252,17 +252,22 @@ def _device_json(device: DeviceInfo, cache: dict[DeviceInfo, str]) -> str:
 
 
 def _notify(conn: psycopg.Connection[Any], patients: list[uuid.UUID]) -> None:
+    empty = len(_notify_payload([]))
     chunk: list[str] = []
-    size = len('{"patients":[]}')
+    size = empty
     for p in sorted(str(p) for p in patients):
-        item = len(p) + 3  # quotes and comma
+        item = len(p) + 3  # two quotes and a comma
         if chunk and size + item > NOTIFY_MAX_BYTES:
-            conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, json.dumps({"patients": chunk})))
-            chunk, size = [], len('{"patients":[]}')
+            conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, _notify_payload(chunk)))
+            chunk, size = [], empty
         chunk.append(p)
         size += item
     if chunk:
-        conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, json.dumps({"patients": chunk})))
+        conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, _notify_payload(chunk)))
+
+
+def _notify_payload(patients: list[str]) -> str:
+    return json.dumps({"patients": patients}, separators=(",", ":"))
 
 
 def store(
