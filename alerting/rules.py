@@ -165,6 +165,10 @@ class Context:
             self._cache[name] = make()
         return cast(T, self._cache[name])
 
+    def last_time(self, key: str) -> F64:
+        """Each patient's newest reading time of a series (nan when none)."""
+        return self.cached("last:" + key, lambda: self.s(key).last_time(self.cohort.n))
+
     def daily_sum(self, key: str) -> tuple[F64, F64]:
         return self.cached("dsum:" + key, lambda: daily_sum(self.s(key), self.grid, self.cohort.n))
 
@@ -411,7 +415,7 @@ def _cgm_14d(ctx: Context) -> tuple[Series, F64]:
 
 
 def _cgm_users(ctx: Context) -> B:
-    return ctx.cohort.expects("glucose_cgm") | (ctx.s(CGM).last_time(ctx.cohort.n) > 0)
+    return ctx.cohort.expects("glucose_cgm") | (ctx.last_time(CGM) > 0)
 
 
 def _cgm_sufficient(ctx: Context, p_d9: Params) -> tuple[B, F64]:
@@ -473,7 +477,7 @@ def d8(ctx: Context, p: Params) -> Occurrences:
     # CV from the numeric values only: a censored LOW/HIGH has no magnitude.
     cens = np.isinf(v)
     k = count - np.bincount(w.pat[cens], minlength=n)
-    fv = np.where(cens, 0.0, v)
+    fv = np.where(cens, 0.0, v) if cens.any() else v
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = segment_sums(w, n, fv) / k
         var = (segment_sums(w, n, fv * fv) - k * mean * mean) / (k - 1)
@@ -505,7 +509,7 @@ def d8(ctx: Context, p: Params) -> Occurrences:
     severities="no data > 24 h info; > 72 h low",
 )
 def d10(ctx: Context, p: Params) -> Occurrences:
-    return _gap(ctx, ctx.s(CGM).last_time(ctx.cohort.n), _cgm_users(ctx), p("info_after_h"), p("low_after_h"))
+    return _gap(ctx, ctx.last_time(CGM), _cgm_users(ctx), p("info_after_h"), p("low_after_h"))
 
 
 def _gap(ctx: Context, last: F64, applies: B, info_h: F64, low_h: F64) -> Occurrences:
@@ -1218,7 +1222,7 @@ def h5(ctx: Context, p: Params) -> Occurrences:
 )
 def h6(ctx: Context, p: Params) -> Occurrences:
     _, _, cnt = _home_bp_week(ctx)
-    users = ctx.cohort.expects("blood_pressure") | (ctx.s(SYSTOLIC).last_time(ctx.cohort.n) > 0)
+    users = ctx.cohort.expects("blood_pressure") | (ctx.last_time(SYSTOLIC) > 0)
     fired = users & (cnt < p("min_readings"))
     return Occurrences.of(np.arange(ctx.cohort.n), np.where(fired, INFO, NONE), ctx.grid.bounds[-2], cnt)
 
@@ -1243,9 +1247,9 @@ def nodata(ctx: Context, p: Params) -> Occurrences:
         if kind == "glucose_cgm":
             continue  # D10 covers CGM gaps
         last = np.full(ctx.cohort.n, np.nan)
-        for key, s in ctx.data.items():
+        for key in ctx.data:
             if key.split(".", 1)[0] == kind:
-                last = np.fmax(last, s.last_time(ctx.cohort.n))
+                last = np.fmax(last, ctx.last_time(key))
         parts.append(_gap(ctx, last, per_day > 0, p("info_after_h"), p("low_after_h")))
     if not parts:
         return Occurrences.of([], [], [], [])
