@@ -172,4 +172,4 @@ class DateTime:
         if not self.is_known:
             return None
         local = datetime(self.year, self.month, self.day, self.hours, self.minutes, self.seconds, tzinfo=tz)
-        return local.astimezone(UTC)
+        return local if tz is UTC else local.astimezone(UTC)

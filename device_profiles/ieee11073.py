@@ -170,7 +170,3 @@ def float_from_bytes(data: bytes) -> Num:
     if len(data) != 4:
         raise DecodeError("FLOAT needs 4 bytes", data)
     return decode_float(int.from_bytes(data, "little"))
-
-
-def is_number(value: Num | None) -> bool:
-    return isinstance(value, float)

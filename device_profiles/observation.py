@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 
+from pydantic import ValidationError
+
 from device_profiles.errors import DecodeError
 from device_profiles.ieee11073 import Num, Special
 from device_profiles.units import stored_unit_of, to_stored
@@ -20,8 +22,15 @@ from device_profiles.wire import KNOWN_FLAGS, DeviceInfo, Reading, Value, readin
 
 Censored = Literal["low", "high"]
 
+# How far ahead of the gateway's clock a device time may be before it is not believed
+# (small skews are normal; the gateway corrects them with clock_offset).
+FUTURE_TOLERANCE = timedelta(minutes=10)
 
-@dataclass(frozen=True, slots=True)
+
+# Measured, Observation and DecodeContext are built several times per decoded value on the
+# gateway's hot path; frozen dataclasses cost twice as much to construct, so these are
+# plain slotted dataclasses. Treat them as read-only.
+@dataclass(slots=True)
 class Measured:
     """One component in its stored unit, with what the device sent.
 
@@ -69,7 +78,7 @@ def measured(value: Num, device_unit: str, *, censored: Censored | None = None) 
     return Measured(stored, unit, value, device_unit, None, None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Observation:
     """One decoded measurement: pieces of a wire Reading plus the raw bytes.
 
@@ -92,22 +101,28 @@ class Observation:
     extras: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = self.flags - KNOWN_FLAGS
-        if unknown:  # a codec bug, not a device problem
-            raise AssertionError(f"codec produced unknown flags {sorted(unknown)}")
+        if not self.flags <= KNOWN_FLAGS:  # a codec bug, not a device problem
+            raise AssertionError(f"codec produced unknown flags {sorted(self.flags - KNOWN_FLAGS)}")
 
 
 def reading_discriminator(obs: Observation) -> str | int:
     """What makes this measurement unique on its device (see wire.reading_id).
 
-    The record sequence number when the device has one; otherwise the device timestamp
-    when the clock is trustworthy. With neither, the reception time plus the raw bytes,
-    so that re-reads cannot be told apart but distinct live readings never collide.
+    Everything used here is the same when a device sends a stored record again, so
+    re-reads dedupe:
+
+    * the record sequence number, plus the device time when there is one (meters restart
+      their numbering after a memory clear; the time keeps old and new records apart);
+    * else the device time, plus the raw bytes when the clock looked unset (a reset clock
+      may give many records the same time);
+    * else (no timestamp at all) the reception time plus the raw bytes: distinct live
+      readings never collide, but re-sends of such records cannot be recognised.
     """
+    when = obs.device_time.isoformat() if obs.device_time is not None else None
     if obs.sequence is not None:
-        return obs.sequence
-    if obs.device_time is not None and not obs.clock_unset:
-        return obs.device_time.isoformat()
+        return obs.sequence if when is None else f"{obs.sequence}|{when}"
+    if when is not None:
+        return f"{when}|{obs.raw.hex()}" if obs.clock_unset else when
     return f"{obs.received_at.astimezone(UTC).isoformat()}|{obs.raw.hex()}"
 
 
@@ -137,6 +152,11 @@ def to_reading(
             flags.add("device_clock_corrected")
         elif not obs.clock_unset:
             measured_at = obs.device_time
+        if measured_at > obs.received_at + FUTURE_TOLERANCE:
+            # A measurement cannot come from the future: the device clock runs ahead.
+            # Stored as received (corrected), so it never sorts as the patient's latest.
+            measured_at = obs.received_at
+            flags.add("device_clock_corrected")
     if obs.clock_unset:
         flags.add("device_clock_unset")
     values: dict[str, Value] = {}
@@ -148,19 +168,23 @@ def to_reading(
     if missing or not values:
         raise DecodeError(f"no_value: {', '.join(missing) or 'no component'} without a number", obs.raw)
     identity = dev.serial or dev.address
-    return Reading(
-        reading_id=reading_id(identity, obs.kind, reading_discriminator(obs)),
-        device=dev,
-        kind=obs.kind,
-        measured_at=measured_at,
-        received_at=obs.received_at,
-        values=values,
-        flags=sorted(flags),
-        raw=base64.b64encode(obs.raw).decode("ascii"),
-    )
+    try:
+        return Reading(
+            reading_id=reading_id(identity, obs.kind, reading_discriminator(obs)),
+            device=dev,
+            kind=obs.kind,
+            measured_at=measured_at,
+            received_at=obs.received_at,
+            values=values,
+            flags=sorted(flags),
+            raw=base64.b64encode(obs.raw).decode("ascii"),
+        )
+    except ValidationError as err:
+        # Not expected from our codecs (the fuzz tests check); kept as the one typed error.
+        raise DecodeError(f"invalid reading: {err.errors(include_url=False)[0]['msg']}", obs.raw) from err
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DecodeContext:
     """What a decoder needs besides the bytes."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -118,6 +119,8 @@ class DeviceProfile:
         Raises DecodeError (with the raw bytes and the reason) for anything malformed,
         and for a characteristic this profile has no decoder for.
         """
+        if received_at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware (UTC)")
         raw = bytes(data)
         uuid = char_uuid if char_uuid in self.decoders else normalize_uuid(char_uuid)
         decoder = self.decoders.get(uuid)
@@ -128,7 +131,7 @@ class DeviceProfile:
             return decoder(raw, ctx)
         except DecodeError:
             raise
-        except (ValueError, IndexError, KeyError, OverflowError, TypeError) as err:
+        except (ValueError, IndexError, KeyError, OverflowError, TypeError, struct.error) as err:
             # Never expected (the fuzz tests look for these); if one slips through, the
             # gateway still gets the one typed error with the bytes kept.
             logger.warning("decoder_bug profile=%s characteristic=%s error=%r", self.id, uuid, err)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
-from device_profiles.codecs.cgm import CgmSessionStartTime
+from device_profiles.codecs.cgm import CgmFeature, CgmMeasurement, CgmSessionStartTime
 from device_profiles.codecs.common import DEVICE_INFORMATION_STRINGS, BatteryLevel, InfoString
 from device_profiles.codecs.glucose import GlucoseMeasurementContext, with_context
+from device_profiles.errors import DecodeError
 from device_profiles.gatt import Uuid, normalize_uuid
 from device_profiles.observation import Observation
 from device_profiles.profile import DeviceProfile
@@ -31,6 +32,8 @@ class DeviceSession:
         self.battery_pct: int | None = None
         # Device Information strings by field: manufacturer, model, serial, firmware...
         self.info: dict[str, str] = {}
+        # Set from CGM Feature: a sensor that supports E2E-CRC must send it on every record.
+        self.cgm_crc_required = False
         self._pending: dict[int, Observation] = {}
 
     def feed(self, char_uuid: str, data: bytes | bytearray, *, received_at: datetime) -> list[Observation]:
@@ -43,6 +46,16 @@ class DeviceSession:
         if uuid == Uuid.CGM_SESSION_START_TIME:
             self.session_start = CgmSessionStartTime.from_bytes(raw).to_datetime(self.device_tz)
             return []
+        if uuid == Uuid.CGM_FEATURE:
+            self.cgm_crc_required = CgmFeature.from_bytes(raw).e2e_crc_supported
+            return []
+        # A record without its CRC from a sensor that protects them is not trusted.
+        if (
+            uuid == Uuid.CGM_MEASUREMENT
+            and self.cgm_crc_required
+            and not all(r.with_crc for r in CgmMeasurement.from_bytes(raw).records)
+        ):
+            raise DecodeError("E2E-CRC missing although the sensor supports it", raw, characteristic=uuid)
         if uuid == Uuid.BATTERY_LEVEL:
             self.battery_pct = BatteryLevel.from_bytes(raw).percent
             return []

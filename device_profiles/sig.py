@@ -8,7 +8,7 @@ behaves differently gets its own profile (a vendor profile file) that wins the m
 from __future__ import annotations
 
 from device_profiles.codecs.blood_pressure import BloodPressureMeasurement, IntermediateCuffPressure
-from device_profiles.codecs.cgm import CgmMeasurement, CgmSessionStartTime
+from device_profiles.codecs.cgm import CgmFeature, CgmMeasurement, CgmSessionStartTime
 from device_profiles.codecs.common import (
     DEVICE_INFORMATION_STRINGS,
     BatteryLevel,
@@ -125,6 +125,7 @@ CGM = _profile(
     Kind.GLUCOSE_CGM,
     (Uuid.CGM,),
     (
+        C(Uuid.CGM_FEATURE, Mode.READ, Role.FEATURE, optional=True),
         C(Uuid.CGM_SESSION_START_TIME, Mode.READ, Role.SESSION_START),
         C(Uuid.CGM_MEASUREMENT, Mode.NOTIFY, Role.MEASUREMENT),
         C(Uuid.RECORD_ACCESS_CONTROL_POINT, Mode.INDICATE, Role.RACP, optional=True),
@@ -132,6 +133,7 @@ CGM = _profile(
     {
         Uuid.CGM_MEASUREMENT: codec_decoder(CgmMeasurement),
         Uuid.CGM_SESSION_START_TIME: checked_no_observations(CgmSessionStartTime),
+        Uuid.CGM_FEATURE: checked_no_observations(CgmFeature),
         Uuid.RECORD_ACCESS_CONTROL_POINT: checked_no_observations(RacpIndicationCodec),
     },
     needs_bonding=True,

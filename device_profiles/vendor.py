@@ -180,17 +180,33 @@ class ProfileFile(_Model):
     def _identifiable(self) -> ProfileFile:
         if not (self.service_uuids or self.name_patterns or self.manufacturer_ids):
             raise ValueError("a profile needs service_uuids, name_patterns or manufacturer_ids to be matched")
+        uuids = [ch.uuid for ch in self.characteristics]
+        if len(uuids) != len(set(uuids)):
+            raise ValueError("a characteristic UUID is listed twice")
         for ch in self.characteristics:
             kind = ch.kind or self.kind
+            integers: set[str] = set()
             seen: set[str] = set()
+            components: set[str] = set()
             for f in ch.fields:
                 if f.name in seen:
                     raise ValueError(f"duplicate field name {f.name!r}")
-                if f.present_if is not None and f.present_if.field not in seen:
-                    raise ValueError(f"{f.name}: present_if refers to {f.present_if.field!r}, not an earlier field")
+                if f.present_if is not None and f.present_if.field not in integers:
+                    raise ValueError(
+                        f"{f.name}: present_if refers to {f.present_if.field!r}, not an earlier integer field"
+                    )
                 seen.add(f.name)
-                if f.role == "value" and f.component not in KINDS[kind].components:
-                    raise ValueError(f"component {f.component} does not belong to kind {kind.value}")
+                if f.type in _INT_TYPES or f.type == "uint24le":
+                    integers.add(f.name)
+                if f.role == "value":
+                    if f.component not in KINDS[kind].components:
+                        raise ValueError(f"component {f.component} does not belong to kind {kind.value}")
+                    if f.component in components:
+                        raise ValueError(f"component {f.component} has two fields")
+                    components.add(f.component)
+            for role in ("timestamp", "sequence"):
+                if sum(f.role == role for f in ch.fields) > 1:
+                    raise ValueError(f"more than one {role} field")
             if ch.role is Role.MEASUREMENT and not any(f.role == "value" for f in ch.fields):
                 raise ValueError(f"measurement characteristic {ch.uuid} has no value field")
         return self
@@ -221,7 +237,12 @@ def _read(step: _Step, data: bytes, pos: int) -> int | Num | DateTime:
         return decode_float(int.from_bytes(data[pos : pos + 4], "little"))
     if t == "float32le":  # IEEE 754 binary32, which some vendors use
         (v,) = struct.unpack_from("<f", data, pos)
-        return Special.NAN if math.isnan(v) else float(v)  # NaN -> explicit "no number"
+        # NaN and infinities become explicit "no number" values, like IEEE 11073 specials.
+        if math.isnan(v):
+            return Special.NAN
+        if math.isinf(v):
+            return Special.POS_INF if v > 0 else Special.NEG_INF
+        return float(v)
     return DateTime.checked(data, *struct.unpack_from("<HBBBBB", data, pos))
 
 

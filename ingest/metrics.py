@@ -23,10 +23,10 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.messages = Counter("egenmon_ingest_messages", "MQTT messages received", ["topic"], registry=r)
-        self.readings_stored = Counter(
-            "egenmon_ingest_readings_stored", "Readings newly stored, by status", ["status"], registry=r
+        self.readings_stored = Counter("egenmon_ingest_readings_stored", "Readings newly stored", registry=r)
+        self.rows_stored = Counter(
+            "egenmon_ingest_observation_rows", "Observation rows newly stored, by status", ["status"], registry=r
         )
-        self.rows_stored = Counter("egenmon_ingest_observation_rows", "Observation rows newly stored", registry=r)
         self.duplicates = Counter(
             "egenmon_ingest_readings_duplicate", "Readings already stored (re-delivery), not stored again", registry=r
         )

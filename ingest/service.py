@@ -3,10 +3,12 @@
 Threads:
 
 * paho's network thread receives messages and only queues them (``on_message``);
-* the writer thread collects a batch, parses it (:mod:`ingest.prepare`), stores it in one
-  transaction (:mod:`ingest.store`) and then acknowledges its messages.
+* the parser thread collects a batch and parses it (:mod:`ingest.prepare`, CPU-bound);
+* writer threads (``writers``, each with its own connection) store a batch in one
+  transaction (:mod:`ingest.store`) and then acknowledge its messages, batch after batch
+  in the parser's order, so PUBACKs leave in the order the messages arrived.
 
-``Client.ack`` from the writer thread only appends a PUBACK to paho's outgoing deque and
+``Client.ack`` from a writer thread only appends a PUBACK to paho's outgoing deque and
 wakes the network thread through its socket pair, the same path ``publish`` takes from
 user threads. A PUBACK must never reach a *later* connection than the one its message
 came on: after a reconnect the broker may have re-used the packet id for a different
@@ -66,16 +68,29 @@ class IngestService:
     def __init__(self, settings: IngestSettings, *, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self._queue: queue.Queue[Incoming] = queue.Queue()
+        # SimpleQueue: the C implementation, cheapest put() for the network thread.
+        self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._gen_lock = threading.Lock()
         self._generation = 0
         self._mqtt_connected = False
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
-        self._conn: psycopg.Connection[Any] | None = None
+        # One PostgreSQL connection per writer thread, by thread id.
+        self._conns: dict[int, psycopg.Connection[Any] | None] = {}
+        # Batches are numbered by the parser; writers acknowledge strictly in that order
+        # (MQTT wants PUBACKs in the order the messages came), whoever commits first.
+        self._ack_cond = threading.Condition()
+        self._ack_turn = 0
+        self._next_batch = 0
         self._device_cache = DeviceCache()
         self._client = self._make_client()
-        self._worker = threading.Thread(target=self._run_worker, name="ingest-writer", daemon=True)
+        # Parsing (CPU, holds the GIL) overlaps with storing (mostly waiting on PostgreSQL).
+        self._prepared: queue.Queue[tuple[int, list[Incoming], PreparedBatch]] = queue.Queue(maxsize=settings.writers)
+        self._parser = threading.Thread(target=self._run_parser, name="ingest-parser", daemon=True)
+        self._writers = [
+            threading.Thread(target=self._run_worker, name=f"ingest-writer-{i}", daemon=True)
+            for i in range(settings.writers)
+        ]
         self._health: HealthServer | None = None
         self._m_readings = self.metrics.messages.labels(topic="readings")
         self._m_status = self.metrics.messages.labels(topic="status")
@@ -181,6 +196,14 @@ class IngestService:
 
     # -- PostgreSQL -----------------------------------------------------------------------
 
+    @property
+    def _conn(self) -> psycopg.Connection[Any] | None:
+        return self._conns.get(threading.get_ident())
+
+    @_conn.setter
+    def _conn(self, conn: psycopg.Connection[Any] | None) -> None:
+        self._conns[threading.get_ident()] = conn
+
     def _db(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._drop_db()
@@ -275,27 +298,60 @@ class IngestService:
             self._stopping.wait(delay)
             delay = min(delay * 2, self.settings.db_retry_max_s)
 
+    def _run_parser(self) -> None:
+        while not self._stopping.is_set():
+            msgs = self._collect()
+            if not msgs:
+                continue
+            prepared = prepare(msgs)
+            number, self._next_batch = self._next_batch, self._next_batch + 1
+            while not self._stopping.is_set():
+                try:
+                    self._prepared.put((number, msgs, prepared), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
     def _run_worker(self) -> None:
         self._connect_db_eagerly()
         while not self._stopping.is_set():
-            msgs = self._collect()
-            self.metrics.queue_depth.set(self._queue.qsize() + len(msgs))
-            if not msgs:
-                continue
             try:
-                self._handle(msgs)
+                number, msgs, prepared = self._prepared.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.metrics.queue_depth.set(self._queue.qsize() + len(msgs))
+            results: list[StoreResult] | None = None
+            try:
+                results = self._handle(msgs, prepared)
             except Exception:
                 # Never reached by bad input (that becomes dead letters); if it is, the
                 # messages stay un-acked and come back after a reconnect.
                 log.exception("unexpected error storing %d messages; they stay un-acknowledged", len(msgs))
+            finally:
+                self._ack_in_order(number, msgs, prepared, results)
 
-    def _handle(self, msgs: list[Incoming]) -> None:
+    def _ack_in_order(
+        self, number: int, msgs: list[Incoming], prepared: PreparedBatch, results: list[StoreResult] | None
+    ) -> None:
+        with self._ack_cond:
+            while self._ack_turn != number:
+                if self._stopping.is_set():
+                    return  # not acknowledged: the broker re-delivers them
+                self._ack_cond.wait(0.1)
+            if results is not None:
+                self._ack(msgs)
+                self._record(msgs, results)
+                self._observe_lag(prepared.sent_at)
+            self._ack_turn += 1
+            self._ack_cond.notify_all()
+
+    def _handle(self, msgs: list[Incoming], prepared: PreparedBatch) -> list[StoreResult] | None:
+        """Store a batch; the results once committed, None if abandoned (stopping)."""
         results: list[StoreResult] = []
-        prepared = prepare(msgs)
         try:
             result = self._commit(prepared)
             if result is None:
-                return
+                return None
             results.append(result)
         except _DataProblemError as err:
             log.warning("batch of %d messages refused (%s); storing them one by one", len(msgs), err)
@@ -306,11 +362,9 @@ class IngestService:
                     dl = DeadLetter(m.topic, None, None, "storage_error", str(err_one)[:2000], m.payload, m.received_at)
                     one = self._commit(PreparedBatch(dead_letters=[dl]))
                 if one is None:
-                    return
+                    return None
                 results.append(one)
-        self._ack(msgs)
-        self._record(msgs, results)
-        self._observe_lag(prepared.sent_at)
+        return results
 
     def _record(self, msgs: list[Incoming], results: list[StoreResult]) -> None:
         now = datetime.now(UTC)
@@ -320,10 +374,10 @@ class IngestService:
             m.queue_seconds.observe((now - msg.received_at).total_seconds())
         stored = 0
         for r in results:
-            for status, n in r.readings_stored.items():
-                m.readings_stored.labels(status=status).inc(n)
-                stored += n
-            m.rows_stored.inc(r.rows_stored)
+            m.readings_stored.inc(r.readings_stored)
+            stored += r.readings_stored
+            for status, n in r.rows_by_status.items():
+                m.rows_stored.labels(status=status).inc(n)
             m.duplicates.inc(r.readings_duplicate)
             for reason, n in r.dead_letters.items():
                 m.dead_letters.labels(reason=reason).inc(n)
@@ -339,10 +393,10 @@ class IngestService:
     # -- lifecycle --------------------------------------------------------------------------
 
     def health(self) -> dict[str, bool]:
-        conn = self._conn
+        conns = list(self._conns.values())
         return {
             "mqtt": self._mqtt_connected and self._subscribed.is_set(),
-            "database": conn is not None and not conn.closed and not conn.broken,
+            "database": bool(conns) and all(c is not None and not c.closed and not c.broken for c in conns),
         }
 
     @property
@@ -354,7 +408,9 @@ class IngestService:
         self._health = HealthServer(self.metrics, self.health, s.metrics_host, s.metrics_port)
         self._health.start()
         ep = s.mqtt_endpoint()
-        self._worker.start()
+        for w in self._writers:
+            w.start()
+        self._parser.start()
         self._client.connect_async(
             ep.host, ep.port, keepalive=s.keepalive_s, clean_start=False, properties=self._connect_properties()
         )
@@ -363,12 +419,17 @@ class IngestService:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping.set()
-        self._worker.join(timeout_s)
+        self._parser.join(timeout_s)
+        for w in self._writers:
+            w.join(timeout_s)
         # Queued PUBACKs go out before the DISCONNECT; the session (and whatever was not
         # acknowledged) stays on the broker for the next start.
         self._client.disconnect()
         self._client.loop_stop()
-        self._drop_db()
+        for conn in self._conns.values():
+            if conn is not None:
+                conn.close()
+        self.metrics.db_connected.set(0)
         if self._health:
             self._health.stop()
         log.info("ingest stopped", extra={"batches": self.batches_committed, "readings": self.readings_committed})
@@ -384,8 +445,8 @@ class IngestService:
         self.start()
         try:
             while not done.wait(1.0):
-                if not self._worker.is_alive():
-                    log.error("writer thread died")
+                if not (all(w.is_alive() for w in self._writers) and self._parser.is_alive()):
+                    log.error("a worker thread died")
                     break
         finally:
             self.stop()

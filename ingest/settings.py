@@ -66,6 +66,11 @@ class IngestSettings(BaseSettings):
     batch_max_messages: int = Field(default=2_000, ge=1)
     batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     flush_interval_s: float = Field(default=0.05, gt=0, le=10)
+    # Writer threads, each with its own PostgreSQL connection: while one waits for its
+    # commit, the next batch is already being written.
+    writers: int = Field(default=2, ge=1, le=8)
+    # How long a busy thread may hold the GIL before the network thread gets it back.
+    gil_switch_interval_s: float = Field(default=0.0005, gt=0, le=0.1)
     db_retry_max_s: float = Field(default=5.0, gt=0)
     metrics_host: str = "127.0.0.1"
     # 0 picks a free port (tests); the bound port is logged.

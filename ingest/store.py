@@ -23,6 +23,7 @@ import psycopg
 from psycopg.types.range import Range
 
 from device_profiles.messages import NEW_READINGS_CHANNEL
+from device_profiles.wire import DeviceInfo
 from ingest.prepare import DeadLetter, PreparedBatch, PreparedReading, observation_rows, raw_bytes, reading_dead_letter
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,9 @@ PREPARE ingest_insert_obs AS
     WITH ins AS (
         INSERT INTO observation ({_OBS_COLS}) SELECT {_OBS_COLS} FROM ingest_stage_obs
         ON CONFLICT DO NOTHING
-        RETURNING patient_id, status, reading_id
+        RETURNING patient_id, status
     )
-    SELECT patient_id, status, count(*), count(DISTINCT reading_id) FROM ins GROUP BY patient_id, status;
+    SELECT patient_id, status, count(*) FROM ins GROUP BY patient_id, status;
 PREPARE ingest_insert_raw AS
     INSERT INTO reading_raw ({_RAW_COLS})
     SELECT reading_id, measured_at, gateway_id, device::jsonb, raw FROM ingest_stage_raw
@@ -95,8 +96,8 @@ PREPARE ingest_insert_raw AS
 """
 
 # CLINICAL_RULES.md: weight change > 5 kg from the previous day is likely another person.
-# The reference is the latest accepted weight of the patient on the previous local
-# (Europe/Stockholm) day, from the table or from this batch.
+# The reference is the latest accepted weight of the patient committed for the previous
+# local (Europe/Stockholm) day; one index probe (observation_patient_idx) per weight.
 WEIGHT_CHECK = """
 WITH cur AS (
     SELECT s.reading_id, s.patient_id, s.value,
@@ -108,15 +109,10 @@ WITH cur AS (
 ), bad AS (
     SELECT cur.reading_id, cur.value - p.value AS change_kg
     FROM cur CROSS JOIN LATERAL (
-        SELECT ref.value FROM (
-            SELECT o.value, o.measured_at FROM observation o
-            WHERE o.patient_id = cur.patient_id AND o.component = 'weight' AND o.status <> 'rejected'
-              AND o.value IS NOT NULL AND o.measured_at >= cur.prev_start AND o.measured_at < cur.day_start
-            UNION ALL
-            SELECT s2.value, s2.measured_at FROM ingest_stage_obs s2
-            WHERE s2.patient_id = cur.patient_id AND s2.component = 'weight' AND s2.status <> 'rejected'
-              AND s2.value IS NOT NULL AND s2.measured_at >= cur.prev_start AND s2.measured_at < cur.day_start
-        ) ref ORDER BY ref.measured_at DESC LIMIT 1
+        SELECT o.value FROM observation o
+        WHERE o.patient_id = cur.patient_id AND o.component = 'weight' AND o.status <> 'rejected'
+          AND o.value IS NOT NULL AND o.measured_at >= cur.prev_start AND o.measured_at < cur.day_start
+        ORDER BY o.measured_at DESC LIMIT 1
     ) p
     WHERE abs(cur.value - p.value) > %(max_change)s
 )
@@ -144,7 +140,8 @@ ON CONFLICT (gateway_id, address) DO UPDATE SET
 
 @dataclass(slots=True)
 class StoreResult:
-    readings_stored: Counter[str] = field(default_factory=Counter)  # by status
+    readings_stored: int = 0
+    rows_by_status: Counter[str] = field(default_factory=Counter)
     readings_duplicate: int = 0
     rows_stored: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)  # by reason
@@ -242,6 +239,14 @@ def _copy(
             copy.write_row(row)
 
 
+def _device_json(device: DeviceInfo, cache: dict[DeviceInfo, str]) -> str:
+    # A batch holds many readings of few devices: serialise each device once.
+    text = cache.get(device)
+    if text is None:
+        text = cache[device] = device.model_dump_json(exclude_none=True)
+    return text
+
+
 def _notify(conn: psycopg.Connection[Any], patients: list[uuid.UUID]) -> None:
     chunk: list[str] = []
     size = len('{"patients":[]}')
@@ -288,14 +293,12 @@ def store(
             if any("weight" in r.reading.values for r, _ in resolved):
                 conn.execute(WEIGHT_CHECK, {"max_change": max_weight_change_kg})
             patients: set[uuid.UUID] = set()
-            stored_readings = 0
-            for patient, status, n_rows, n_readings in conn.execute("EXECUTE ingest_insert_obs").fetchall():
+            for patient, status, n_rows in conn.execute("EXECUTE ingest_insert_obs").fetchall():
                 patients.add(patient)
                 result.rows_stored += n_rows
-                result.readings_stored[status] += n_readings
-                stored_readings += n_readings
-            result.readings_duplicate = len(resolved) - stored_readings
+                result.rows_by_status[status] += n_rows
             result.patients = sorted(patients)
+            device_json: dict[DeviceInfo, str] = {}
             _copy(
                 conn,
                 "ingest_stage_raw",
@@ -306,13 +309,15 @@ def store(
                         r.reading.reading_id,
                         r.reading.measured_at,
                         r.gateway_id,
-                        r.reading.device.model_dump_json(exclude_none=True),
+                        _device_json(r.reading.device, device_json),
                         raw_bytes(r.reading),
                     )
                     for r, _ in resolved
                 ),
             )
-            conn.execute("EXECUTE ingest_insert_raw")
+            # Readings are counted once each through their reading_raw row.
+            result.readings_stored = conn.execute("EXECUTE ingest_insert_raw").rowcount
+            result.readings_duplicate = len(resolved) - result.readings_stored
             devices = _device_rows(resolved)
         for s in batch.statuses:
             result.statuses += 1

@@ -29,7 +29,7 @@ CGM Session Start Time (CGMS §3.5): Date Time (7), Time Zone sint8 (15-minute s
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar
 
@@ -220,6 +220,9 @@ class CgmMeasurement:
     """One CGM Measurement notification: one or more records."""
 
     records: tuple[CgmRecord, ...]
+    # Where each record lies in the decoded value, so each observation keeps its own
+    # original bytes (empty for a value built in code).
+    spans: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
 
     characteristic: ClassVar[str] = Uuid.CGM_MEASUREMENT
     name: ClassVar[str] = _NAME
@@ -229,18 +232,22 @@ class CgmMeasurement:
         if not data:
             raise DecodeError("empty value", data, characteristic=_NAME)
         records = []
+        spans = []
         pos = 0
         while pos < len(data):
-            record, pos = CgmRecord.decode_at(data, pos)
+            record, end = CgmRecord.decode_at(data, pos)
             records.append(record)
-        return cls(tuple(records))
+            spans.append((pos, end))
+            pos = end
+        return cls(tuple(records), tuple(spans))
 
     def __bytes__(self) -> bytes:
         return b"".join(bytes(r) for r in self.records)
 
     def observations(self, raw: bytes, ctx: DecodeContext) -> list[Observation]:
         out = []
-        for r in self.records:
+        spans = self.spans if len(self.spans) == len(self.records) else None
+        for n, r in enumerate(self.records):
             when = None if ctx.session_start is None else ctx.session_start + timedelta(minutes=r.time_offset_min)
             unset = bool((r.cal_temp or 0) & CT_TIME_SYNC_REQUIRED)
             extras: dict[str, object] = {"time_offset_min": r.time_offset_min}
@@ -258,7 +265,7 @@ class CgmMeasurement:
                     # The time offset numbers the records of a session; with the session
                     # start it is the record's identity (re-reads dedupe).
                     None,
-                    bytes(r) if len(self.records) > 1 else raw,
+                    raw if len(self.records) == 1 else raw[spans[n][0] : spans[n][1]] if spans else bytes(r),
                     self.characteristic,
                     ctx.received_at,
                     ctx.device,
@@ -329,6 +336,67 @@ class CgmSessionStartTime:
         naive = datetime(*self.start.fields(), tzinfo=UTC)  # wall clock, shifted below
         shift = timedelta(minutes=15 * self.time_zone_15min + _DST_MINUTES.get(self.dst_code, 0))
         return naive - shift
+
+    def observations(self, raw: bytes, ctx: DecodeContext) -> list[Observation]:
+        return []
+
+
+# CGM Feature bits (CGMS §3.2); bits 17-23 reserved.
+FEATURE_CALIBRATION = 1 << 0
+FEATURE_E2E_CRC = 1 << 12
+FEATURE_TREND = 1 << 15
+FEATURE_QUALITY = 1 << 16
+FEATURE_RESERVED = 0xFE0000
+_CGM_LOCATIONS = frozenset({1, 2, 3, 4, 5, 15})  # 5 = subcutaneous tissue
+
+
+@dataclass(frozen=True, slots=True)
+class CgmFeature:
+    """0x2AA8 CGM Feature (CGMS §3.2), 6 bytes:
+
+    CGM Feature uint24 (bit0 calibration, 1 patient high/low alerts, 2 hypo alerts,
+    3 hyper alerts, 4 rate alerts, 5 device specific alert, 6 sensor malfunction detection,
+    7 temperature high/low detection, 8 result high/low detection, 9 low battery
+    detection, 10 sensor type error detection, 11 general device fault, 12 E2E-CRC
+    supported, 13 multiple bond, 14 multiple sessions, 15 trend information, 16 quality,
+    17-23 reserved); CGM Type-Sample Location uint8 (type low nibble as in the Glucose
+    Service, location high nibble: 1 finger, 2 AST, 3 earlobe, 4 control solution,
+    5 subcutaneous tissue, 15 not available); E2E-CRC uint16 over the first 4 bytes, or
+    0xFFFF when E2E-CRC is not supported.
+    """
+
+    features: int
+    sample_type: int = 9  # interstitial fluid
+    sample_location: int = 5  # subcutaneous tissue
+
+    characteristic: ClassVar[str] = Uuid.CGM_FEATURE
+    name: ClassVar[str] = "CGM Feature"
+
+    @property
+    def e2e_crc_supported(self) -> bool:
+        return bool(self.features & FEATURE_E2E_CRC)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CgmFeature:
+        n = cls.name
+        if len(data) != 6:
+            raise DecodeError(f"CGM Feature is 6 bytes, got {len(data)}", data, characteristic=n)
+        features = data[0] | data[1] << 8 | data[2] << 16
+        if features & FEATURE_RESERVED:
+            raise DecodeError(f"reserved feature bits set (0x{features:06x})", data, characteristic=n)
+        stype, loc = data[3] & 0x0F, data[3] >> 4
+        if not 1 <= stype <= 10 or loc not in _CGM_LOCATIONS:
+            raise DecodeError(f"reserved type/sample location 0x{data[3]:02x}", data, characteristic=n)
+        crc = data[4] | data[5] << 8
+        expected = e2e_crc(data[:4]) if features & FEATURE_E2E_CRC else 0xFFFF
+        if crc != expected:
+            raise DecodeError("E2E-CRC mismatch", data, characteristic=n)
+        return cls(features, stype, loc)
+
+    def __bytes__(self) -> bytes:
+        body = self.features.to_bytes(3, "little") + bytes([(self.sample_location << 4) | self.sample_type])
+        crc = e2e_crc(body) if self.e2e_crc_supported else 0xFFFF
+        return body + crc.to_bytes(2, "little")
 
     def observations(self, raw: bytes, ctx: DecodeContext) -> list[Observation]:
         return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar
 
 from device_profiles.errors import DecodeError
@@ -164,3 +164,17 @@ class CurrentTime:
 
     def observations(self, raw: bytes, ctx: DecodeContext) -> list[Observation]:
         return []
+
+
+def clock_offset(device_value: bytes, true_now: datetime, tz: tzinfo = UTC) -> timedelta | None:
+    """The device clock minus the true time, from a Current Time (10 bytes) or Date Time
+    (7 bytes) value read from the device at ``true_now``; None if its date is unknown.
+
+    Pass the result to ``observation.to_reading(..., clock_offset=...)``. Raises
+    DecodeError for a malformed value.
+    """
+    if len(device_value) == DATE_TIME_SIZE:
+        device_now = DateTimeValue.from_bytes(device_value).value.to_datetime(tz)
+    else:
+        device_now = CurrentTime.from_bytes(device_value).to_datetime(tz)
+    return None if device_now is None else device_now - true_now

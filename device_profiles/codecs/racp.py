@@ -193,3 +193,13 @@ class RacpIndicationCodec:
 
     def observations(self, raw: bytes, ctx: DecodeContext) -> list[Observation]:
         return []
+
+
+def next_records_request(last_sequence: int | None) -> RacpRequest:
+    """What the gateway asks after a (re)connect: every record when it has none yet,
+    otherwise the records after the last one it received (DESIGN.md: "fetch only records
+    newer than the last one received"). After sequence 0xFFFF the numbering wraps and all
+    records are asked for again; their deterministic reading ids make that harmless."""
+    if last_sequence is None or last_sequence >= 0xFFFF:
+        return RacpRequest.report_all()
+    return RacpRequest.report_from_sequence(last_sequence + 1)

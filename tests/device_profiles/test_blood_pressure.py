@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -158,3 +158,34 @@ def test_malformed_raises_decode_error(data: bytes, reason: str) -> None:
     assert err.value.raw == data
     with pytest.raises(DecodeError):
         BLOOD_PRESSURE.decode("2a35", data, received_at=RECEIVED_AT)
+
+
+def test_reset_clock_records_at_the_same_time_do_not_collide(device: DeviceInfo) -> None:
+    ts = bytes.fromhex("d00701010000 00".replace(" ", ""))  # 2000-01-01 00:00:00, reset clock
+    first = bytes([0x02]) + BP_MINIMAL[1:] + ts
+    second = bytes([0x02]) + bytes.fromhex("820055006200") + ts  # 130/85, same time
+    (a,) = BLOOD_PRESSURE.decode("2a35", first, received_at=RECEIVED_AT, device=device)
+    (b,) = BLOOD_PRESSURE.decode("2a35", second, received_at=RECEIVED_AT, device=device)
+    (a_again,) = BLOOD_PRESSURE.decode("2a35", first, received_at=datetime.now(UTC), device=device)
+    assert to_reading(a).reading_id != to_reading(b).reading_id
+    assert to_reading(a).reading_id == to_reading(a_again).reading_id
+
+
+def test_future_device_time_is_not_believed(device: DeviceInfo) -> None:
+    data = bytes([0x02]) + BP_MINIMAL[1:] + bytes.fromhex("ea07030f0a0000")  # 10:00, an hour ahead
+    (obs,) = BLOOD_PRESSURE.decode("2a35", data, received_at=RECEIVED_AT, device=device)
+    reading = to_reading(obs)
+    assert reading.measured_at == RECEIVED_AT
+    assert "device_clock_corrected" in reading.flags
+
+
+def test_clock_offset_corrects_the_device_time(device: DeviceInfo) -> None:
+    (obs,) = BLOOD_PRESSURE.decode("2a35", BP_FULL, received_at=RECEIVED_AT, device=device)
+    reading = to_reading(obs, clock_offset=timedelta(minutes=-3))  # device 3 minutes slow
+    assert reading.measured_at == datetime(2026, 3, 15, 8, 33, tzinfo=UTC)
+    assert "device_clock_corrected" in reading.flags
+
+
+def test_naive_reception_time_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        BLOOD_PRESSURE.decode("2a35", BP_MINIMAL, received_at=datetime(2026, 3, 15, 9, 0))

@@ -141,3 +141,9 @@ def test_every_float_pattern_round_trips(raw: int) -> None:
     value = decode_float(raw)
     assert isinstance(value, Special) or math.isfinite(value)
     assert decode_float(encode_float(value)) == value
+
+
+def test_all_65536_sfloat_patterns_round_trip_exhaustively() -> None:
+    for raw in range(0x10000):
+        value = decode_sfloat(raw)
+        assert decode_sfloat(encode_sfloat(value)) == value, hex(raw)

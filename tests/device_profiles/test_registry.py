@@ -6,8 +6,9 @@ import pytest
 
 from device_profiles.errors import DecodeError
 from device_profiles.gatt import Uuid, normalize_uuid
-from device_profiles.profile import Mode, Role
+from device_profiles.profile import CharacteristicSpec, DeviceProfile, Mode, Role
 from device_profiles.registry import default_registry, get_profile, match_profile
+from device_profiles.vocabulary import Kind
 
 from .conftest import RECEIVED_AT
 
@@ -46,9 +47,13 @@ def test_vendor_profile_matches_by_name_or_manufacturer_only() -> None:
 
 def test_quirks_are_data() -> None:
     glucose = get_profile("sig.glucose")
-    assert glucose.needs_bonding and glucose.uses_racp and not glucose.sends_stored_records_on_connect
+    assert glucose.needs_bonding
+    assert glucose.uses_racp
+    assert not glucose.sends_stored_records_on_connect
     bp = get_profile("sig.blood_pressure")
-    assert bp.sends_stored_records_on_connect and bp.set_clock and not bp.uses_racp
+    assert bp.sends_stored_records_on_connect
+    assert bp.set_clock
+    assert not bp.uses_racp
     measurement = bp.characteristic(Role.MEASUREMENT)
     assert measurement is not None
     assert (measurement.uuid, measurement.mode) == (Uuid.BLOOD_PRESSURE_MEASUREMENT, Mode.INDICATE)
@@ -84,3 +89,21 @@ def test_normalize_uuid(text: str, full: str) -> None:
 def test_normalize_uuid_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="UUID"):
         normalize_uuid("xyz")
+
+
+def test_a_codec_bug_still_surfaces_as_decode_error(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(raw: bytes, ctx: object) -> list[object]:
+        return [raw[10]]  # IndexError: what the safety net exists for
+
+    profile = DeviceProfile(
+        id="test.broken",
+        display_name="broken",
+        kind=Kind.WEIGHT,
+        service_uuids=(),
+        characteristics=(CharacteristicSpec("0000fff1-0000-1000-8000-00805f9b34fb", Mode.NOTIFY, Role.MEASUREMENT),),
+        decoders={"0000fff1-0000-1000-8000-00805f9b34fb": broken},  # type: ignore[dict-item]
+    )
+    with pytest.raises(DecodeError, match="internal decoder error") as err:
+        profile.decode("fff1", b"\x01", received_at=RECEIVED_AT)
+    assert err.value.raw == b"\x01"
+    assert "decoder_bug" in caplog.text

@@ -17,7 +17,8 @@ from tests.ingest.helpers import Seed, purge_session, seed_patient
 @pytest.fixture
 def start_ingest(database_url: str, mqtt_url: str) -> Iterator[Callable[..., IngestService]]:
     """Start in-process ingest workers (stopped, and their sessions ended, afterwards)."""
-    started: list[tuple[IngestService, str]] = []
+    # Workers on the session broker, whose sessions must end with the test.
+    started: list[tuple[IngestService, str | None]] = []
 
     def start(*, db_url: str | None = None, broker_url: str | None = None, **overrides: Any) -> IngestService:
         settings = IngestSettings(
@@ -29,7 +30,8 @@ def start_ingest(database_url: str, mqtt_url: str) -> Iterator[Callable[..., Ing
         )
         service = IngestService(settings)
         service.start()
-        started.append((service, settings.mqtt_url))
+        # A broker of the test's own goes away with its sessions; no purge needed.
+        started.append((service, None if broker_url else settings.mqtt_url))
         assert service.wait_ready(), "ingest did not subscribe"
         return service
 
@@ -38,7 +40,8 @@ def start_ingest(database_url: str, mqtt_url: str) -> Iterator[Callable[..., Ing
     finally:
         for service, url in started:
             service.stop()
-            purge_session(url, service.settings.client_id)
+            if url is not None:
+                purge_session(url, service.settings.client_id)
 
 
 @pytest.fixture

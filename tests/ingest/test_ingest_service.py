@@ -252,7 +252,8 @@ def test_metrics_and_health_endpoints(db: Db, seeded: Seed, start_ingest: StartI
         assert json.loads(resp.read()) == {"mqtt": True, "database": True}
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    assert 'egenmon_ingest_readings_stored_total{status="valid"} 1.0' in text
+    assert "egenmon_ingest_readings_stored_total 1.0" in text
+    assert 'egenmon_ingest_observation_rows_total{status="valid"} 1.0' in text
     assert 'egenmon_ingest_dead_letters_total{reason="bad_json"} 1.0' in text
     assert "egenmon_ingest_commit_seconds_count" in text
     assert "egenmon_ingest_lag_seconds_count" in text

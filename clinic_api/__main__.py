@@ -1,0 +1,3 @@
+from clinic_api.cli import app
+
+app()

@@ -1,0 +1,44 @@
+"""Audit records: who read or changed which patient's data, when and from where.
+
+Rows are append-only (a trigger in the schema refuses UPDATE/DELETE/TRUNCATE); the API
+offers search to auditors and nothing else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from clinic_api.auth import Staff
+
+
+def record(
+    conn: psycopg.Connection[Any],
+    staff: Staff | None,
+    action: str,
+    resource: str,
+    *,
+    patient_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+    remote_addr: str | None = None,
+    reason: str | None = None,
+) -> None:
+    conn.execute(
+        """
+        INSERT INTO audit_log (staff_id, subject, action, resource, patient_id, remote_addr, reason, detail)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        """,
+        (
+            staff.id if staff else None,
+            staff.subject if staff else None,
+            action,
+            resource,
+            patient_id,
+            remote_addr if remote_addr is not None else (staff.remote_addr if staff else None),
+            reason,
+            Jsonb(detail or {}),
+        ),
+    )

@@ -1,0 +1,148 @@
+"""OIDC bearer-token verification and the staff member a token belongs to.
+
+Tokens are RS256/ES256 JWTs checked for signature (issuer's JWKS), issuer, audience and
+expiry. The staff row is looked up by the token's ``sub``; roles and care units come from
+the database, never from the token, so a region's IdP only has to say who someone is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jwt
+import psycopg
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from clinic_api.errors import AuthError
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ["RS256", "ES256", "PS256"]
+CLINICAL_ROLES = frozenset({"nurse", "physician"})
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    id: uuid.UUID
+    subject: str
+    display_name: str
+    roles: frozenset[str]
+    unit_ids: tuple[uuid.UUID, ...]
+    remote_addr: str | None = None
+
+    @property
+    def clinical(self) -> bool:
+        return bool(self.roles & CLINICAL_ROLES)
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles))
+
+
+class KeySource(Protocol):
+    def signing_key(self, token: str) -> Any: ...
+
+
+class JwksKeySource:
+    """Keys from the issuer's published JWKS (cached by PyJWKClient, refetched on a new kid)."""
+
+    def __init__(self, jwks_url: str) -> None:
+        self._client = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, timeout=5)
+
+    def signing_key(self, token: str) -> Any:
+        try:
+            return self._client.get_signing_key_from_jwt(token).key
+        except jwt.PyJWKClientError as err:
+            raise AuthError(f"no usable signing key: {err}") from err
+        except jwt.DecodeError as err:
+            raise AuthError("malformed token") from err
+
+
+@dataclass
+class DevIssuerKeys:
+    """The development issuer's RSA key, generated per process (local demo only)."""
+
+    kid: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    private_key: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+
+    def jwks(self) -> dict[str, Any]:
+        jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
+        return {"keys": [jwk]}
+
+    def signing_key(self, token: str) -> Any:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError as err:
+            raise AuthError("malformed token") from err
+        if header.get("kid") != self.kid:
+            raise AuthError("unknown key id")
+        return self.private_key.public_key()
+
+    def issue(self, *, issuer: str, audience: str, subject: str, ttl_s: int, name: str | None = None) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {"iss": issuer, "aud": audience, "sub": subject, "iat": now, "exp": now + ttl_s}
+        if name:
+            claims["name"] = name
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"kid": self.kid})
+
+
+@dataclass
+class TokenVerifier:
+    keys: KeySource
+    issuer: str
+    audience: str
+    leeway_s: int = 30
+
+    def subject(self, token: str) -> str:
+        key = self.keys.signing_key(token)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as err:
+            raise AuthError("token expired") from err
+        except jwt.InvalidAudienceError as err:
+            raise AuthError("wrong audience") from err
+        except jwt.InvalidIssuerError as err:
+            raise AuthError("wrong issuer") from err
+        except jwt.InvalidTokenError as err:
+            raise AuthError(f"invalid token: {type(err).__name__}") from err
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise AuthError("token has no subject")
+        return sub
+
+
+def load_staff(conn: psycopg.Connection[Any], subject: str, remote_addr: str | None) -> Staff | None:
+    row = conn.execute(
+        """
+        SELECT s.id, s.subject, s.display_name, s.roles,
+               coalesce(array_agg(su.unit_id) FILTER (WHERE su.unit_id IS NOT NULL), '{}')
+        FROM staff s LEFT JOIN staff_unit su ON su.staff_id = s.id
+        WHERE s.subject = %s AND s.active
+        GROUP BY s.id
+        """,
+        (subject,),
+    ).fetchone()
+    if row is None:
+        return None
+    return Staff(
+        id=row[0],
+        subject=row[1],
+        display_name=row[2],
+        roles=frozenset(row[3]),
+        unit_ids=tuple(row[4]),
+        remote_addr=remote_addr,
+    )

@@ -1,0 +1,111 @@
+"""Dependency aliases for the routers: ``DbConn``, ``CurrentStaff``, role-gated variants."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Depends, HTTPException, Request, status
+from psycopg_pool import ConnectionPool
+
+from clinic_api.auth import Staff, TokenVerifier, load_staff
+from clinic_api.errors import AuthError
+from clinic_api.settings import Settings
+
+COOKIE_NAME = "egenmon_token"
+
+
+class LoginRequired(Exception):  # noqa: N818 - a control-flow signal for the page routes, not an error
+    """Raised by page dependencies; the app turns it into a redirect to the login page."""
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
+    pool: ConnectionPool = request.app.state.pool
+    # One transaction per request: the audit row commits with the read or change it records.
+    with pool.connection() as conn:
+        yield conn
+
+
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+# scope="function": the transaction commits before the response is sent.
+DbConn = Annotated[psycopg.Connection[Any], Depends(get_conn, scope="function")]
+
+
+def _remote_addr(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _token(request: Request, *, cookie: bool) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    if cookie:
+        return request.cookies.get(COOKIE_NAME)
+    return None
+
+
+def _authenticate(request: Request, conn: psycopg.Connection[Any], *, cookie: bool) -> Staff:
+    unauthorized = {"WWW-Authenticate": "Bearer"}
+    token = _token(request, cookie=cookie)
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers=unauthorized)
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        subject = verifier.subject(token)
+    except AuthError as err:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, err.reason, headers=unauthorized) from err
+    staff = load_staff(conn, subject, _remote_addr(request))
+    if staff is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "no active staff account for this identity")
+    return staff
+
+
+def current_staff(request: Request, conn: DbConn) -> Staff:
+    # The API accepts the page cookie too, so the pages' own scripts could call it; CSRF is
+    # limited by the SameSite=Strict cookie.
+    return _authenticate(request, conn, cookie=True)
+
+
+def page_staff(request: Request, conn: DbConn) -> Staff:
+    try:
+        return _authenticate(request, conn, cookie=True)
+    except HTTPException as err:
+        if err.status_code == status.HTTP_401_UNAUTHORIZED:
+            raise LoginRequired from err
+        raise
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+PageStaff = Annotated[Staff, Depends(page_staff)]
+
+
+def require_clinical(staff: CurrentStaff) -> Staff:
+    if not staff.clinical:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "clinical data needs the nurse or physician role")
+    return staff
+
+
+def require_admin(staff: CurrentStaff) -> Staff:
+    if not staff.has("admin"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "needs the admin role")
+    return staff
+
+
+def require_auditor(staff: CurrentStaff) -> Staff:
+    if not staff.has("auditor"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "needs the auditor role")
+    return staff
+
+
+ClinicalStaff = Annotated[Staff, Depends(require_clinical)]
+AdminStaff = Annotated[Staff, Depends(require_admin)]
+AuditorStaff = Annotated[Staff, Depends(require_auditor)]

@@ -1,0 +1,316 @@
+"""Server-rendered pages for the monitoring team (Swedish, no JavaScript needed).
+
+Forms post to page routes that call the same queries as the API and redirect back
+(post/redirect/get), so every action works by keyboard and without scripts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from clinic_api import audit, charts, queries
+from clinic_api.deps import COOKIE_NAME, AppSettings, DbConn, PageStaff
+from clinic_api.models import SafeStr
+from clinic_api.routers.gateways import list_for
+from device_profiles.vocabulary import COMPONENTS, KINDS, Kind
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+SEVERITY_SV = {"critical": "Kritisk", "high": "Hög", "medium": "Medel", "low": "Låg", "info": "Info"}
+STATUS_SV = {"open": "Öppet", "acknowledged": "Kvitterat", "snoozed": "Vilande", "resolved": "Avslutat"}
+CONDITION_SV = {
+    "diabetes_t1": "Diabetes typ 1",
+    "diabetes_t2": "Diabetes typ 2",
+    "heart_failure": "Hjärtsvikt",
+    "copd": "KOL",
+    "asthma": "Astma",
+    "hypertension": "Hypertoni",
+}
+COMPONENT_SV = {
+    "systolic": "Systoliskt blodtryck",
+    "diastolic": "Diastoliskt blodtryck",
+    "pulse": "Puls",
+    "glucose_interstitial": "Glukos (CGM)",
+    "glucose": "P-glukos (kapillärt)",
+    "weight": "Vikt",
+    "spo2": "Syremättnad (SpO2)",
+    "pef": "PEF",
+    "fev1": "FEV1",
+    "temperature": "Kroppstemperatur",
+}
+# Which chart an alert is marked on, by rule-id prefix (CLINICAL_RULES.md ids).
+RULE_COMPONENTS = {
+    "D": ("glucose_interstitial", "glucose"),
+    "HF1": ("weight",),
+    "HF2": ("weight",),
+    "HF3": ("weight",),
+    "HF4": ("weight",),
+    "HF5": ("systolic",),
+    "HF6": ("pulse",),
+    "HF7": ("spo2",),
+    "C1": ("spo2",),
+    "C2": ("spo2",),
+    "C3": ("spo2", "pulse"),
+    "C4": ("pulse",),
+    "C5": ("pef", "fev1"),
+    "A": ("pef",),
+    "H": ("systolic", "diastolic"),
+}
+ACTION_SV = {
+    "acknowledge": "Kvittera",
+    "escalate": "Eskalera",
+    "resolve": "Avsluta",
+    "snooze": "Skjut upp",
+    "comment": "Kommentera",
+}
+
+
+def _age(seconds: int | float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def _local(value: dt.datetime | None) -> str:
+    if value is None:
+        return "–"
+    # Stockholm wall-clock for staff; stored and exchanged as UTC.
+    return value.astimezone(ZoneInfo("Europe/Stockholm")).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.globals.update(
+    KIND_SV={str(k): spec.display for k, spec in KINDS.items()},
+    SEVERITY_SV=SEVERITY_SV,
+    STATUS_SV=STATUS_SV,
+    CONDITION_SV=CONDITION_SV,
+    ACTION_SV=ACTION_SV,
+    COMPONENT_SV=COMPONENT_SV,
+)
+templates.env.filters.update(age=_age, local=_local)
+
+
+def thresholds_for(component: str, plan: dict[str, Any] | None) -> list[charts.Threshold]:
+    plan = plan or {}
+    th = charts.Threshold
+    if component == "systolic":
+        return [th(135, "Hemblodtryck"), th(180, "Mycket högt", True), th(90, "Lågt", True)]
+    if component == "diastolic":
+        return [th(85, "Hemblodtryck"), th(110, "Mycket högt", True)]
+    if component in ("glucose_interstitial", "glucose"):
+        return [
+            th(10, "Målområde övre"),
+            th(3.9, "Hypo nivå 1"),
+            th(3.0, "Hypo nivå 2", True),
+            th(13.9, "Mycket högt", True),
+        ]
+    if component == "spo2":
+        if plan.get("spo2_target") == "hypercapnic":
+            return [th(88, "Mål 88–92 % nedre", True)]
+        return [th(92, "SpO2 < 92"), th(88, "SpO2 < 88", True)]
+    if component == "pulse":
+        return [th(100, "Takykardi"), th(40, "Bradykardi", True)]
+    if component == "weight" and plan.get("dry_weight_kg"):
+        dry = float(plan["dry_weight_kg"])
+        return [th(dry, "Torrvikt"), th(dry + 2, "Torrvikt +2 kg", True)]
+    if component == "pef" and plan.get("personal_best_pef"):
+        best = float(plan["personal_best_pef"])
+        return [th(round(best * 0.8), "Gul zon 80 %"), th(round(best * 0.5), "Röd zon 50 %", True)]
+    if component == "temperature":
+        return [th(38.0, "Feber")]
+    return []
+
+
+def _rule_components(rule_id: str) -> tuple[str, ...] | None:
+    for prefix in sorted(RULE_COMPONENTS, key=len, reverse=True):
+        if rule_id.startswith(prefix):
+            return RULE_COMPONENTS[prefix]
+    return None
+
+
+def _ctx(staff: Any, **kw: Any) -> dict[str, Any]:
+    return {"me": staff, **kw}
+
+
+@router.get("/")
+def root() -> Response:
+    return RedirectResponse("/ui/alerts", status_code=303)
+
+
+@router.get("/login-required", response_class=HTMLResponse)
+def login_required(request: Request) -> Response:
+    return templates.TemplateResponse(request, "login_required.html", {"me": None}, status_code=401)
+
+
+@router.post("/ui/logout")
+def logout() -> Response:
+    resp = RedirectResponse("/", status_code=303)
+    resp.delete_cookie(COOKIE_NAME, path="/")
+    return resp
+
+
+def _clinical_or_page(request: Request, staff: Any) -> Response | None:
+    if not staff.clinical:
+        return templates.TemplateResponse(request, "forbidden.html", _ctx(staff), status_code=status.HTTP_403_FORBIDDEN)
+    return None
+
+
+@router.get("/ui/alerts", response_class=HTMLResponse)
+def alert_page(
+    *,
+    request: Request,
+    conn: DbConn,
+    staff: PageStaff,
+    settings: AppSettings,
+    status_: Annotated[str, Query(alias="status", pattern="^(open|acknowledged|snoozed|resolved)$")] = "open",
+    severity: Annotated[str | None, Query(pattern="^(info|low|medium|high|critical)?$")] = None,
+) -> Response:
+    if (denied := _clinical_or_page(request, staff)) is not None:
+        return denied
+    rows = queries.alert_queue(conn, staff, statuses=[status_], severities=[severity] if severity else None)
+    audit.record(
+        conn,
+        staff,
+        "read",
+        "alert_queue",
+        detail={"patients": sorted({str(r["patient_id"]) for r in rows}), "page": True},
+    )
+    return templates.TemplateResponse(
+        request,
+        "alerts.html",
+        _ctx(staff, alerts=rows, status=status_, severity=severity or "", refresh_s=settings.queue_refresh_s),
+    )
+
+
+@router.post("/ui/alerts/{alert_id}/{action}")
+def alert_action_page(
+    *,
+    request: Request,
+    conn: DbConn,
+    staff: PageStaff,
+    alert_id: Annotated[int, "alert id"],
+    action: str,
+    comment: Annotated[SafeStr | None, Form(max_length=2000)] = None,
+    snooze_hours: Annotated[int | None, Form(ge=1, le=720)] = None,
+    back: Annotated[str | None, Form(max_length=300)] = None,
+) -> Response:
+    if not staff.clinical:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "clinical data needs the nurse or physician role")
+    if action not in queries.ACTIONS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown action")
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=snooze_hours or 4) if action == "snooze" else None
+    row = queries.alert_action(conn, staff, alert_id, action, comment=comment or None, until=until)
+    audit.record(conn, staff, action, f"alert/{alert_id}", patient_id=row["patient_id"], detail={"page": True})
+    # Only same-site relative paths are followed back.
+    target = back if back and back.startswith("/ui/") and not back.startswith("//") else "/ui/alerts"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/ui/patients", response_class=HTMLResponse)
+def patients_page(request: Request, conn: DbConn, staff: PageStaff) -> Response:
+    if (denied := _clinical_or_page(request, staff)) is not None:
+        return denied
+    rows = queries.patients_overview(conn, staff)
+    audit.record(conn, staff, "read", "patient_list", detail={"patients": [str(r["id"]) for r in rows], "page": True})
+    return templates.TemplateResponse(request, "patients.html", _ctx(staff, patients=rows))
+
+
+@router.get("/ui/patients/{patient_id}", response_class=HTMLResponse)
+def patient_page(
+    request: Request,
+    conn: DbConn,
+    staff: PageStaff,
+    patient_id: uuid.UUID,
+    days: Annotated[int, Query(ge=1, le=365)] = 14,
+) -> Response:
+    if (denied := _clinical_or_page(request, staff)) is not None:
+        return denied
+    patient = queries.patient_for(conn, staff, patient_id)
+    plan = queries.care_plan_current(conn, patient_id)
+    gw = queries.current_gateway(conn, patient_id)
+    end = dt.datetime.now(dt.UTC)
+    start = end - dt.timedelta(days=days)
+    alerts = queries.alert_queue(
+        conn, staff, statuses=["open", "acknowledged", "snoozed", "resolved"], patient_id=patient_id, limit=100
+    )
+    present = [
+        r[0]
+        for r in conn.execute(
+            """SELECT DISTINCT component FROM observation WHERE patient_id = %s AND measured_at >= %s
+               AND status <> 'rejected'""",
+            (patient_id, start),
+        ).fetchall()
+    ]
+    order = [c for c in COMPONENT_SV if c in present]
+    chart_list = []
+    for comp in order:
+        data = queries.series(conn, patient_id, comp, start=start, end=end, max_points=400)
+        marks = [
+            charts.AlertMark(a["opened_at"], a["title"], a["severity"])
+            for a in alerts
+            if a["opened_at"] >= start and comp in (_rule_components(a["rule_id"]) or (comp,))
+        ]
+        chart_list.append(
+            {
+                "component": comp,
+                "title": COMPONENT_SV[comp],
+                "unit": str(COMPONENTS[comp].unit),
+                "n": int(data.n.sum()),
+                "svg": charts.render(
+                    COMPONENT_SV[comp],
+                    str(COMPONENTS[comp].unit),
+                    data,
+                    start=start,
+                    end=end,
+                    thresholds=thresholds_for(comp, plan),
+                    alerts=marks,
+                ),
+            }
+        )
+    summary = queries.summaries(conn, patient_id, end)
+    devices = queries.devices(conn, gw["id"]) if gw else []
+    audit.record(conn, staff, "read", f"patient/{patient_id}", patient_id=patient_id, detail={"page": True})
+    kinds_sv = {str(k): KINDS[Kind(k)].display for k in (plan or {}).get("schedule", {}) if k in set(Kind)}
+    return templates.TemplateResponse(
+        request,
+        "patient.html",
+        _ctx(
+            staff,
+            p=patient,
+            plan=plan,
+            gw=gw,
+            devices=devices,
+            alerts=alerts,
+            charts=chart_list,
+            summary=summary,
+            days=days,
+            kinds_sv=kinds_sv,
+        ),
+    )
+
+
+@router.get("/ui/gateways", response_class=HTMLResponse)
+def gateways_page(request: Request, conn: DbConn, staff: PageStaff) -> Response:
+    if not (staff.clinical or staff.has("admin")):
+        return templates.TemplateResponse(request, "forbidden.html", _ctx(staff), status_code=403)
+    rows = list_for(conn, staff)
+    for r in rows:
+        r["devices"] = queries.devices(conn, r["id"])
+    if staff.clinical:
+        audit.record(
+            conn, staff, "read", "gateway_list", detail={"patients": [str(r["patient_id"]) for r in rows], "page": True}
+        )
+    return templates.TemplateResponse(request, "gateways.html", _ctx(staff, gateways=rows, now=dt.datetime.now(dt.UTC)))

@@ -1,0 +1,380 @@
+"""Data access shared by the API routers and the pages. Every function scopes by the
+staff member's care units; callers write the audit row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import numpy as np
+import psycopg
+from fastapi import HTTPException, status
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from clinic_api.auth import Staff
+from clinic_api.downsample import Buckets, bucket
+from clinic_api.models import CarePlanIn
+
+Row = dict[str, Any]
+SEVERITY_ORDER = (
+    "CASE a.severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"
+)
+
+
+def _rows(conn: psycopg.Connection[Any], sql: str, params: Any = ()) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _row(conn: psycopg.Connection[Any], sql: str, params: Any = ()) -> Row | None:
+    rows = _rows(conn, sql, params)
+    return rows[0] if rows else None
+
+
+def not_found(what: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
+
+
+def patient_for(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid.UUID) -> Row:
+    """The patient if it belongs to one of the staff member's units; 404 otherwise (so the
+    existence of other units' patients is not revealed)."""
+    row = _row(
+        conn,
+        """SELECT p.id, p.pseudonym, p.display_name, p.birth_year, p.unit_id, p.active, p.created_at,
+                  u.code AS unit_code, u.name AS unit_name
+           FROM patient p JOIN care_unit u ON u.id = p.unit_id
+           WHERE p.id = %s AND p.unit_id = ANY(%s)""",
+        (patient_id, list(staff.unit_ids)),
+    )
+    if row is None:
+        raise not_found("patient")
+    return row
+
+
+def alert_queue(
+    conn: psycopg.Connection[Any],
+    staff: Staff,
+    *,
+    statuses: list[str],
+    unit: uuid.UUID | None = None,
+    severities: list[str] | None = None,
+    condition: str | None = None,
+    patient_id: uuid.UUID | None = None,
+    limit: int = 200,
+) -> list[Row]:
+    where = ["p.unit_id = ANY(%(units)s)", "a.status = ANY(%(statuses)s)"]
+    params: dict[str, Any] = {"units": list(staff.unit_ids), "statuses": statuses, "limit": limit}
+    if unit is not None:
+        where.append("p.unit_id = %(unit)s")
+        params["unit"] = unit
+    if severities:
+        where.append("a.severity = ANY(%(severities)s)")
+        params["severities"] = severities
+    if condition:
+        where.append("a.condition = %(condition)s")
+        params["condition"] = condition
+    if patient_id is not None:
+        where.append("a.patient_id = %(patient)s")
+        params["patient"] = patient_id
+    return _rows(
+        conn,
+        f"""SELECT a.id, a.patient_id, p.pseudonym, p.display_name AS patient_name, p.unit_id,
+                   a.rule_id, a.condition, a.status, a.severity, a.title, a.opened_at, a.updated_at,
+                   a.last_fired_at, a.fire_count, a.latest_value, a.evidence, a.snoozed_until,
+                   a.acknowledged_at, a.escalated_at, a.escalation_level, a.resolution_suggested_at,
+                   a.resolved_at, extract(epoch FROM now() - a.opened_at)::bigint AS age_s
+            FROM alert a JOIN patient p ON p.id = a.patient_id
+            WHERE {" AND ".join(where)}
+            ORDER BY {SEVERITY_ORDER} DESC, a.opened_at ASC
+            LIMIT %(limit)s""",
+        params,
+    )
+
+
+def alert_for(conn: psycopg.Connection[Any], staff: Staff, alert_id: int, *, lock: bool = False) -> Row:
+    row = _row(
+        conn,
+        f"""SELECT a.*, p.pseudonym FROM alert a JOIN patient p ON p.id = a.patient_id
+            WHERE a.id = %s AND p.unit_id = ANY(%s) {"FOR UPDATE OF a" if lock else ""}""",
+        (alert_id, list(staff.unit_ids)),
+    )
+    if row is None:
+        raise not_found("alert")
+    return row
+
+
+def alert_events(conn: psycopg.Connection[Any], alert_id: int) -> list[Row]:
+    return _rows(
+        conn,
+        """SELECT e.id, e.event, e.at, e.staff_id, s.display_name AS staff_name, e.comment, e.details
+           FROM alert_event e LEFT JOIN staff s ON s.id = e.staff_id WHERE e.alert_id = %s ORDER BY e.at, e.id""",
+        (alert_id,),
+    )
+
+
+ACTIONS = ("acknowledge", "comment", "snooze", "escalate", "resolve")
+
+
+def alert_action(
+    conn: psycopg.Connection[Any],
+    staff: Staff,
+    alert_id: int,
+    action: str,
+    *,
+    comment: str | None = None,
+    until: dt.datetime | None = None,
+) -> Row:
+    """Apply one staff action to an alert and record it as an alert_event (who/when)."""
+    alert = alert_for(conn, staff, alert_id, lock=True)
+    if alert["status"] == "resolved" and action != "comment":
+        raise HTTPException(status.HTTP_409_CONFLICT, "alert is already resolved")
+    details: dict[str, Any] = {}
+    if action == "acknowledge":
+        if alert["status"] == "acknowledged":
+            raise HTTPException(status.HTTP_409_CONFLICT, "alert is already acknowledged")
+        conn.execute(
+            """UPDATE alert SET status = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s,
+                      snoozed_until = NULL, updated_at = now() WHERE id = %s""",
+            (staff.id, alert_id),
+        )
+        event = "acknowledged"
+    elif action == "comment":
+        if not comment:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a comment needs text")
+        event = "commented"
+    elif action == "snooze":
+        now = conn.execute("SELECT now()").fetchone()
+        assert now is not None
+        if until is None or until <= now[0]:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "snooze 'until' must be in the future")
+        if until > now[0] + dt.timedelta(days=30):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "snooze at most 30 days")
+        conn.execute(
+            "UPDATE alert SET status = 'snoozed', snoozed_until = %s, updated_at = now() WHERE id = %s",
+            (until, alert_id),
+        )
+        details["until"] = until.isoformat()
+        event = "snoozed"
+    elif action == "escalate":
+        conn.execute(
+            """UPDATE alert SET escalated_at = now(), escalation_level = escalation_level + 1, updated_at = now()
+               WHERE id = %s""",
+            (alert_id,),
+        )
+        details["level"] = alert["escalation_level"] + 1
+        details["by"] = "staff"
+        event = "escalated"
+    elif action == "resolve":
+        conn.execute(
+            """UPDATE alert SET status = 'resolved', resolved_at = now(), resolved_by = %s, snoozed_until = NULL,
+                      updated_at = now() WHERE id = %s""",
+            (staff.id, alert_id),
+        )
+        event = "resolved"
+    else:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown action {action!r}")
+    conn.execute(
+        "INSERT INTO alert_event (alert_id, event, staff_id, comment, details) VALUES (%s, %s, %s, %s, %s)",
+        (alert_id, event, staff.id, comment, Jsonb(details)),
+    )
+    return alert_for(conn, staff, alert_id)
+
+
+ADHERENCE_SQL = """
+    LEFT JOIN LATERAL (
+        SELECT CASE WHEN cardinality(k.kinds) = 0 THEN NULL ELSE
+               least(100, round(100.0 * count(DISTINCT (o.kind, (o.measured_at AT TIME ZONE 'Europe/Stockholm')::date))
+                     / (7 * cardinality(k.kinds)), 1))::float8 END AS adherence_7d_pct
+        FROM (SELECT coalesce(ARRAY(SELECT jsonb_object_keys(cp.schedule)), '{}') AS kinds) k
+        LEFT JOIN observation o ON o.patient_id = p.id AND o.kind = ANY(k.kinds)
+             AND o.measured_at > (date_trunc('day', now() AT TIME ZONE 'Europe/Stockholm')
+                                 AT TIME ZONE 'Europe/Stockholm') - interval '6 days' AND o.status <> 'rejected'
+        GROUP BY k.kinds
+    ) adh ON true
+"""
+
+
+def patients_overview(conn: psycopg.Connection[Any], staff: Staff, unit: uuid.UUID | None = None) -> list[Row]:
+    params: dict[str, Any] = {"units": list(staff.unit_ids)}
+    extra = ""
+    if unit is not None:
+        extra = "AND p.unit_id = %(unit)s"
+        params["unit"] = unit
+    return _rows(
+        conn,
+        f"""SELECT p.id, p.pseudonym, p.display_name, p.birth_year, p.unit_id, u.code AS unit_code,
+                   coalesce(cp.conditions, '{{}}') AS conditions,
+                   (SELECT count(*) FROM alert a WHERE a.patient_id = p.id AND a.status = 'open') AS open_alerts,
+                   (SELECT a.severity FROM alert a WHERE a.patient_id = p.id AND a.status IN ('open', 'acknowledged')
+                     ORDER BY {SEVERITY_ORDER} DESC LIMIT 1) AS top_severity,
+                   (SELECT max(o.measured_at) FROM observation o WHERE o.patient_id = p.id) AS last_measurement_at,
+                   adh.adherence_7d_pct
+            FROM patient p JOIN care_unit u ON u.id = p.unit_id
+            LEFT JOIN care_plan_current cp ON cp.patient_id = p.id
+            {ADHERENCE_SQL}
+            WHERE p.unit_id = ANY(%(units)s) AND p.active {extra}
+            ORDER BY p.pseudonym""",
+        params,
+    )
+
+
+def care_plan_current(conn: psycopg.Connection[Any], patient_id: uuid.UUID) -> Row | None:
+    return _row(conn, "SELECT * FROM care_plan_current WHERE patient_id = %s", (patient_id,))
+
+
+def care_plan_history(conn: psycopg.Connection[Any], patient_id: uuid.UUID) -> list[Row]:
+    return _rows(
+        conn,
+        """SELECT c.*, s.display_name AS created_by_name FROM care_plan c LEFT JOIN staff s ON s.id = c.created_by
+           WHERE c.patient_id = %s ORDER BY c.version DESC""",
+        (patient_id,),
+    )
+
+
+def new_care_plan(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid.UUID, plan: CarePlanIn) -> Row:
+    # Lock the patient row so two concurrent edits get consecutive versions, not a conflict.
+    conn.execute("SELECT 1 FROM patient WHERE id = %s FOR UPDATE", (patient_id,))
+    row = _row(
+        conn,
+        """INSERT INTO care_plan (patient_id, version, conditions, thresholds, schedule, dry_weight_kg,
+                                  personal_best_pef, spo2_target, notes, created_by)
+           VALUES (%s, (SELECT coalesce(max(version), 0) + 1 FROM care_plan WHERE patient_id = %s),
+                   %s, %s, %s, %s, %s, %s, %s, %s)
+           RETURNING *""",
+        (
+            patient_id,
+            patient_id,
+            [str(c) for c in plan.conditions],
+            Jsonb(plan.thresholds),
+            Jsonb({str(k): v.model_dump() for k, v in plan.schedule.items()}),
+            plan.dry_weight_kg,
+            plan.personal_best_pef,
+            plan.spo2_target,
+            plan.notes,
+            staff.id,
+        ),
+    )
+    assert row is not None
+    return row
+
+
+def current_gateway(conn: psycopg.Connection[Any], patient_id: uuid.UUID) -> Row | None:
+    return _row(
+        conn,
+        """SELECT g.id, g.serial, g.enrolled_at, g.online, g.last_status, g.last_status_at,
+                  lower(ga.valid) AS assigned_from
+           FROM gateway_assignment ga JOIN gateway g ON g.id = ga.gateway_id
+           WHERE ga.patient_id = %s AND ga.valid @> now()""",
+        (patient_id,),
+    )
+
+
+def devices(conn: psycopg.Connection[Any], gateway_id: str) -> list[Row]:
+    return _rows(
+        conn,
+        """SELECT address, model, serial, firmware, kind, battery_pct, first_seen_at, last_seen_at
+           FROM device WHERE gateway_id = %s ORDER BY kind NULLS LAST, address""",
+        (gateway_id,),
+    )
+
+
+def series(
+    conn: psycopg.Connection[Any],
+    patient_id: uuid.UUID,
+    component: str,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    max_points: int,
+) -> Buckets:
+    cur = conn.execute(
+        """SELECT extract(epoch FROM measured_at)::float8, value FROM observation
+           WHERE patient_id = %s AND component = %s AND measured_at >= %s AND measured_at < %s
+             AND status <> 'rejected' AND value IS NOT NULL
+           ORDER BY measured_at""",
+        (patient_id, component, start, end),
+        binary=True,
+    )
+    rows = cur.fetchall()
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
+    return bucket(arr[:, 0], arr[:, 1], start.timestamp(), end.timestamp(), max_points)
+
+
+def values_since(
+    conn: psycopg.Connection[Any], patient_id: uuid.UUID, components: list[str], since: dt.datetime
+) -> dict[str, tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]]:
+    out: dict[str, tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]] = {}
+    for comp in components:
+        rows = conn.execute(
+            """SELECT extract(epoch FROM measured_at)::float8, value FROM observation
+               WHERE patient_id = %s AND component = %s AND measured_at >= %s AND status <> 'rejected'
+                 AND value IS NOT NULL ORDER BY measured_at""",
+            (patient_id, comp, since),
+            binary=True,
+        ).fetchall()
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
+        out[comp] = (arr[:, 0], arr[:, 1])
+    return out
+
+
+def summaries(conn: psycopg.Connection[Any], patient_id: uuid.UUID, now: dt.datetime) -> dict[str, Any]:
+    """Condition summaries (CLINICAL_RULES.md): CGM time in ranges over 14 days, 7-day home BP
+    mean, weight trend against dry weight, PEF as % of personal best."""
+    plan = care_plan_current(conn, patient_id) or {}
+    since = now - dt.timedelta(days=14)
+    data = values_since(conn, patient_id, ["glucose_interstitial", "systolic", "diastolic", "weight", "pef"], since)
+    out: dict[str, Any] = {}
+    _, g = data["glucose_interstitial"]
+    if len(g):
+        mean = float(g.mean())
+        out["cgm_14d"] = {
+            "n": len(g),
+            "mean_mmol_l": round(mean, 2),
+            "cv_pct": round(float(g.std(ddof=1)) / mean * 100, 1) if len(g) > 1 else None,
+            "gmi_mmol_mol": round(12.71 + 4.70587 * mean, 1),
+            "tir_3_9_10_pct": round(float(((g >= 3.9) & (g <= 10)).mean() * 100), 1),
+            "tbr_lt_3_9_pct": round(float((g < 3.9).mean() * 100), 1),
+            "tbr_lt_3_0_pct": round(float((g < 3.0).mean() * 100), 1),
+            "tar_gt_10_pct": round(float((g > 10).mean() * 100), 1),
+            "tar_gt_13_9_pct": round(float((g > 13.9).mean() * 100), 1),
+            # 5-minute sensors: 288 readings a day expected.
+            "coverage_pct": round(min(100.0, len(g) / (14 * 288) * 100), 1),
+        }
+    week = (now - dt.timedelta(days=7)).timestamp()
+    ts, sys_ = data["systolic"]
+    td, dia = data["diastolic"]
+    sys7, dia7 = sys_[ts >= week], dia[td >= week]
+    if len(sys7):
+        out["bp_7d"] = {
+            "n": len(sys7),
+            "systolic_mean_mmhg": round(float(sys7.mean()), 1),
+            "diastolic_mean_mmhg": round(float(dia7.mean()), 1) if len(dia7) else None,
+            # ESH: at least 12 readings over the week for a valid home BP mean (H6).
+            "sufficient": len(sys7) >= 12,
+        }
+    tw, w = data["weight"]
+    if len(w):
+        slope = float(np.polyfit((tw - tw[0]) / 86400.0, w, 1)[0]) if len(w) >= 3 and tw[-1] > tw[0] else None
+        mean7 = w[tw >= week]
+        dry = plan.get("dry_weight_kg")
+        out["weight"] = {
+            "latest_kg": round(float(w[-1]), 1),
+            "trend_kg_per_day_14d": round(slope, 3) if slope is not None else None,
+            "mean_7d_kg": round(float(mean7.mean()), 1) if len(mean7) else None,
+            "dry_weight_kg": dry,
+            "mean_7d_minus_dry_kg": round(float(mean7.mean()) - dry, 1) if len(mean7) and dry else None,
+        }
+    tp, pef = data["pef"]
+    if len(pef):
+        best = plan.get("personal_best_pef")
+        pef7 = pef[tp >= week]
+        out["pef"] = {
+            "latest_l_min": round(float(pef[-1]), 0),
+            "personal_best_l_min": best,
+            "latest_pct_of_best": round(float(pef[-1]) / best * 100, 1) if best else None,
+            "mean_7d_pct_of_best": round(float(pef7.mean()) / best * 100, 1) if best and len(pef7) else None,
+        }
+    return out

@@ -1,0 +1,123 @@
+"""Patients: list with status, detail, observations, summaries, care plans."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from clinic_api import audit, queries
+from clinic_api.deps import ClinicalStaff, DbConn
+from clinic_api.models import CarePlanIn
+from device_profiles.vocabulary import COMPONENTS
+
+router = APIRouter(prefix="/patients", tags=["patients"])
+MAX_RANGE = dt.timedelta(days=400)
+
+
+@router.get("", summary="Patients of my units with open alerts, last measurement and adherence")
+def list_patients(conn: DbConn, staff: ClinicalStaff, unit: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    rows = queries.patients_overview(conn, staff, unit)
+    audit.record(conn, staff, "read", "patient_list", detail={"patients": [str(r["id"]) for r in rows]})
+    return rows
+
+
+@router.get("/{patient_id}", summary="Patient detail: care plan, gateway, devices, open alerts")
+def get_patient(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID) -> dict[str, Any]:
+    patient = queries.patient_for(conn, staff, patient_id)
+    gw = queries.current_gateway(conn, patient_id)
+    patient["care_plan"] = queries.care_plan_current(conn, patient_id)
+    patient["gateway"] = gw
+    patient["devices"] = queries.devices(conn, gw["id"]) if gw else []
+    patient["alerts"] = queries.alert_queue(
+        conn, staff, statuses=["open", "acknowledged", "snoozed"], patient_id=patient_id
+    )
+    audit.record(conn, staff, "read", f"patient/{patient_id}", patient_id=patient_id)
+    return patient
+
+
+def check_range(
+    start: dt.datetime | None, end: dt.datetime | None, default_days: int
+) -> tuple[dt.datetime, dt.datetime]:
+    end = end or dt.datetime.now(dt.UTC)
+    start = start or end - dt.timedelta(days=default_days)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start and end need a timezone offset")
+    if start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before end")
+    if end - start > MAX_RANGE:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "range longer than 400 days")
+    return start, end
+
+
+@router.get("/{patient_id}/observations", summary="One component over a time range, downsampled when long")
+def observations(
+    *,
+    conn: DbConn,
+    staff: ClinicalStaff,
+    patient_id: uuid.UUID,
+    component: Annotated[str, Query(description="e.g. systolic, glucose_interstitial, weight, pef")],
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    max_points: Annotated[int, Query(ge=10, le=5000)] = 500,
+) -> dict[str, Any]:
+    if component not in COMPONENTS:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown component {component!r}")
+    start, end = check_range(start, end, 14)
+    queries.patient_for(conn, staff, patient_id)
+    b = queries.series(conn, patient_id, component, start=start, end=end, max_points=max_points)
+    audit.record(
+        conn,
+        staff,
+        "read",
+        f"patient/{patient_id}/observations",
+        patient_id=patient_id,
+        detail={"component": component, "start": start.isoformat(), "end": end.isoformat()},
+    )
+    return {
+        "component": component,
+        "unit": str(COMPONENTS[component].unit),
+        "start": start,
+        "end": end,
+        "downsampled": b.downsampled,
+        "points": [
+            {"t": dt.datetime.fromtimestamp(t, dt.UTC), "mean": m, "min": lo, "max": hi, "n": int(n)}
+            for t, m, lo, hi, n in zip(
+                b.t_s.tolist(), b.mean.tolist(), b.min.tolist(), b.max.tolist(), b.n.tolist(), strict=True
+            )
+        ],
+    }
+
+
+@router.get("/{patient_id}/summary", summary="Condition summaries: TIR, 7-day BP, weight trend, PEF % of best")
+def summary(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID) -> dict[str, Any]:
+    queries.patient_for(conn, staff, patient_id)
+    now = dt.datetime.now(dt.UTC)
+    out = queries.summaries(conn, patient_id, now)
+    audit.record(conn, staff, "read", f"patient/{patient_id}/summary", patient_id=patient_id)
+    return {"patient_id": patient_id, "at": now, **out}
+
+
+@router.get("/{patient_id}/care-plans", summary="Care-plan history, newest first")
+def care_plans(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+    queries.patient_for(conn, staff, patient_id)
+    rows = queries.care_plan_history(conn, patient_id)
+    audit.record(conn, staff, "read", f"patient/{patient_id}/care-plans", patient_id=patient_id)
+    return rows
+
+
+@router.post("/{patient_id}/care-plans", status_code=201, summary="Edit the care plan (adds a new version)")
+def edit_care_plan(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID, body: CarePlanIn) -> dict[str, Any]:
+    queries.patient_for(conn, staff, patient_id)
+    row = queries.new_care_plan(conn, staff, patient_id, body)
+    audit.record(
+        conn,
+        staff,
+        "update",
+        f"patient/{patient_id}/care-plan",
+        patient_id=patient_id,
+        detail={"version": row["version"]},
+    )
+    return row

@@ -1,0 +1,90 @@
+"""Alert actions update the alert and write alert_event rows (who, when)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import psycopg
+
+from tests.clinic_api.conftest import NURSE, PHYSICIAN, Seed, TestClient
+
+Auth = Callable[[str], dict[str, str]]
+RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def _events(seed: Seed, alert_id: int) -> list[tuple[str, str | None, str | None]]:
+    with psycopg.connect(seed.url) as conn:
+        return [
+            (r[0], r[1], r[2])
+            for r in conn.execute(
+                """SELECT e.event, s.subject, e.comment FROM alert_event e LEFT JOIN staff s ON s.id = e.staff_id
+                   WHERE alert_id = %s ORDER BY e.id""",
+                (alert_id,),
+            ).fetchall()
+        ]
+
+
+def test_acknowledge_then_resolve_records_who_and_when(client: TestClient, auth: Auth, seed: Seed) -> None:
+    aid = seed.alert_id("P-DEMO0002")
+    r = client.post(f"/api/v1/alerts/{aid}/acknowledge", headers=auth(NURSE), json={"comment": "Ringer upp"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "acknowledged"
+    assert body["acknowledged_at"] is not None
+    open_ids = [a["id"] for a in client.get("/api/v1/alerts", headers=auth(NURSE)).json()]
+    assert aid not in open_ids
+    assert client.post(f"/api/v1/alerts/{aid}/acknowledge", headers=auth(NURSE)).status_code == 409
+    r = client.post(f"/api/v1/alerts/{aid}/resolve", headers=auth(NURSE), json={})
+    assert r.json()["status"] == "resolved"
+    assert client.post(f"/api/v1/alerts/{aid}/escalate", headers=auth(NURSE)).status_code == 409
+    assert _events(seed, aid) == [
+        ("opened", None, None),
+        ("acknowledged", NURSE, "Ringer upp"),
+        ("resolved", NURSE, None),
+    ]
+    detail = client.get(f"/api/v1/alerts/{aid}", headers=auth(NURSE)).json()
+    assert [e["event"] for e in detail["events"]] == ["opened", "acknowledged", "resolved"]
+    assert detail["events"][1]["staff_name"] == "Sjuksköterska Anna Demo"
+
+
+def test_snooze_needs_a_future_time(client: TestClient, auth: Auth, seed: Seed) -> None:
+    aid = seed.alert_id("P-DEMO0003")
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
+    r = client.post(f"/api/v1/alerts/{aid}/snooze", headers=auth(NURSE), json={"until": past})
+    assert r.status_code == 422
+    assert "future" in r.json()["detail"]
+    naive = "2030-01-01T10:00:00"
+    assert client.post(f"/api/v1/alerts/{aid}/snooze", headers=auth(NURSE), json={"until": naive}).status_code == 422
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=4)
+    r = client.post(f"/api/v1/alerts/{aid}/snooze", headers=auth(NURSE), json={"until": until.isoformat()})
+    assert r.status_code == 200
+    assert r.json()["status"] == "snoozed"
+    assert dt.datetime.fromisoformat(r.json()["snoozed_until"]) == until
+    assert _events(seed, aid)[-1][0] == "snoozed"
+
+
+def test_escalate_increments_level_and_comment_needs_text(client: TestClient, auth: Auth, seed: Seed) -> None:
+    aid = seed.alert_id("P-DEMO0001")
+    for level in (1, 2):
+        r = client.post(f"/api/v1/alerts/{aid}/escalate", headers=auth(PHYSICIAN))
+        assert r.json()["escalation_level"] == level
+    assert client.post(f"/api/v1/alerts/{aid}/comment", headers=auth(NURSE), json={}).status_code == 422
+    assert client.post(f"/api/v1/alerts/{aid}/comment", headers=auth(NURSE), json={"comment": ""}).status_code == 422
+    r = client.post(f"/api/v1/alerts/{aid}/comment", headers=auth(NURSE), json={"comment": "Ok"})
+    assert r.status_code == 200
+    assert [e[0] for e in _events(seed, aid)][-3:] == ["escalated", "escalated", "commented"]
+
+
+def test_page_action_acknowledges_and_redirects(client: TestClient, auth: Auth, seed: Seed) -> None:
+    aid = seed.alert_id("P-DEMO0001")
+    r = client.post(
+        f"/ui/alerts/{aid}/acknowledge", headers=auth(NURSE), data={"back": "/ui/alerts"}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/ui/alerts"
+    assert _events(seed, aid)[-1][:2] == ("acknowledged", NURSE)
+    evil = client.post(
+        f"/ui/alerts/{aid}/escalate", headers=auth(NURSE), data={"back": "//evil.example"}, follow_redirects=False
+    )
+    assert evil.headers["location"] == "/ui/alerts"

@@ -1,0 +1,126 @@
+"""The pages in Debian's Chromium (Playwright, headless): log in as the demo nurse, work the
+queue, open a patient and see the charts, acknowledge an alert. Screenshots of every page
+go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.clinic_api.conftest import ROOT, Seed, live_server
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = Path(os.environ.get("EGENMON_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = ROOT / "test-artifacts" / "clinic_api"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"Debian's chromium is missing at {CHROMIUM}: apt-get install -y chromium (./dev test does)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def server(fresh_seed: Seed) -> Iterator[str]:
+    with live_server(fresh_seed.url) as base:
+        yield base
+
+
+def _shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _login_as_nurse(page: Page, base: str) -> None:
+    page.goto(base + "/")
+    expect(page).to_have_url(re.compile(r"/dev-issuer/login$"))
+    expect(page.locator("html")).to_have_attribute("lang", "sv")
+    _shot(page, "01-login")
+    page.get_by_role("button", name="Sjuksköterska Anna Demo").click()
+    expect(page).to_have_url(re.compile(r"/ui/alerts$"))
+
+
+def test_nurse_works_the_queue(browser: Browser, server: str, fresh_seed: Seed) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="sv-SE")
+    _login_as_nurse(page, server)
+    expect(page.get_by_role("heading", name="Larmkö")).to_be_visible()
+    items = page.locator("ol.queue > li")
+    # MON-NORD's open alerts: HF1, D1 (medium), A1, H1 (low); not MON-SYD's COPD alert.
+    expect(items).to_have_count(4)
+    expect(items.first.locator(".badge")).to_have_text("Medel")
+    expect(page.get_by_text("SpO2 < 88 % i vila")).to_have_count(0)
+    _shot(page, "02-alert-queue")
+
+    # Open the heart-failure patient from the queue and see the charts with thresholds.
+    page.get_by_role("link", name="Viktökning > 2 kg på 3 dygn").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Tolvan Tolvansson")
+    weight = page.locator("#chart-weight svg")
+    expect(weight).to_be_visible()
+    expect(weight.locator("polyline.line")).to_have_count(1)
+    expect(weight.locator("line.th")).to_have_count(2)  # dry weight and dry weight + 2 kg
+    expect(weight.locator("line.alert")).to_have_count(1)  # the HF1 alert marked
+    expect(page.locator("#chart-systolic svg line.th")).to_have_count(3)
+    expect(page.get_by_text("Torrvikt", exact=True).first).to_be_visible()
+    _shot(page, "03-patient")
+
+    # Acknowledge the diabetes alert from the queue; it leaves the open queue.
+    page.get_by_role("link", name="Larmkö").click()
+    aid = fresh_seed.alert_id("P-DEMO0002")
+    row = page.locator(f'li[data-alert-id="{aid}"]')
+    expect(row).to_have_count(1)
+    row.get_by_role("button", name=re.compile("^Kvittera larm")).click()
+    expect(page).to_have_url(re.compile(r"/ui/alerts\?status=open$"))
+    expect(page.locator(f'li[data-alert-id="{aid}"]')).to_have_count(0)
+    expect(page.locator("ol.queue > li")).to_have_count(3)
+    _shot(page, "04-alert-queue-after-acknowledge")
+    page.get_by_label("Status").select_option("acknowledged")
+    page.get_by_role("button", name="Visa").click()
+    expect(page.locator(f'li[data-alert-id="{aid}"]')).to_contain_text("Kvitterat")
+    _shot(page, "05-acknowledged")
+
+    page.get_by_role("link", name="Gateways och mätutrustning").click()
+    expect(page.get_by_role("heading", name="Gateways och mätutrustning")).to_be_visible()
+    expect(page.locator("tbody tr")).to_have_count(3)
+    expect(page.get_by_text("Offline")).to_have_count(1)
+    _shot(page, "06-gateways")
+    page.close()
+
+
+def test_tablet_layout_and_keyboard(browser: Browser, server: str) -> None:
+    page = browser.new_page(viewport={"width": 768, "height": 1024}, locale="sv-SE", has_touch=True)
+    _login_as_nurse(page, server)
+    # No horizontal scrolling of the page itself on a tablet.
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 768
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Hoppa till innehållet")).to_be_focused()
+    _shot(page, "07-alert-queue-tablet")
+    page.get_by_role("link", name="Patienter").click()
+    expect(page.locator("tbody tr")).to_have_count(3)
+    _shot(page, "08-patients-tablet")
+    page.close()

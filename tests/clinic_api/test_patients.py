@@ -1,0 +1,148 @@
+"""Patient list, detail, observations with downsampling, summaries, care-plan history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+
+from tests.clinic_api.conftest import NURSE, PHYSICIAN, Seed, TestClient
+
+Auth = Callable[[str], dict[str, str]]
+
+
+# These tests only read (or write where no other test looks): one seeded database per
+# module instead of one per test, which costs ~1 s each on this machine.
+@pytest.fixture
+def client(shared_client: TestClient) -> TestClient:
+    return shared_client
+
+
+@pytest.fixture
+def auth(shared_auth: Auth) -> Auth:
+    return shared_auth
+
+
+@pytest.fixture
+def seed(shared_seed: Seed) -> Seed:
+    return shared_seed
+
+
+def test_list_has_status_columns(client: TestClient, auth: Auth, seed: Seed) -> None:
+    rows = {r["pseudonym"]: r for r in client.get("/api/v1/patients", headers=auth(NURSE)).json()}
+    hf = rows["P-DEMO0001"]
+    assert hf["open_alerts"] == 2
+    assert hf["top_severity"] == "medium"
+    assert hf["conditions"] == ["heart_failure", "hypertension"]
+    # Weight daily + BP twice daily were all taken: full adherence on the schedule.
+    assert hf["adherence_7d_pct"] == 100.0
+    assert dt.datetime.fromisoformat(hf["last_measurement_at"]) <= seed.now
+    assert rows["P-DEMO0002"]["adherence_7d_pct"] is None  # no schedule in the plan
+
+
+def test_detail_has_care_plan_gateway_devices_alerts(client: TestClient, auth: Auth, seed: Seed) -> None:
+    p = client.get(f"/api/v1/patients/{seed.patients['P-DEMO0001']}", headers=auth(NURSE)).json()
+    assert p["care_plan"]["dry_weight_kg"] == 82.0
+    assert p["gateway"]["id"] == "gw-demo-001"
+    assert {d["kind"] for d in p["devices"]} == {"blood_pressure", "weight"}
+    assert {a["rule_id"] for a in p["alerts"]} == {"HF1", "H1"}
+    assert "personnummer" not in p
+
+
+def test_observations_raw_and_downsampled(client: TestClient, auth: Auth, seed: Seed) -> None:
+    pid = seed.patients["P-DEMO0002"]
+    start = (seed.now - dt.timedelta(days=2)).isoformat()
+    end = seed.now.isoformat()
+    params = {"component": "glucose_interstitial", "start": start, "end": end, "max_points": 5000}
+    raw = client.get(f"/api/v1/patients/{pid}/observations", headers=auth(NURSE), params=params).json()
+    assert raw["downsampled"] is False
+    assert raw["unit"] == "mmol/L"
+    n = len(raw["points"])
+    assert 90 <= n <= 97  # every 30 min for two days
+    params["max_points"] = 10
+    ds = client.get(f"/api/v1/patients/{pid}/observations", headers=auth(NURSE), params=params).json()
+    assert ds["downsampled"] is True
+    assert len(ds["points"]) <= 10
+    assert sum(p["n"] for p in ds["points"]) == n
+    assert min(p["min"] for p in ds["points"]) == min(p["mean"] for p in raw["points"])
+    assert max(p["max"] for p in ds["points"]) == max(p["mean"] for p in raw["points"])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"component": "blood_sugar"}, "unknown component"),
+        ({"component": "weight", "start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "before end"),
+        ({"component": "weight", "start": "2020-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "400 days"),
+        ({"component": "weight", "start": "2026-01-01T00:00:00", "end": "2026-01-02T00:00:00"}, "timezone"),
+        ({"component": "weight", "max_points": 1}, "greater than or equal"),
+        ({"component": "weight", "start": "yesterday"}, "datetime"),
+    ],
+)
+def test_observations_bad_input(
+    client: TestClient, auth: Auth, seed: Seed, params: dict[str, object], message: str
+) -> None:
+    r = client.get(f"/api/v1/patients/{seed.patients['P-DEMO0001']}/observations", headers=auth(NURSE), params=params)
+    assert r.status_code == 422
+    assert message in r.text
+
+
+def test_summaries(client: TestClient, auth: Auth, seed: Seed) -> None:
+    s = client.get(f"/api/v1/patients/{seed.patients['P-DEMO0001']}/summary", headers=auth(NURSE)).json()
+    assert s["bp_7d"]["n"] >= 12
+    assert 125 < s["bp_7d"]["systolic_mean_mmhg"] < 160
+    assert s["weight"]["trend_kg_per_day_14d"] > 0  # the seeded 3-day gain
+    assert s["weight"]["dry_weight_kg"] == 82.0
+    s2 = client.get(f"/api/v1/patients/{seed.patients['P-DEMO0002']}/summary", headers=auth(NURSE)).json()
+    cgm = s2["cgm_14d"]
+    parts = cgm["tbr_lt_3_9_pct"] + cgm["tir_3_9_10_pct"] + cgm["tar_gt_10_pct"]
+    assert parts == pytest.approx(100, abs=0.2)
+    assert cgm["gmi_mmol_mol"] == pytest.approx(12.71 + 4.70587 * cgm["mean_mmol_l"], abs=0.1)
+    s3 = client.get(f"/api/v1/patients/{seed.patients['P-DEMO0003']}/summary", headers=auth(NURSE)).json()
+    assert s3["pef"]["personal_best_l_min"] == 520.0
+    assert s3["pef"]["latest_pct_of_best"] == pytest.approx(s3["pef"]["latest_l_min"] / 520 * 100, abs=0.1)
+
+
+def test_care_plan_edit_adds_versions(client: TestClient, auth: Auth, seed: Seed) -> None:
+    pid = seed.patients["P-DEMO0004"]  # MON-SYD: the physician's second unit; no other test reads its plan
+    plan = {
+        "conditions": ["heart_failure", "hypertension"],
+        "thresholds": {"HF1": {"gain_kg": 1.5}},
+        "schedule": {"weight": {"per_day": 1, "times_local": ["07:00"]}},
+        "dry_weight_kg": 80.5,
+        "personal_best_pef": None,
+        "notes": "Torrvikt justerad efter besök",
+    }
+    r = client.post(f"/api/v1/patients/{pid}/care-plans", headers=auth(PHYSICIAN), json=plan)
+    assert r.status_code == 201
+    assert r.json()["version"] == 2
+    plan["dry_weight_kg"] = 80.0
+    assert client.post(f"/api/v1/patients/{pid}/care-plans", headers=auth(PHYSICIAN), json=plan).json()["version"] == 3
+    assert client.post(f"/api/v1/patients/{pid}/care-plans", headers=auth(NURSE), json=plan).status_code == 404
+    history = client.get(f"/api/v1/patients/{pid}/care-plans", headers=auth(PHYSICIAN)).json()
+    assert [h["version"] for h in history] == [3, 2, 1]
+    assert [h["dry_weight_kg"] for h in history] == [80.0, 80.5, None]
+    assert history[1]["created_by_name"] == "Läkare Erik Demo"
+    detail = client.get(f"/api/v1/patients/{pid}", headers=auth(PHYSICIAN)).json()
+    assert detail["care_plan"]["version"] == 3
+    assert detail["care_plan"]["thresholds"] == {"HF1": {"gain_kg": 1.5}}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"conditions": ["flu"]},
+        {"dry_weight_kg": 5},
+        {"personal_best_pef": 2000},
+        {"schedule": {"coffee": {"per_day": 1}}},
+        {"schedule": {"weight": {"times_local": ["25:00"]}}},
+        {"thresholds": {"not a rule": {"x": 1}}},
+        {"spo2_target": "low"},
+        {"unexpected": 1},
+    ],
+)
+def test_care_plan_bad_input(client: TestClient, auth: Auth, seed: Seed, bad: dict[str, object]) -> None:
+    r = client.post(f"/api/v1/patients/{seed.patients['P-DEMO0001']}/care-plans", headers=auth(NURSE), json=bad)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"][0] == "body"
