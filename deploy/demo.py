@@ -1,12 +1,20 @@
 """The README's run command: the whole platform on one machine.
 
 Starts the local stack (a throwaway PostgreSQL cluster and Mosquitto under ``.state/``)
-unless DATABASE_URL / MQTT_URL point at external services, applies the migrations, and
-runs the platform's services until Ctrl-C, then stops everything it started.
+unless DATABASE_URL / MQTT_URL point at external services, applies the migrations, seeds
+a demo region (care units, staff with demo logins, ~50 simulated patients across every
+condition), starts ingest, alerting and the clinic API (each when its package is
+present), backfills 30 days of history through MQTT, then keeps simulated gateways
+publishing live until Ctrl-C, and stops everything it started.
+
+``--smoke`` is the bounded variant CI runs: it starts everything, ingests readings from
+simulated gateways, waits for an alert that matches a labelled episode, fetches the
+queue page, shuts down and exits 0 (every check passed) or 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -14,75 +22,432 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import httpx
+import psycopg
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from deploy.localstack import LocalMosquitto, LocalPostgres
+from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port
 from ingest.schema import migrate
+from simulators.cohort import (
+    DEFAULT_MIX,
+    Cohort,
+    CohortConfig,
+    generate_cohort,
+    shift_to_recent_episode,
+    write_labels,
+)
+from simulators.fleet import Fleet, GatewayState, Publisher, gateway_readings
+from simulators.physiology import Habits
+from simulators.scoring import AlertRecord, load_alerts, match_alerts
+from simulators.seed import seed_database
+from simulators.series import Episode
 
 log = logging.getLogger("egenmon.demo")
 app = typer.Typer(add_completion=False, help=__doc__)
+console = Console()
 
-STATE_DIR = Path(__file__).resolve().parent.parent / ".state"
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = ROOT / ".state"
+STATE_MARKER = ".egenmon-demo"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A platform service the demo runs as ``python -m <module> run`` when it exists."""
+
+    name: str
+    module: str  # the package's CLI module; its absence means "not built yet"
+    args: tuple[str, ...] = ("run",)
+    replicas: int = 1
+
+
+SERVICES = (
+    # Two ingest workers on the shared subscription, as in production (DESIGN.md).
+    Service("ingest", "ingest", replicas=2),
+    Service("alerting", "alerting"),
+    Service("clinic_api", "clinic_api"),
+)
+
+
+def module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(f"{name}.cli") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@dataclass
+class Children:
+    """Subprocesses the demo started, each in its own process group, stopped in reverse."""
+
+    log_dir: Path
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Own process group: Ctrl-C in the terminal reaches only the demo, which
+                # then stops the services in order; nothing is orphaned.
+                start_new_session=True,
+            )
+        self.procs.append((name, proc))
+        return proc
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.procs if p.poll() is not None]
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        for _, p in reversed(self.procs):
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for _, p in reversed(self.procs):
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        self.procs.clear()
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # "pass", "fail", "skip"
+    detail: str = ""
+
+
+@contextlib.contextmanager
+def step(title: str) -> Iterator[None]:
+    t0 = time.monotonic()
+    with console.status(title + " ..."):
+        yield
+    console.print(f"[green]✓[/green] {title} [dim]({time.monotonic() - t0:.1f} s)[/dim]")
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return True
+        time.sleep(interval_s)
+    return False
+
+
+def count(database_url: str, sql: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def matched_alerts(database_url: str, cohort: Cohort) -> list[tuple[AlertRecord, Episode]]:
+    """Alerts in the database that match a labelled episode, with that episode."""
+    episodes = cohort.episodes()
+    alerts = load_alerts(database_url, [p.pseudonym for p in cohort.patients])
+    m = match_alerts(alerts, episodes)
+    return [(a, episodes[e]) for a, e in zip(alerts, m.episode_of_alert, strict=True) if e is not None]
+
+
+def prime_ingest(fleet: Fleet, database_url: str, timeout_s: float) -> bool:
+    """Republish the first gateway's first readings until ingest has stored them.
+
+    Ingest's subscription starts when its worker is up; readings published before that
+    are not queued for it. Republishing is safe: the reading ids dedupe.
+    """
+    patient = fleet.cohort.patients[0]
+    state = GatewayState(patient, fleet.cohort.series(patient))
+    lo = int(fleet.cohort.config.start.timestamp())
+    docs = gateway_readings(patient, state.sim, lo, lo + 6 * 3600)[:20]
+    sql = f"SELECT count(*) FROM observation WHERE patient_id = '{patient.patient_id}'"
+
+    def stored() -> bool:
+        fleet.send(state, docs)
+        fleet.publisher.flush()
+        return count(database_url, sql) > 0
+
+    return wait_until(stored, timeout_s, interval_s=1.0)
 
 
 @app.command()
 def main(
+    *,
     state_dir: Annotated[Path, typer.Option(help="Where the throwaway services keep their data")] = STATE_DIR,
     fresh: Annotated[bool, typer.Option(help="Delete the previous demo's data first")] = True,
+    patients: Annotated[int, typer.Option(help="Simulated patients in the demo region")] = 50,
+    days: Annotated[int, typer.Option(help="Days of history to backfill")] = 30,
+    seed: Annotated[int, typer.Option(help="Cohort seed")] = 1,
+    speed: Annotated[float, typer.Option(help="Live simulated seconds per wall-clock second")] = 1.0,
+    clinic_port: Annotated[int, typer.Option(help="Port of the clinic pages (0: a free one)")] = 8000,
+    smoke: Annotated[bool, typer.Option(help="Bounded CI run: check every step, stop, exit 0/1")] = False,
+    smoke_timeout: Annotated[float, typer.Option(help="Seconds each smoke wait may take")] = 90.0,
 ) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if smoke:
+        # Long enough for slow episodes (they start after 8-10 days of baseline).
+        patients, days = min(patients, 8), min(days, 14)
     started: list[LocalPostgres | LocalMosquitto] = []
-    procs: list[subprocess.Popen[bytes]] = []
+    children = Children(state_dir / "logs")
+    checks: list[Check] = []
+    stop = threading.Event()
+    live_thread: threading.Thread | None = None
+    publishers: list[Publisher] = []
     if fresh and state_dir.exists():
+        # Only ever delete a directory this demo made (a mistyped --state-dir must not
+        # cost anyone their files).
+        if any(state_dir.iterdir()) and not (state_dir / STATE_MARKER).exists():
+            console.print(f"[red]{state_dir} is not an egenmon demo state directory; not deleting it[/red]")
+            raise typer.Exit(2)
         shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / STATE_MARKER).touch()
+
+    def on_term(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    # Also when started with SIGINT ignored (a background job of a script): Ctrl-C stops.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         database_url = os.environ.get("DATABASE_URL")
         if not database_url:
-            pg = LocalPostgres(state_dir / "postgres")
-            typer.echo("Starting a throwaway PostgreSQL ...")
-            pg.start()
-            started.append(pg)
-            database_url = pg.url
+            with step("Starting a throwaway PostgreSQL"):
+                pg = LocalPostgres(state_dir / "postgres")
+                started.append(pg)
+                pg.start()
+                database_url = pg.url
         mqtt_url = os.environ.get("MQTT_URL")
         if not mqtt_url:
-            broker = LocalMosquitto(state_dir / "mosquitto")
-            typer.echo("Starting a throwaway Mosquitto ...")
-            broker.start()
-            started.append(broker)
-            mqtt_url = broker.url
-        typer.echo("Applying migrations ...")
-        mode = migrate(database_url)
-        env = {**os.environ, "DATABASE_URL": database_url, "MQTT_URL": mqtt_url}
-        if _module_exists("ingest.cli"):
-            procs.append(subprocess.Popen([sys.executable, "-m", "ingest", "run"], env=env))
-        typer.echo(
-            f"\negenmon is running (storage: {mode}).\n"
-            f"  database: {database_url}\n  broker:   {mqtt_url}\nPress Ctrl-C to stop."
+            with step("Starting a throwaway Mosquitto"):
+                broker = LocalMosquitto(state_dir / "mosquitto")
+                started.append(broker)
+                broker.start()
+                mqtt_url = broker.url
+        with step("Applying migrations"):
+            mode = migrate(database_url)
+
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        # Smoke: more episodes, so one certainly falls inside the short history.
+        habits = Habits(episode_rate_scale=3.0) if smoke else Habits()
+        config = CohortConfig(
+            patients, seed=seed, start=now - timedelta(days=days), days=days + 7, habits=habits, mix=dict(DEFAULT_MIX)
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        raise typer.Exit(1)
+        if smoke:
+            # The engine evaluates at the current time: let an episode end just now.
+            config, recent = shift_to_recent_episode(config, now)
+            if recent is not None:
+                console.print(f"  smoke: a labelled {recent.type} ends at {recent.end:%Y-%m-%d %H:%M} UTC")
+        port = clinic_port or free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": database_url,
+            "MQTT_URL": mqtt_url,
+            # Two ingest workers on one machine: let each pick a free metrics port.
+            "EGENMON_INGEST_METRICS_PORT": "0",
+            "EGENMON_ALERTING_METRICS_PORT": str(free_port()),
+            "EGENMON_CLINIC_HOST": "127.0.0.1",
+            "EGENMON_CLINIC_PORT": str(port),
+            "EGENMON_CLINIC_PUBLIC_BASE_URL": base_url,
+            "EGENMON_CLINIC_MQTT_PUBLIC_URL": mqtt_url,
+            # Local demo only: the development OIDC issuer and its login page.
+            "EGENMON_CLINIC_DEMO": "true",
+            "EGENMON_CLINIC_COOKIE_SECURE": "false",
+        }
+        present = {s.name: module_exists(s.module) for s in SERVICES}
+        with step(f"Seeding a demo region with {patients} simulated patients"):
+            if present["clinic_api"]:
+                # The clinic owns its demo staff (the development issuer's logins).
+                subprocess.run(
+                    [sys.executable, "-m", "clinic_api", "seed-demo", "--no-with-patients"],
+                    cwd=ROOT,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+            cohort = generate_cohort(config)
+            seed_result = seed_database(database_url, cohort, staff=not present["clinic_api"])
+            labels_path = state_dir / "labels.json"
+            n_episodes = write_labels(cohort, labels_path)
+        checks.append(Check("seed", "pass", f"{seed_result.patients} patients, {n_episodes} labelled episodes"))
+        for service in SERVICES:
+            if not present[service.name]:
+                console.print(f"[yellow]-[/yellow] {service.name}: package not present yet, not started")
+                checks.append(Check(f"start {service.name}", "skip", "package not present"))
+                continue
+            with step(f"Starting {service.name}" + (f" x{service.replicas}" if service.replicas > 1 else "")):
+                for r in range(service.replicas):
+                    worker_env = {**env, "EGENMON_INGEST_CLIENT_ID": f"egenmon-ingest-demo-{r}"}
+                    children.start(
+                        f"{service.name}-{r}", [sys.executable, "-m", service.module, *service.args], worker_env
+                    )
+            checks.append(Check(f"start {service.name}", "pass"))
+
+        publisher = Publisher(mqtt_url)
+        publisher.connect()
+        publishers.append(publisher)
+        fleet = Fleet(cohort, publisher)
+        if present["ingest"]:
+            with step("Waiting for ingest to subscribe"):
+                ok = prime_ingest(fleet, database_url, smoke_timeout)
+            checks.append(Check("ingest ready", "pass" if ok else "fail"))
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[readings]} readings"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task(f"Backfilling {days} days of history", total=len(cohort.patients), readings=0)
+            stats = fleet.backfill(now, progress=lambda g, r: progress.update(task, completed=g, readings=r))
+        checks.append(Check("publish", "pass", f"{stats.readings} readings in {stats.messages} messages"))
+
+        if present["ingest"]:
+            with step("Waiting for ingest to store the history"):
+                # Duplicate resends share a reading id, so fewer rows than published is right.
+                target = int(0.9 * stats.readings)
+                ok = wait_until(
+                    lambda: count(database_url, "SELECT count(DISTINCT reading_id) FROM observation") >= target,
+                    smoke_timeout,
+                )
+            n_obs = count(database_url, "SELECT count(DISTINCT reading_id) FROM observation")
+            n_dead = count(database_url, "SELECT count(*) FROM dead_letter")
+            checks.append(Check("ingest", "pass" if ok else "fail", f"{n_obs} readings stored, {n_dead} dead letters"))
+        if present["alerting"]:
+            with step("Waiting for an alert on a labelled episode"):
+                ok = wait_until(lambda: bool(matched_alerts(database_url, cohort)), smoke_timeout, interval_s=2.0)
+            n_alerts = count(database_url, "SELECT count(*) FROM alert")
+            found = sorted({f"{a.rule_id} on {e.type}" for a, e in matched_alerts(database_url, cohort)})
+            detail = f"{n_alerts} alerts; matching: {', '.join(found[:5]) or 'none'}"
+            checks.append(Check("alert on labelled episode", "pass" if ok else "fail", detail))
+        if present["clinic_api"]:
+            with step("Waiting for the clinic pages"):
+                ok = wait_until(lambda: _page_status(base_url + "/healthz") == 200, smoke_timeout)
+            checks.append(fetch_queue_page(base_url, database_url, cohort) if ok else Check("queue page", "fail"))
+
+        if not smoke:
+            live_thread = _start_live(
+                cohort=cohort, mqtt_url=mqtt_url, now=now, speed=speed, stop=stop, publishers=publishers
+            )
+            console.print(
+                f"\n[bold]egenmon is running[/bold] (storage: {mode}).\n"
+                f"  staff pages:  {base_url}/ "
+                f"{'' if present['clinic_api'] else '(clinic_api not present yet)'}\n"
+                f"  demo logins:  {login_hint(base_url, database_url)}\n"
+                f"  database:     {database_url}\n  broker:       {mqtt_url}\n"
+                f"  labels:       {labels_path}\n  service logs: {children.log_dir}\n"
+                f"Live gateways publish as time passes (x{speed:g}). Press Ctrl-C to stop."
+            )
+            while not children.dead():
+                time.sleep(0.5)
+            console.print(f"[red]service stopped unexpectedly: {', '.join(children.dead())}[/red]")
+            raise typer.Exit(1)
     except KeyboardInterrupt:
-        typer.echo("\nStopping ...")
+        console.print("\nStopping ...")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for service in reversed(started):
-            service.stop()
+        stop.set()
+        if live_thread is not None:
+            live_thread.join(timeout=10)
+        for p in publishers:
+            p.close()
+        children.stop()
+        for local in reversed(started):
+            with contextlib.suppress(Exception):
+                local.stop()
+    if smoke:
+        _report(checks)
+        raise typer.Exit(0 if checks and all(c.status != "fail" for c in checks) else 1)
 
 
-def _module_exists(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
+def login_hint(base_url: str, database_url: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        subjects = [r[0] for r in conn.execute("SELECT subject FROM staff WHERE active ORDER BY subject").fetchall()]
+    return f"{base_url}/dev-issuer/login as any of: {', '.join(subjects)}"
+
+
+def fetch_queue_page(base_url: str, database_url: str, cohort: Cohort) -> Check:
+    """Log in through the development issuer as a clinician and fetch the alert queue."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT subject FROM staff WHERE active AND roles && ARRAY['physician','nurse']"
+            " ORDER BY 'physician' = ANY(roles) DESC, subject LIMIT 1"
+        ).fetchone()
+    if row is None:
+        return Check("queue page", "fail", "no clinical demo staff")
+    try:
+        token = httpx.post(f"{base_url}/dev-issuer/token", json={"subject": row[0]}, timeout=10).json()
+        page = httpx.get(
+            f"{base_url}/ui/alerts", headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10
+        )
+    except (httpx.HTTPError, KeyError, ValueError) as err:
+        return Check("queue page", "fail", f"{type(err).__name__}: {err}")
+    if page.status_code != 200:
+        return Check("queue page", "fail", f"HTTP {page.status_code}")
+    # With alerts open, the queue must show at least one of the simulated patients.
+    shown = [p.pseudonym for p in cohort.patients if p.display_name in page.text or p.pseudonym in page.text]
+    if count(database_url, "SELECT count(*) FROM alert WHERE status <> 'resolved'") and not shown:
+        return Check("queue page", "fail", "open alerts, but no simulated patient on the page")
+    return Check("queue page", "pass", f"HTTP 200 as {row[0]}, {len(shown)} simulated patients listed")
+
+
+def _page_status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5, follow_redirects=False).status_code
+    except httpx.HTTPError:
+        return 599
+
+
+def _start_live(
+    *, cohort: Cohort, mqtt_url: str, now: datetime, speed: float, stop: threading.Event, publishers: list[Publisher]
+) -> threading.Thread:
+    publisher = Publisher(mqtt_url)
+    publisher.connect()
+    publishers.append(publisher)
+    fleet = Fleet(cohort, publisher)
+
+    def run() -> None:
+        try:
+            fleet.live(now, speed=speed, stop=stop, tick_s=1.0)
+        except Exception:  # the demo keeps running without live data, and says so
+            log.exception("live gateways stopped")
+
+    thread = threading.Thread(target=run, name="live-gateways", daemon=True)
+    thread.start()
+    return thread
+
+
+def _report(checks: list[Check]) -> None:
+    console.print("\n[bold]smoke checks[/bold]")
+    for c in checks:
+        mark = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]", "skip": "[yellow]SKIP[/yellow]"}[c.status]
+        console.print(f"  {mark} {c.name} {c.detail}")
+
+
+# Kept for tests and callers that wait on a port of a started service.
+__all__ = ["SERVICES", "Children", "app", "main", "module_exists", "wait_for_port"]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,3 @@
+from alerting.cli import app
+
+app(prog_name="alerting")

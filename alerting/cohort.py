@@ -1,0 +1,106 @@
+"""The patients being evaluated and their care-plan parameters, as arrays on the patient index."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alerting.series import F64, B
+
+
+@dataclass
+class Cohort:
+    """Patient index i ↔ ``patient_ids[i]``; every array has one entry per patient.
+
+    ``overrides`` holds care-plan threshold overrides sparsely: (rule id, parameter) →
+    (patient indices, values). ``schedule`` maps a kind to expected readings per day.
+    """
+
+    patient_ids: list[str]
+    conditions: dict[str, B]
+    dry_weight_kg: F64
+    personal_best_pef: F64
+    hypercapnic: B
+    schedule: dict[str, F64] = field(default_factory=dict)
+    overrides: dict[tuple[str, str], tuple[np.ndarray, F64]] = field(default_factory=dict)
+    pseudonyms: list[str] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.patient_ids)
+
+    @classmethod
+    def build(
+        cls,
+        patient_ids: Sequence[str],
+        conditions: Sequence[Sequence[str]],
+        *,
+        dry_weight_kg: Sequence[float | None] | None = None,
+        personal_best_pef: Sequence[float | None] | None = None,
+        hypercapnic: Sequence[bool] | None = None,
+        thresholds: Sequence[Mapping[str, Mapping[str, float]]] | None = None,
+        schedule: Sequence[Mapping[str, float]] | None = None,
+        pseudonyms: Sequence[str] | None = None,
+    ) -> Cohort:
+        """Build from per-patient care-plan rows (the loader's path; the engine never loops)."""
+        n = len(patient_ids)
+        conds: dict[str, B] = {}
+        for i, cs in enumerate(conditions):
+            for c in cs:
+                conds.setdefault(c, np.zeros(n, dtype=bool))[i] = True
+
+        def floats(xs: Sequence[float | None] | None) -> F64:
+            if xs is None:
+                return np.full(n, np.nan)
+            return np.asarray([np.nan if x is None else float(x) for x in xs], dtype=np.float64)
+
+        overrides: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        for i, th in enumerate(thresholds or []):
+            for rule_id, params in (th or {}).items():
+                if not isinstance(params, Mapping):
+                    continue
+                for name, value in params.items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        idx, vals = overrides.setdefault((rule_id, name), ([], []))
+                        idx.append(i)
+                        vals.append(float(value))
+        sched: dict[str, list[float]] = {}
+        for i, sc in enumerate(schedule or []):
+            for kind, per_day in (sc or {}).items():
+                if isinstance(per_day, int | float):
+                    sched.setdefault(kind, [0.0] * n)[i] = float(per_day)
+        return cls(
+            patient_ids=list(patient_ids),
+            conditions=conds,
+            dry_weight_kg=floats(dry_weight_kg),
+            personal_best_pef=floats(personal_best_pef),
+            hypercapnic=np.asarray(hypercapnic if hypercapnic is not None else [False] * n, dtype=bool),
+            schedule={k: np.asarray(v, dtype=np.float64) for k, v in sched.items()},
+            overrides={
+                k: (np.asarray(i, dtype=np.int64), np.asarray(v, dtype=np.float64)) for k, (i, v) in overrides.items()
+            },
+            pseudonyms=list(pseudonyms) if pseudonyms is not None else None,
+        )
+
+    def has(self, *conditions: str) -> B:
+        out = np.zeros(self.n, dtype=bool)
+        for c in conditions:
+            if c in self.conditions:
+                out |= self.conditions[c]
+        return out
+
+    def param(self, rule_id: str, name: str, default: float) -> tuple[F64, B]:
+        """The parameter per patient and whether it came from the care plan."""
+        vals = np.full(self.n, float(default))
+        src = np.zeros(self.n, dtype=bool)
+        if (rule_id, name) in self.overrides:
+            idx, v = self.overrides[(rule_id, name)]
+            vals[idx] = v
+            src[idx] = True
+        return vals, src
+
+    def expects(self, kind: str) -> B:
+        s = self.schedule.get(kind)
+        return np.zeros(self.n, dtype=bool) if s is None else s > 0

@@ -1,0 +1,159 @@
+"""One evaluation: every registered rule over every enrolled patient, then evidence for the findings."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property, partial
+from typing import Any
+
+import numpy as np
+
+from alerting.cohort import Cohort
+from alerting.rules import REGISTRY, Context, Occurrences, Rule, _params_for
+from alerting.series import F64, Dataset, Series
+from device_profiles.vocabulary import Severity
+
+# Rank order of device_profiles.vocabulary.Severity: the rules' integer ranks index this.
+SEVERITIES = tuple(s.value for s in Severity)
+MAX_EVIDENCE_READINGS = 50
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule's condition holds for a patient: the most severe (then newest) occurrence in its lookback.
+
+    The evidence (thresholds in force with their source, the triggering readings) is built on
+    first access: a sweep over a region yields many findings whose alerts need no change.
+    """
+
+    patient: int
+    rule_id: str
+    severity: str
+    at: float
+    value: float
+    since: float
+    make_evidence: Callable[[], dict[str, Any]] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def evidence(self) -> dict[str, Any]:
+        return self.make_evidence() if self.make_evidence is not None else {}
+
+    @property
+    def key(self) -> tuple[int, str, str, float]:
+        return (self.patient, self.rule_id, self.severity, self.at)
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def best_per_patient(occ: Occurrences, enrolled: np.ndarray, now: float, lookback_s: float) -> Occurrences:
+    """Per patient, the occurrence with the highest severity, ties broken by the newest time."""
+    keep = enrolled[occ.pat] & (occ.at <= now) & (occ.at > now - lookback_s) & (occ.sev >= 0)
+    pat, sev, at, val, since = occ.pat[keep], occ.sev[keep], occ.at[keep], occ.value[keep], occ.since[keep]
+    if len(pat) == 0:
+        return Occurrences(pat, sev, at, val, since)
+    order = np.lexsort((at, sev, pat))
+    pat, sev, at, val, since = pat[order], sev[order], at[order], val[order], since[order]
+    last = np.ones(len(pat), dtype=bool)
+    last[:-1] = pat[1:] != pat[:-1]
+    return Occurrences(pat[last], sev[last], at[last], val[last], since[last])
+
+
+def _json_value(v: float) -> float | str | None:
+    if math.isnan(v):
+        return None
+    if math.isinf(v):
+        return "LOW" if v < 0 else "HIGH"  # censored sensor reading
+    return round(v, 4)
+
+
+def evidence_for(
+    rule: Rule,
+    params: dict[str, tuple[F64, np.ndarray]],
+    data: Dataset,
+    i: int,
+    *,
+    sev: int,
+    at: float,
+    value: float,
+    since: float,
+) -> dict[str, Any]:
+    thresholds = {
+        name: {"value": float(vals[i]), "source": "care_plan" if src[i] else "default"}
+        for name, (vals, src) in params.items()
+    }
+    readings = []
+    lo = min(since, at) - 1.0
+    for key in rule.reads:
+        s = data.get(key)
+        if s is None or len(s) == 0:
+            continue
+        a, b = np.searchsorted(s.pat, [i, i + 1])
+        t = s.t[a:b]
+        m = (t > lo) & (t <= at)
+        for tt, vv in list(zip(t[m], s.v[a:b][m], strict=True))[-MAX_EVIDENCE_READINGS:]:
+            readings.append({"series": key, "at": iso(float(tt)), "value": _json_value(float(vv))})
+    return {
+        "rule": rule.id,
+        "title": rule.title,
+        "severity": SEVERITIES[sev],
+        "severity_mapping": rule.severities,
+        "at": iso(at),
+        "since": iso(since),
+        "value": _json_value(value),
+        "thresholds": thresholds,
+        "readings": readings,
+    }
+
+
+def evaluate(
+    data: Dataset,
+    cohort: Cohort,
+    now: float,
+    rules: Iterable[str] | None = None,
+    with_evidence: bool = True,
+) -> list[Finding]:
+    """Evaluate the rules over all patients of the cohort at time ``now`` (epoch seconds)."""
+    ctx = Context(data, cohort, now)
+    findings: list[Finding] = []
+    all_patients = np.ones(cohort.n, dtype=bool)
+    for rule_id in rules if rules is not None else REGISTRY:
+        rule = REGISTRY[rule_id]
+        enrolled = cohort.has(*rule.conditions) if rule.conditions else all_patients
+        if not enrolled.any():
+            continue
+        occ = rule.evaluate(ctx, _params_for(cohort, rule))
+        best = best_per_patient(occ, enrolled, now, rule.lookback_s)
+        params = {name: cohort.param(rule.id, name, float(d)) for name, d in rule.params.items()}
+        for k in range(len(best.pat)):
+            i, sev, at = int(best.pat[k]), int(best.sev[k]), float(best.at[k])
+            val, since = float(best.value[k]), float(best.since[k])
+            make = (
+                partial(evidence_for, rule, params, data, i, sev=sev, at=at, value=val, since=since)
+                if with_evidence
+                else None
+            )
+            findings.append(Finding(i, rule.id, SEVERITIES[sev], at, val, since, make))
+    return findings
+
+
+def evaluate_columns(
+    data: Dataset, cohort: Cohort, now: float, rules: Iterable[str] | None = None
+) -> dict[str, Occurrences]:
+    """Per rule, the per-patient best occurrences as arrays, without building Finding objects."""
+    ctx = Context(data, cohort, now)
+    out = {}
+    all_patients = np.ones(cohort.n, dtype=bool)
+    for rule in (REGISTRY[r] for r in (rules if rules is not None else REGISTRY)):
+        enrolled = cohort.has(*rule.conditions) if rule.conditions else all_patients
+        out[rule.id] = best_per_patient(rule.evaluate(ctx, _params_for(cohort, rule)), enrolled, now, rule.lookback_s)
+    return out
+
+
+def make_dataset(rows: dict[str, tuple[F64, F64, F64]]) -> Dataset:
+    """Series from unsorted (patient, time, value) arrays; a convenience for loaders and tests."""
+    return {k: Series.build(p, t, v) for k, (p, t, v) in rows.items()}

@@ -1,0 +1,307 @@
+"""The alert lifecycle in the database (statuses and events as in alerting/README.md).
+
+Statuses: open → acknowledged → resolved; snoozed (until a time) → open again when the
+snooze ends. One non-resolved alert per (patient, rule) (unique partial index): while the
+condition lasts the alert is updated (latest value, fire_count, severity escalation),
+never duplicated. A finding whose occurrence is no newer than what the alert already
+holds changes nothing, so re-evaluating the same data is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from alerting import AlertingError
+from alerting.cohort import Cohort
+from alerting.engine import SEVERITIES, Finding
+from alerting.rules import REGISTRY
+
+log = logging.getLogger(__name__)
+
+RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+class AlertNotFoundError(AlertingError):
+    """No alert with that id (or not in a state allowing the action)."""
+
+
+@dataclass
+class LifecycleStats:
+    opened: int = 0
+    updated: int = 0
+    escalated_severity: int = 0
+    resolution_suggested: int = 0
+    reopened_after_snooze: int = 0
+    escalated: int = 0
+
+
+def _ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _event(
+    conn: psycopg.Connection[Any],
+    alert_id: int,
+    event: str,
+    at: datetime,
+    *,
+    details: dict[str, Any] | None = None,
+    staff_id: str | None = None,
+    comment: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO alert_event (alert_id, event, at, staff_id, comment, details) VALUES (%s, %s, %s, %s, %s, %s)",
+        (alert_id, event, at, staff_id, comment, json.dumps(details or {})),
+    )
+
+
+def apply_findings(
+    conn: psycopg.Connection[Any],
+    cohort: Cohort,
+    findings: Sequence[Finding],
+    now: float,
+    rules: Iterable[str] | None = None,
+) -> LifecycleStats:
+    """Bring the alerts of the cohort's patients in line with a fresh evaluation (one transaction)."""
+    stats = LifecycleStats()
+    rule_ids = list(rules if rules is not None else REGISTRY)
+    at_now = _ts(now)
+    with conn.transaction():
+        rows = conn.execute(
+            """
+            SELECT id, patient_id::text, rule_id, status, severity, last_fired_at, snoozed_until,
+                   resolution_suggested_at
+            FROM alert WHERE status <> 'resolved' AND patient_id = ANY(%s::uuid[]) AND rule_id = ANY(%s)
+            FOR UPDATE
+            """,
+            (cohort.patient_ids, rule_ids),
+        ).fetchall()
+        open_by_key = {(r[1], r[2]): r for r in rows}
+        found: set[tuple[str, str]] = set()
+        for f in findings:
+            pid = cohort.patient_ids[f.patient]
+            key = (pid, f.rule_id)
+            found.add(key)
+            fired_at = _ts(f.at)
+            row = open_by_key.get(key)
+            if row is None:
+                _open(conn, cohort, f, pid=pid, fired_at=fired_at, at_now=at_now, stats=stats)
+                continue
+            alert_id, _, _, status, severity, last_fired_at, _, _ = row
+            if fired_at <= last_fired_at:
+                continue  # the same occurrence as last time: nothing new
+            new_sev = severity
+            escalate = RANK[f.severity] > RANK[severity]
+            if escalate:
+                new_sev = f.severity
+            # A worse condition needs a fresh look: an acknowledged alert goes back to open.
+            new_status = "open" if escalate and status == "acknowledged" else status
+            conn.execute(
+                """
+                UPDATE alert SET latest_value = %s, fire_count = fire_count + 1, last_fired_at = %s,
+                       updated_at = %s, evidence = %s, severity = %s, status = %s,
+                       resolution_suggested_at = NULL
+                WHERE id = %s
+                """,
+                (_num(f.value), fired_at, at_now, json.dumps(f.evidence), new_sev, new_status, alert_id),
+            )
+            _event(conn, alert_id, "updated", at_now, details={"value": _num(f.value), "at": fired_at.isoformat()})
+            stats.updated += 1
+            if escalate:
+                _event(conn, alert_id, "escalated_severity", at_now, details={"from": severity, "to": new_sev})
+                stats.escalated_severity += 1
+        # Condition clear for the rule's hysteresis period → suggest resolution (staff decide).
+        for key, row in open_by_key.items():
+            if key in found or row[7] is not None:
+                continue
+            rule = REGISTRY.get(row[2])
+            hysteresis = timedelta(seconds=rule.hysteresis_s if rule else 0.0)
+            if at_now - row[5] >= hysteresis:
+                conn.execute(
+                    "UPDATE alert SET resolution_suggested_at = %s, updated_at = %s WHERE id = %s",
+                    (at_now, at_now, row[0]),
+                )
+                _event(conn, row[0], "resolution_suggested", at_now, details={"clear_since": row[5].isoformat()})
+                stats.resolution_suggested += 1
+    return stats
+
+
+def _num(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def _open(
+    conn: psycopg.Connection[Any],
+    cohort: Cohort,
+    f: Finding,
+    *,
+    pid: str,
+    fired_at: datetime,
+    at_now: datetime,
+    stats: LifecycleStats,
+) -> None:
+    # An occurrence already covered by a resolved alert must not reopen it: re-firing
+    # needs an occurrence newer than the resolution.
+    row = conn.execute(
+        "SELECT max(resolved_at) FROM alert WHERE patient_id = %s AND rule_id = %s AND status = 'resolved'",
+        (pid, f.rule_id),
+    ).fetchone()
+    if row and row[0] is not None and fired_at <= row[0]:
+        return
+    rule = REGISTRY[f.rule_id]
+    condition = next((c for c in rule.conditions if c in cohort.conditions and cohort.conditions[c][f.patient]), None)
+    inserted = conn.execute(
+        """
+        INSERT INTO alert (patient_id, rule_id, condition, status, severity, title, opened_at, updated_at,
+                           last_fired_at, fire_count, latest_value, evidence)
+        VALUES (%s, %s, %s, 'open', %s, %s, %s, %s, %s, 1, %s, %s)
+        ON CONFLICT (patient_id, rule_id) WHERE status <> 'resolved' DO NOTHING
+        RETURNING id
+        """,
+        (
+            pid,
+            f.rule_id,
+            condition,
+            f.severity,
+            rule.title,
+            at_now,
+            at_now,
+            fired_at,
+            _num(f.value),
+            json.dumps(f.evidence),
+        ),
+    ).fetchone()
+    if inserted:
+        _event(conn, inserted[0], "opened", at_now, details={"severity": f.severity, "value": _num(f.value)})
+        stats.opened += 1
+        log.info("alert opened rule=%s severity=%s patient=%s", f.rule_id, f.severity, _pseudo(cohort, f.patient))
+
+
+def _pseudo(cohort: Cohort, i: int) -> str:
+    return cohort.pseudonyms[i] if cohort.pseudonyms else f"#{i}"
+
+
+def housekeeping(conn: psycopg.Connection[Any], now: float, deadlines_min: dict[str, float]) -> LifecycleStats:
+    """Time-driven transitions for every alert: snoozes that ended, unacknowledged high/critical escalation."""
+    stats = LifecycleStats()
+    at_now = _ts(now)
+    with conn.transaction():
+        for (alert_id,) in conn.execute(
+            "UPDATE alert SET status = 'open', snoozed_until = NULL, updated_at = %s "
+            "WHERE status = 'snoozed' AND snoozed_until <= %s RETURNING id",
+            (at_now, at_now),
+        ).fetchall():
+            _event(conn, alert_id, "reopened", at_now, details={"reason": "snooze ended"})
+            stats.reopened_after_snooze += 1
+        for severity, minutes in deadlines_min.items():
+            rows = conn.execute(
+                """
+                UPDATE alert SET escalated_at = %s, escalation_level = escalation_level + 1, updated_at = %s
+                WHERE status = 'open' AND severity = %s AND acknowledged_at IS NULL AND escalated_at IS NULL
+                  AND opened_at <= %s
+                RETURNING id
+                """,
+                (at_now, at_now, severity, at_now - timedelta(minutes=minutes)),
+            ).fetchall()
+            for (alert_id,) in rows:
+                _event(
+                    conn, alert_id, "escalated", at_now, details={"reason": "not acknowledged", "deadline_min": minutes}
+                )
+                stats.escalated += 1
+    return stats
+
+
+# ------------------------------------------------------------------ staff actions
+
+
+def _change(conn: psycopg.Connection[Any], alert_id: int, sql: str, params: tuple[Any, ...]) -> None:
+    row = conn.execute(sql + " RETURNING id", params).fetchone()
+    if row is None:
+        raise AlertNotFoundError(f"alert {alert_id} not found or not in a state allowing this action")
+
+
+def acknowledge(
+    conn: psycopg.Connection[Any], alert_id: int, staff_id: str | None, now: datetime | None = None
+) -> None:
+    at = now or datetime.now(UTC)
+    with conn.transaction():
+        _change(
+            conn,
+            alert_id,
+            "UPDATE alert SET status = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s, updated_at = %s "
+            "WHERE id = %s AND status IN ('open', 'snoozed')",
+            (at, staff_id, at, alert_id),
+        )
+        _event(conn, alert_id, "acknowledged", at, staff_id=staff_id)
+
+
+def comment(
+    conn: psycopg.Connection[Any], alert_id: int, staff_id: str | None, text: str, now: datetime | None = None
+) -> None:
+    at = now or datetime.now(UTC)
+    with conn.transaction():
+        _change(conn, alert_id, "UPDATE alert SET updated_at = %s WHERE id = %s", (at, alert_id))
+        _event(conn, alert_id, "commented", at, staff_id=staff_id, comment=text)
+
+
+def snooze(
+    conn: psycopg.Connection[Any], alert_id: int, staff_id: str | None, until: datetime, now: datetime | None = None
+) -> None:
+    at = now or datetime.now(UTC)
+    if until <= at:
+        raise AlertingError("snooze must end in the future")
+    with conn.transaction():
+        _change(
+            conn,
+            alert_id,
+            "UPDATE alert SET status = 'snoozed', snoozed_until = %s, updated_at = %s "
+            "WHERE id = %s AND status IN ('open', 'acknowledged', 'snoozed')",
+            (until, at, alert_id),
+        )
+        _event(conn, alert_id, "snoozed", at, details={"until": until.isoformat()}, staff_id=staff_id)
+
+
+def escalate(
+    conn: psycopg.Connection[Any],
+    alert_id: int,
+    staff_id: str | None,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    at = now or datetime.now(UTC)
+    with conn.transaction():
+        _change(
+            conn,
+            alert_id,
+            "UPDATE alert SET escalated_at = %s, escalation_level = escalation_level + 1, updated_at = %s "
+            "WHERE id = %s AND status <> 'resolved'",
+            (at, at, alert_id),
+        )
+        _event(conn, alert_id, "escalated", at, details={"reason": "staff"}, staff_id=staff_id, comment=reason)
+
+
+def resolve(
+    conn: psycopg.Connection[Any],
+    alert_id: int,
+    staff_id: str | None,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    at = now or datetime.now(UTC)
+    with conn.transaction():
+        _change(
+            conn,
+            alert_id,
+            "UPDATE alert SET status = 'resolved', resolved_at = %s, resolved_by = %s, updated_at = %s "
+            "WHERE id = %s AND status <> 'resolved'",
+            (at, staff_id, at, alert_id),
+        )
+        _event(conn, alert_id, "resolved", at, staff_id=staff_id, comment=reason)

@@ -1,0 +1,25 @@
+"""Prometheus metrics of the alerting service."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVALUATIONS = Counter("egenmon_alerting_evaluations_total", "Evaluations run", ["trigger"])
+EVALUATED_PATIENTS = Counter("egenmon_alerting_evaluated_patients_total", "Patients evaluated", ["trigger"])
+EVALUATION_SECONDS = Histogram(
+    "egenmon_alerting_evaluation_seconds",
+    "Load + evaluate + lifecycle time of one evaluation",
+    ["trigger"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+FINDINGS = Counter("egenmon_alerting_findings_total", "Rule findings", ["rule", "severity"])
+ALERTS = Counter("egenmon_alerting_alert_transitions_total", "Alert lifecycle transitions", ["transition"])
+OPEN_ALERTS = Gauge("egenmon_alerting_open_alerts", "Non-resolved alerts by severity", ["severity"])
+NOTIFY_LAG = Histogram(
+    "egenmon_alerting_notify_to_alert_seconds",
+    "From receiving a new-readings notification to the evaluation's commit",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)
+ERRORS = Counter("egenmon_alerting_errors_total", "Evaluation errors", ["stage"])
+LAST_SWEEP = Gauge("egenmon_alerting_last_sweep_timestamp_seconds", "When the last complete sweep finished (health)")
+LISTENING = Gauge("egenmon_alerting_listening", "1 while LISTENing for new-readings notifications (health)")

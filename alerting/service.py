@@ -1,0 +1,148 @@
+"""The alerting service: evaluate on ingest's notifications, sweep everyone periodically.
+
+Ingest sends NOTIFY egenmon_new_readings '{"patients": [...]}' after each commit; the
+service LISTENs and evaluates the named patients (batched over ``debounce_s``) so their
+alerts are in the database within a second. Every ``sweep_interval_s`` it evaluates all
+active patients (no-data gaps, 14-day metrics and hysteresis need no new reading to
+change) and runs housekeeping (ended snoozes, escalation deadlines).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import psycopg
+from prometheus_client import start_http_server
+
+from alerting import metrics
+from alerting.engine import evaluate
+from alerting.lifecycle import LifecycleStats, apply_findings, housekeeping
+from alerting.load import load_cohort, load_dataset
+from alerting.settings import AlertingSettings
+from device_profiles.messages import NEW_READINGS_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_and_store(
+    conn: psycopg.Connection[Any],
+    patient_ids: Sequence[str] | None,
+    now: float | None = None,
+    trigger: str = "manual",
+) -> tuple[int, LifecycleStats]:
+    """Load, evaluate and apply the lifecycle for the given patients (None: everyone active)."""
+    t = time.time() if now is None else now
+    started = time.perf_counter()
+    cohort = load_cohort(conn, patient_ids)
+    data = load_dataset(conn, cohort, t)
+    findings = evaluate(data, cohort, t)
+    stats = apply_findings(conn, cohort, findings, t)
+    for f in findings:
+        metrics.FINDINGS.labels(f.rule_id, f.severity).inc()
+    for name, count in asdict(stats).items():
+        if count:
+            metrics.ALERTS.labels(name).inc(count)
+    metrics.EVALUATIONS.labels(trigger).inc()
+    metrics.EVALUATED_PATIENTS.labels(trigger).inc(cohort.n)
+    metrics.EVALUATION_SECONDS.labels(trigger).observe(time.perf_counter() - started)
+    log.info(
+        "evaluated trigger=%s patients=%d findings=%d opened=%d updated=%d suggested=%d elapsed_ms=%.1f",
+        trigger,
+        cohort.n,
+        len(findings),
+        stats.opened,
+        stats.updated,
+        stats.resolution_suggested,
+        (time.perf_counter() - started) * 1e3,
+    )
+    return len(findings), stats
+
+
+def parse_payload(payload: str) -> list[str]:
+    """Patient ids from a notification; malformed payloads are logged and ignored."""
+    try:
+        data = json.loads(payload)
+        patients = data["patients"]
+        if not isinstance(patients, list):
+            raise TypeError("patients is not a list")
+        return [str(p) for p in patients]
+    except (ValueError, KeyError, TypeError) as err:
+        log.warning("ignoring malformed %s payload (%s)", NEW_READINGS_CHANNEL, err)
+        metrics.ERRORS.labels("payload").inc()
+        return []
+
+
+class AlertingService:
+    def __init__(self, settings: AlertingSettings) -> None:
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self._last_sweep = 0.0
+
+    def sweep(self, conn: psycopg.Connection[Any]) -> None:
+        ids = [str(r[0]) for r in conn.execute("SELECT id::text FROM patient WHERE active ORDER BY id")]
+        now = time.time()
+        step = self.settings.sweep_chunk
+        for k in range(0, len(ids), step):
+            evaluate_and_store(conn, ids[k : k + step], now, trigger="sweep")
+        hk = housekeeping(conn, now, self.settings.escalation_deadlines_min)
+        if hk.escalated:
+            metrics.ALERTS.labels("escalated").inc(hk.escalated)
+        if hk.reopened_after_snooze:
+            metrics.ALERTS.labels("reopened_after_snooze").inc(hk.reopened_after_snooze)
+        for severity, n in conn.execute("SELECT severity, count(*) FROM alert WHERE status <> 'resolved' GROUP BY 1"):
+            metrics.OPEN_ALERTS.labels(severity).set(n)
+        self._last_sweep = time.monotonic()
+        log.info(
+            "sweep done patients=%d escalated=%d snoozes_ended=%d", len(ids), hk.escalated, hk.reopened_after_snooze
+        )
+
+    def run(self) -> None:
+        if self.settings.metrics_port:
+            start_http_server(self.settings.metrics_port)
+        with (
+            psycopg.connect(self.settings.database_url, autocommit=True) as listen_conn,
+            psycopg.connect(self.settings.database_url, autocommit=True) as work_conn,
+        ):
+            listen_conn.execute(f"LISTEN {NEW_READINGS_CHANNEL}")
+            metrics.LISTENING.set(1)
+            log.info("listening on %s; sweep every %.0f s", NEW_READINGS_CHANNEL, self.settings.sweep_interval_s)
+            self._safe(self.sweep, work_conn)
+            while not self.stop_event.is_set():
+                wait = max(0.0, self.settings.sweep_interval_s - (time.monotonic() - self._last_sweep))
+                pending: set[str] = set()
+                first_at: float | None = None
+                for note in listen_conn.notifies(timeout=min(wait, 1.0), stop_after=1):
+                    first_at = time.perf_counter()
+                    pending.update(parse_payload(note.payload))
+                if pending:
+                    # Gather whatever else arrives in the debounce window into the same evaluation.
+                    for note in listen_conn.notifies(timeout=self.settings.debounce_s):
+                        pending.update(parse_payload(note.payload))
+                    batch = sorted(pending)
+                    self._safe(lambda c, b=batch: evaluate_and_store(c, b, trigger="notify"), work_conn)
+                    if first_at is not None:
+                        metrics.NOTIFY_LAG.observe(time.perf_counter() - first_at)
+                if time.monotonic() - self._last_sweep >= self.settings.sweep_interval_s:
+                    self._safe(self.sweep, work_conn)
+        metrics.LISTENING.set(0)
+        log.info("alerting service stopped")
+
+    def _safe(self, fn: Any, conn: psycopg.Connection[Any]) -> None:
+        """One failed evaluation must not stop the service: log, count, go on."""
+        try:
+            fn(conn)
+        except (psycopg.Error, ValueError) as err:
+            metrics.ERRORS.labels("evaluate").inc()
+            log.exception("evaluation failed: %s", err)
+            self._last_sweep = time.monotonic()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())

@@ -1,0 +1,35 @@
+"""Settings (environment prefix EGENMON_ALERTING_, plus plain DATABASE_URL)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AlertingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EGENMON_ALERTING_", extra="ignore")
+
+    database_url: str = Field(
+        default="postgresql://localhost/egenmon",
+        validation_alias=AliasChoices("EGENMON_ALERTING_DATABASE_URL", "EGENMON_DATABASE_URL", "DATABASE_URL"),
+    )
+    sweep_interval_s: float = Field(default=300.0, gt=0)
+    # The sweep evaluates patients in chunks of this size: bounded memory and short transactions.
+    sweep_chunk: int = Field(default=5000, ge=1)
+    # Notifications arriving within this window are evaluated together (one query per kind group).
+    debounce_s: float = Field(default=0.05, ge=0)
+    escalate_high_after_min: float = Field(default=60.0, gt=0)
+    escalate_critical_after_min: float = Field(default=15.0, gt=0)
+    metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0 disables the metrics endpoint
+    log_level: str = "INFO"
+
+    @property
+    def escalation_deadlines_min(self) -> dict[str, float]:
+        return {"high": self.escalate_high_after_min, "critical": self.escalate_critical_after_min}
+
+
+@lru_cache
+def get_settings() -> AlertingSettings:
+    return AlertingSettings()

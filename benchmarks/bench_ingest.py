@@ -1,0 +1,297 @@
+"""Ingest throughput, end to end: publisher -> Mosquitto -> ingest -> committed rows.
+
+Starts its own local stack (a throwaway PostgreSQL cluster and Mosquitto), runs
+``python -m ingest run`` as a subprocess and measures, from the first publish to the
+moment ingest has committed the last reading:
+
+* messages of 1 reading each,
+* messages of 100 readings each,
+* and, as the reference, a raw binary COPY of the same rows straight into the same schema.
+
+Usage: ``python benchmarks/bench_ingest.py [--smoke] [--single N] [--batched N]``.
+Targets (issue 2): batched >= 50 % of the raw COPY rate; 1-reading messages >= 5,000/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+import psycopg  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port  # noqa: E402
+from device_profiles.vocabulary import COMPONENTS, Kind  # noqa: E402
+from device_profiles.wire import DeviceInfo, Reading, ReadingBatch, Value, reading_id, readings_topic  # noqa: E402
+from ingest.prepare import PreparedReading, observation_rows  # noqa: E402
+from ingest.schema import migrate  # noqa: E402
+from ingest.store import OBS_COLUMNS, OBS_TYPES, RAW_COLUMNS, RAW_TYPES  # noqa: E402
+
+MIX: list[tuple[Kind, dict[str, float]]] = [
+    (Kind.BLOOD_PRESSURE, {"systolic": 131, "diastolic": 84, "mean_arterial": 99, "pulse": 71}),
+    (Kind.GLUCOSE_CGM, {"glucose_interstitial": 6.8}),
+    (Kind.GLUCOSE_CAPILLARY, {"glucose": 7.4}),
+    (Kind.SPO2, {"spo2": 95, "pulse": 74}),
+    (Kind.TEMPERATURE, {"temperature": 36.8}),
+    (Kind.WEIGHT, {"weight": 78.2, "bmi": 25.3}),
+]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_readings(n: int, gateways: list[str], tag: str) -> list[tuple[str, Reading]]:
+    out = []
+    for i in range(n):
+        gw = gateways[i % len(gateways)]
+        k = (i // len(gateways)) % len(MIX)
+        kind, values = MIX[k]
+        serial = f"{tag}-{gw}-{kind.value}"
+        measured = T0 + timedelta(seconds=30 * i)
+        out.append(
+            (
+                gw,
+                Reading(
+                    reading_id=reading_id(serial, kind, i),
+                    # One device per kind per home, as in a real fleet.
+                    device=DeviceInfo(address=f"AA:{i % len(gateways):04X}:{k:02X}", model="bench", serial=serial),
+                    kind=kind,
+                    measured_at=measured,
+                    received_at=measured + timedelta(seconds=1),
+                    values={k: Value(value=v, unit=COMPONENTS[k].unit) for k, v in values.items()},
+                    raw="AAECAwQFBgc=",
+                ),
+            )
+        )
+    return out
+
+
+def payloads(readings: list[tuple[str, Reading]], per_message: int) -> list[tuple[str, bytes]]:
+    by_gw: dict[str, list[Reading]] = {}
+    for gw, r in readings:
+        by_gw.setdefault(gw, []).append(r)
+    out = []
+    now = datetime.now(UTC)
+    for gw, rs in by_gw.items():
+        for seq, i in enumerate(range(0, len(rs), per_message)):
+            batch = ReadingBatch(gateway_id=gw, seq=seq, sent_at=now, readings=rs[i : i + per_message])
+            out.append((readings_topic(gw), batch.to_json_bytes()))
+    # Interleave gateways as a fleet would.
+    out.sort(key=lambda tp: hash(tp[1]))
+    return out
+
+
+class Ingest:
+    def __init__(self, database_url: str, mqtt_url: str, log_path: Path) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": database_url,
+            "MQTT_URL": mqtt_url,
+            "EGENMON_INGEST_CLIENT_ID": "bench-ingest",
+            "EGENMON_INGEST_METRICS_PORT": str(self.port),
+            "EGENMON_INGEST_LOG_LEVEL": "WARNING",
+        }
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest", "run"], cwd=ROOT, env=env, stdout=self._log, stderr=self._log
+        )
+        wait_for_port(self.port, timeout_s=30)
+        deadline = time.monotonic() + 30
+        while not all(self._get("/healthz", json_=True).values()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("ingest did not become healthy")
+            time.sleep(0.05)
+
+    def _get(self, path: str, json_: bool = False) -> Any:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as err:
+            body = err.read()
+        return json.loads(body) if json_ else body.decode()
+
+    def committed(self) -> float:
+        total = 0.0
+        for line in self._get("/metrics").splitlines():
+            if line.startswith(("egenmon_ingest_readings_stored_total", "egenmon_ingest_readings_duplicate_total")):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def batch_stats(self) -> str:
+        values: dict[str, float] = {}
+        for line in self._get("/metrics").splitlines():
+            for name in (
+                "egenmon_ingest_batch_messages_sum",
+                "egenmon_ingest_batch_messages_count",
+                "egenmon_ingest_commit_seconds_sum",
+            ):
+                if line.startswith(name + " "):
+                    values[name] = float(line.rsplit(" ", 1)[1])
+        n = values.get("egenmon_ingest_batch_messages_count", 0.0) or 1.0
+        return (
+            f"{n:.0f} transactions, {values.get('egenmon_ingest_batch_messages_sum', 0.0) / n:.0f} messages"
+            f" and {1000 * values.get('egenmon_ingest_commit_seconds_sum', 0.0) / n:.1f} ms each on average"
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self._log.close()
+
+
+def run_end_to_end(ingest: Ingest, mqtt_url: str, msgs: list[tuple[str, bytes]], n_readings: int) -> float:
+    """Seconds from the first publish until ingest has committed all ``n_readings``."""
+    before = ingest.committed()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
+    client.max_inflight_messages_set(0)  # unlimited: the broker config allows it too
+    client.max_queued_messages_set(0)
+    host, port = mqtt_url.removeprefix("mqtt://").split(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        start = time.perf_counter()
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in msgs]
+        for info in infos:
+            info.wait_for_publish(timeout=600)
+        published = time.perf_counter() - start
+        while ingest.committed() - before < n_readings:
+            if time.perf_counter() - start > 600:
+                raise RuntimeError("ingest did not keep up within 10 minutes")
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        print(f"  ({len(msgs)} messages: broker had all at {published:.2f} s, ingest committed at {elapsed:.2f} s)")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return elapsed
+
+
+def run_raw_copy(database_url: str, readings: list[tuple[str, Reading]], patients: dict[str, uuid.UUID]) -> float:
+    """The same rows, binary COPY straight into observation and reading_raw, one transaction."""
+    now = datetime.now(UTC)
+    obs: list[tuple[Any, ...]] = []
+    raw: list[tuple[Any, ...]] = []
+    for gw, r in readings:
+        pr = PreparedReading(gw, readings_topic(gw), 0, r, "valid", None, None, now)
+        obs.extend(observation_rows(pr, patients[gw]))
+        raw.append((r.reading_id, r.measured_at, gw, r.device.model_dump_json(exclude_none=True), b"\x00\x01"))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("TRUNCATE observation, reading_raw")
+        conn.commit()
+        start = time.perf_counter()
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY observation ({', '.join(OBS_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(list(OBS_TYPES))
+                for row in obs:
+                    copy.write_row(row)
+            raw_cols = ", ".join(RAW_COLUMNS)
+            with cur.copy(f"COPY reading_raw ({raw_cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([*RAW_TYPES[:3], "jsonb", RAW_TYPES[4]])
+                for row in raw:
+                    copy.write_row((*row[:3], psycopg.types.json.Jsonb(json.loads(row[3])), row[4]))
+        conn.commit()
+        return time.perf_counter() - start
+
+
+def seed(database_url: str, n_gateways: int) -> dict[str, uuid.UUID]:
+    patients: dict[str, uuid.UUID] = {}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        unit = conn.execute("INSERT INTO care_unit (code, name) VALUES ('bench', 'Bench') RETURNING id").fetchone()
+        assert unit
+        for i in range(n_gateways):
+            gw = f"gw-bench-{i:04d}"
+            p = conn.execute(
+                "INSERT INTO patient (pseudonym, display_name, unit_id) VALUES (%s, 'Bench', %s) RETURNING id",
+                (f"B{i:05d}", unit[0]),
+            ).fetchone()
+            assert p
+            conn.execute("INSERT INTO gateway (id) VALUES (%s)", (gw,))
+            conn.execute(
+                "INSERT INTO gateway_assignment (gateway_id, patient_id, valid)"
+                " VALUES (%s, %s, tstzrange('2020-01-01', NULL))",
+                (gw, p[0]),
+            )
+            patients[gw] = p[0]
+    return patients
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny run, to check that the benchmark works")
+    ap.add_argument("--single", type=int, default=20_000, help="readings sent as 1-reading messages")
+    ap.add_argument("--batched", type=int, default=200_000, help="readings sent as 100-reading messages")
+    ap.add_argument("--gateways", type=int, default=50)
+    args = ap.parse_args()
+    if args.smoke:
+        args.single, args.batched, args.gateways = 300, 2_000, 5
+
+    base = Path(tempfile.mkdtemp(prefix="egenmon-bench-"))
+    # LocalPostgres opens its own base directory to the postgres user (when run as root).
+    pg = LocalPostgres(base, durable=os.environ.get("BENCH_DURABLE", "1") == "1")
+    mqtt_base = Path(tempfile.mkdtemp(prefix="egenmon-bench-mqtt-"))
+    broker = LocalMosquitto(mqtt_base)
+    ingest: Ingest | None = None
+    try:
+        pg.start()
+        broker.start()
+        mode = migrate(pg.url)
+        patients = seed(pg.url, args.gateways)
+        gateways = sorted(patients)
+        single = make_readings(args.single, gateways, "s")
+        batched = make_readings(args.batched, gateways, "b")
+        single_msgs = payloads(single, 1)
+        batched_msgs = payloads(batched, 100)
+
+        ingest = Ingest(pg.url, broker.url, mqtt_base / "ingest.log")
+        t_single = run_end_to_end(ingest, broker.url, single_msgs, len(single))
+        print(f"  (ingest so far: {ingest.batch_stats()})")
+        t_batched = run_end_to_end(ingest, broker.url, batched_msgs, len(batched))
+        print(f"  (ingest so far: {ingest.batch_stats()})")
+        with psycopg.connect(pg.url) as conn:
+            row = conn.execute("SELECT count(*) FROM reading_raw").fetchone()
+            stored = int(row[0]) if row else 0
+        ingest.stop()
+        ingest = None
+        if stored != len(single) + len(batched):
+            raise SystemExit(f"stored {stored} readings, published {len(single) + len(batched)}")
+        t_copy = run_raw_copy(pg.url, batched, patients)
+
+        rate_single = len(single) / t_single
+        rate_batched = len(batched) / t_batched
+        rate_copy = len(batched) / t_copy
+        rows_per_reading = sum(len(r.values) for _, r in batched) / len(batched)
+        print(f"ingest benchmark (storage: {mode}; {rows_per_reading:.2f} observation rows per reading)")
+        for label, n, secs, rate in (
+            ("1 reading/message:", len(single), t_single, rate_single),
+            ("100 readings/message:", len(batched), t_batched, rate_batched),
+            ("raw binary COPY:", len(batched), t_copy, rate_copy),
+        ):
+            print(f"{label:<22}{n:>8} readings in {secs:7.2f} s = {rate:10.0f} readings/s")
+        print(f"batched / raw COPY:   {100 * rate_batched / rate_copy:.0f} % (target >= 50 %)")
+        print(f"1-reading messages:   {rate_single:.0f} readings/s (target >= 5000)")
+    finally:
+        if ingest is not None:
+            ingest.stop()
+        broker.stop()
+        pg.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(mqtt_base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,385 @@
+"""Benchmark: one full evaluation of every rule over a synthetic region.
+
+Default size: 100,000 patients × 28 days of spot measurements (weight, duplicate BP with
+pulse, SpO2 with pulse, PEF blows, capillary glucose, temperature, symptom forms, by
+condition) plus 10,000 CGM patients × 14 days at 5-minute resolution, generated in
+memory already sorted the way the loader's ORDER BY returns them. Also times the
+plain-Python per-patient reference implementation on a sample and the SQL
+window-function equivalent of HF1 in a throwaway PostgreSQL (deploy.localstack).
+
+    python benchmarks/bench_rules.py            # full size
+    python benchmarks/bench_rules.py --smoke    # tiny, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg
+
+from alerting import rules as rl
+from alerting.cohort import Cohort
+from alerting.engine import evaluate, evaluate_columns
+from alerting.lifecycle import apply_findings
+from alerting.load import load_cohort, load_dataset
+from alerting.series import SEC_PER_DAY, Dataset, Series
+from deploy.localstack import LocalPostgres
+from ingest.schema import migrate
+from tests.alerting.reference import RULES, reference_findings
+
+NOW = 1_780_000_000.0  # a fixed Wednesday in 2026, so runs are comparable
+CONDITIONS = ("diabetes_t1", "diabetes_t2", "heart_failure", "copd", "asthma", "hypertension")
+
+
+def make_cohort(n: int, n_cgm: int, rng: np.random.Generator) -> tuple[Cohort, dict[str, np.ndarray]]:
+    cond = {c: rng.random(n) < 0.3 for c in CONDITIONS}
+    cond["diabetes_t1"][:n_cgm] = True  # the CGM users are the first n_cgm patients
+    cond["diabetes_t2"][:n_cgm] = False
+    cohort = Cohort(
+        patient_ids=[f"p{i}" for i in range(n)],
+        conditions=cond,
+        dry_weight_kg=np.where(cond["heart_failure"], 80.0, np.nan),
+        personal_best_pef=np.where(cond["asthma"], 500.0, np.nan),
+        hypercapnic=cond["copd"] & (rng.random(n) < 0.3),
+        schedule={
+            "weight": cond["heart_failure"].astype(float),
+            "blood_pressure": (cond["hypertension"] | cond["heart_failure"]) * 2.0,
+            "spo2": (cond["copd"] | cond["heart_failure"]) * 1.0,
+            "spirometry": cond["asthma"] * 2.0,
+            "glucose_cgm": np.arange(n) < n_cgm,
+        },
+    )
+    return cohort, cond
+
+
+def spot(
+    rng: np.random.Generator, pats: np.ndarray, days: int, per_day: int, base: np.ndarray, sd: float, repeats: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted (patient, time, value) for ``per_day`` sessions a day of ``repeats`` readings 1 min apart."""
+    k = days * per_day
+    day = np.repeat(np.arange(days), per_day)
+    slot = np.tile(np.arange(per_day), days)
+    t_session = NOW - (days - day) * SEC_PER_DAY + 7 * 3600 + slot * (12 * 3600 / max(per_day, 1))
+    t_session = t_session[None, :] + rng.integers(0, 1800, size=(len(pats), k))
+    t = (t_session[:, :, None] + np.arange(repeats)[None, None, :] * 60.0).reshape(len(pats), -1)
+    # Weekly gaps make patients miss ~10 % of readings.
+    v = base[pats][:, None] + rng.normal(0, sd, size=t.shape)
+    keep = rng.random(t.shape) > 0.1
+    p = np.broadcast_to(pats[:, None], t.shape)
+    t = np.where(t > NOW, NOW - 1, t)
+    return p[keep].astype(np.int64), t[keep].astype(np.float64), v[keep]
+
+
+def make_data(n: int, n_cgm: int, cgm_days: int, seed: int = 1) -> tuple[Dataset, Cohort]:
+    rng = np.random.default_rng(seed)
+    cohort, cond = make_cohort(n, n_cgm, rng)
+    days = 28
+    rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    hf = np.flatnonzero(cond["heart_failure"])
+    rows[rl.WEIGHT] = spot(rng, hf, days, 1, rng.normal(80, 8, n), 0.5)
+    bp = np.flatnonzero(cond["hypertension"] | cond["heart_failure"])
+    p, t, sys_ = spot(rng, bp, days, 2, rng.normal(135, 12, n), 8, repeats=2)
+    rows[rl.SYSTOLIC] = (p, t, sys_)
+    rows[rl.DIASTOLIC] = (p, t, sys_ * 0.62 + rng.normal(0, 3, len(p)))
+    rows[rl.BP_PULSE] = (p, t, rng.normal(72, 9, len(p)))
+    ox = np.flatnonzero(cond["copd"] | cond["heart_failure"])
+    p, t, s = spot(rng, ox, days, 1, rng.normal(94, 2, n), 1.5, repeats=2)
+    rows[rl.SPO2] = (p, t, np.minimum(s, 100))
+    rows[rl.OXIMETER_PULSE] = (p, t, rng.normal(78, 8, len(p)))
+    asth = np.flatnonzero(cond["asthma"])
+    rows[rl.PEF] = spot(rng, asth, days, 2, rng.normal(450, 40, n), 40, repeats=3)
+    dm = np.flatnonzero(cond["diabetes_t2"])
+    rows[rl.CAPILLARY] = spot(rng, dm, days, 2, rng.normal(7, 1.5, n), 1.8)
+    copd = np.flatnonzero(cond["copd"])
+    rows[rl.TEMPERATURE] = spot(rng, copd, days, 1, np.full(n, 36.9), 0.4)
+    for key in rl.SYMPTOM_COPD:
+        p, t, s = spot(rng, copd, days, 1, np.zeros(n), 1)
+        rows[key] = (p, t, (s > 1.6).astype(float))
+    data = {k: Series(*v) for k, v in rows.items()}  # already sorted by (patient, time)
+    # CGM: 288 readings a day, sorted; a daily sine plus noise, dips below 3.9 now and then.
+    steps = cgm_days * 288
+    t = NOW - (steps - 1 - np.arange(steps)) * 300.0 - 1.0
+    pats = np.repeat(np.arange(n_cgm, dtype=np.int64), steps)
+    tt = np.tile(t, n_cgm)
+    phase = rng.uniform(0, 2 * np.pi, n_cgm)
+    v = (
+        8
+        + 4 * np.sin(np.tile(t / 86400 * 2 * np.pi, n_cgm) + np.repeat(phase, steps))
+        + rng.normal(0, 0.6, n_cgm * steps)
+    )
+    v = np.where(v < 2.2, -np.inf, v)  # sensor LOW
+    data[rl.CGM] = Series(pats, tt, v)
+    return data, cohort
+
+
+def sample(data: Dataset, cohort: Cohort, idx: np.ndarray) -> tuple[Dataset, Cohort]:
+    """The same patients as a small cohort of their own (indices renumbered 0..k-1)."""
+    remap = np.full(cohort.n, -1, dtype=np.int64)
+    remap[idx] = np.arange(len(idx))
+    out = {}
+    for k, s in data.items():
+        m = remap[s.pat] >= 0
+        out[k] = Series(remap[s.pat[m]], s.t[m], s.v[m])
+    sub = Cohort(
+        patient_ids=[cohort.patient_ids[i] for i in idx],
+        conditions={c: a[idx] for c, a in cohort.conditions.items()},
+        dry_weight_kg=cohort.dry_weight_kg[idx],
+        personal_best_pef=cohort.personal_best_pef[idx],
+        hypercapnic=cohort.hypercapnic[idx],
+        schedule={k: a[idx] for k, a in cohort.schedule.items()},
+    )
+    return out, sub
+
+
+def bench_sql(data: Dataset, n_patients: int) -> tuple[float, float, int]:
+    """HF1 as a SQL window-function query over the same weights in a throwaway PostgreSQL."""
+    base = Path(tempfile.mkdtemp(prefix="egenmon-bench-"))
+    server = LocalPostgres(base, durable=False)
+    try:
+        server.start()
+        s = data[rl.WEIGHT]
+        m = s.pat < n_patients
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE w (patient int, measured_at timestamptz, value float8)")
+            t0 = time.perf_counter()
+            with conn.cursor().copy("COPY w (patient, measured_at, value) FROM STDIN") as cp:
+                for p, t, v in zip(s.pat[m].tolist(), s.t[m].tolist(), s.v[m].tolist(), strict=True):
+                    cp.write_row((p, datetime.fromtimestamp(t, UTC), v))
+            conn.execute("CREATE INDEX ON w (patient, measured_at)")
+            conn.execute("ANALYZE w")
+            load_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            row = conn.execute(HF1_SQL, {"now": NOW}).fetchone()
+            sql_s = time.perf_counter() - t0
+        return load_s, sql_s, int(row[0]) if row else 0
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def bench_db_sweep(data: Dataset, cohort: Cohort, n_patients: int) -> str:
+    """The service's sweep path on a smaller region: load from PostgreSQL, evaluate, apply the lifecycle."""
+    base = Path(tempfile.mkdtemp(prefix="egenmon-bench-"))
+    server = LocalPostgres(base, durable=False)
+    try:
+        server.start()
+        os.environ["EGENMON_DISABLE_TIMESCALEDB"] = "1"
+        migrate(server.url)
+        # A region's mix: one patient in ten uses CGM (the CGM patients are the first indices).
+        n_cgm_users = int(cohort.schedule["glucose_cgm"].sum())
+        k = min(n_patients // 10, n_cgm_users)
+        idx = np.r_[np.arange(k), np.arange(n_cgm_users, n_cgm_users + n_patients - k)]
+        sd, sc = sample(data, cohort, idx[idx < cohort.n])
+        n_patients = sc.n
+        ids = [str(uuid.UUID(int=i + 1)) for i in range(n_patients)]
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            unit = conn.execute("INSERT INTO care_unit (code, name) VALUES ('b', 'Bench') RETURNING id").fetchone()
+            assert unit
+            with conn.cursor().copy("COPY patient (id, pseudonym, display_name, unit_id) FROM STDIN") as cp:
+                for i, pid in enumerate(ids):
+                    cp.write_row((pid, f"P-{i:06d}", "Bench", unit[0]))
+            conds = [[c for c, a in sc.conditions.items() if a[i]] for i in range(n_patients)]
+            with conn.cursor().copy(
+                "COPY care_plan (patient_id, version, conditions, dry_weight_kg, personal_best_pef, schedule,"
+                " spo2_target) FROM STDIN"
+            ) as cp:
+                for i, pid in enumerate(ids):
+                    dw, pb = sc.dry_weight_kg[i], sc.personal_best_pef[i]
+                    sched = {k: float(a[i]) for k, a in sc.schedule.items() if a[i] > 0}
+                    cp.write_row(
+                        (
+                            pid,
+                            1,
+                            conds[i],
+                            None if np.isnan(dw) else dw,
+                            None if np.isnan(pb) else pb,
+                            json.dumps(sched),
+                            "hypercapnic" if sc.hypercapnic[i] else "standard",
+                        )
+                    )
+            t0 = time.perf_counter()
+            rows = 0
+            with conn.cursor().copy(
+                "COPY observation (reading_id, component, measured_at, patient_id, gateway_id, device_address, kind,"
+                " value, unit, censored, received_at) FROM STDIN"
+            ) as cp:
+                for key, s in sd.items():
+                    kind, component = key.split(".", 1)
+                    for p, t, v in zip(s.pat.tolist(), s.t.tolist(), s.v.tolist(), strict=True):
+                        at = datetime.fromtimestamp(t, UTC)
+                        cens = "low" if v == -np.inf else "high" if v == np.inf else None
+                        cp.write_row(
+                            (
+                                uuid.uuid4(),
+                                component,
+                                at,
+                                ids[p],
+                                "gw-bench",
+                                "AA",
+                                kind,
+                                None if cens else v,
+                                "x",
+                                cens,
+                                at,
+                            )
+                        )
+                        rows += 1
+            conn.execute("ANALYZE")
+            load_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            db_cohort = load_cohort(conn)
+            db_data = load_dataset(conn, db_cohort, NOW)
+            t1 = time.perf_counter()
+            findings = evaluate(db_data, db_cohort, NOW)
+            t2 = time.perf_counter()
+            stats = apply_findings(conn, db_cohort, findings, NOW)
+            t3 = time.perf_counter()
+        # The loader must reproduce the in-memory arrays: same findings either way.
+        back = {pid: int(uuid.UUID(pid).int) - 1 for pid in db_cohort.patient_ids}
+        via_db = {(back[db_cohort.patient_ids[f.patient]], f.rule_id, f.severity, f.at) for f in findings}
+        in_memory = {f.key for f in evaluate(sd, sc, NOW, with_evidence=False)}
+        if via_db != in_memory:
+            print("only via DB:", sorted(via_db - in_memory)[:5], "only in memory:", sorted(in_memory - via_db)[:5])
+        return (
+            f"DB sweep of {n_patients:,} patients ({rows:,} observation rows, inserted in {load_s:.1f} s): "
+            f"load {t1 - t0:.2f} s, evaluate {t2 - t1:.2f} s, lifecycle {t3 - t2:.2f} s "
+            f"({stats.opened:,} alerts opened from {len(findings):,} findings); "
+            f"same findings as in memory: {via_db == in_memory}"
+        )
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# HF1 (morning weight − lowest morning weight of the 3 days before > 2 kg, morning reading
+# within the rule's 36-hour lookback) as one window-function query.
+HF1_SQL = """
+WITH morning AS (
+    SELECT DISTINCT ON (patient, day) patient, day, measured_at, value
+    FROM (SELECT patient, measured_at, value, (measured_at AT TIME ZONE 'Europe/Stockholm')::date AS day
+          FROM w WHERE measured_at > to_timestamp(%(now)s) - interval '29 days'
+                   AND measured_at <= to_timestamp(%(now)s)) x
+    ORDER BY patient, day, measured_at
+), gains AS (
+    SELECT patient, measured_at, value - min(value) OVER (
+        PARTITION BY patient ORDER BY day
+        RANGE BETWEEN interval '3 days' PRECEDING AND interval '1 day' PRECEDING) AS gain
+    FROM morning
+)
+SELECT count(DISTINCT patient) FROM gains
+WHERE gain > 2.0 AND measured_at > to_timestamp(%(now)s) - interval '36 hours'
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
+    ap.add_argument("--patients", type=int, default=100_000)
+    ap.add_argument("--cgm-patients", type=int, default=10_000)
+    ap.add_argument("--sample", type=int, default=300, help="patients for the reference implementation")
+    ap.add_argument("--sql-patients", type=int, default=100_000)
+    ap.add_argument("--db-patients", type=int, default=2_000, help="patients for the DB sweep figure")
+    ap.add_argument("--no-sql", action="store_true")
+    a = ap.parse_args()
+    if a.smoke:
+        a.patients, a.cgm_patients, a.sample, a.sql_patients, a.db_patients = 400, 40, 40, 400, 100
+    t0 = time.perf_counter()
+    data, cohort = make_data(a.patients, a.cgm_patients, 14)
+    n_values = sum(len(s) for s in data.values())
+    n_cgm = len(data[rl.CGM])
+    print(
+        f"data: {a.patients:,} patients x 28 days spot + {a.cgm_patients:,} CGM patients x 14 days at 5 min; "
+        f"{n_values:,} values ({n_cgm:,} CGM), generated in {time.perf_counter() - t0:.1f} s"
+    )
+
+    gc.collect()
+    runs = []
+    for _ in range(1 if a.smoke else 3):
+        t0 = time.perf_counter()
+        cols = evaluate_columns(data, cohort, NOW)
+        runs.append(time.perf_counter() - t0)
+    full_s = min(runs)
+    fired = sum(len(o.pat) for o in cols.values())
+    print(
+        f"full evaluation: {len(cols)} rules over all patients: best {full_s:.2f} s of {len(runs)} "
+        f"(runs: {', '.join(f'{r:.2f}' for r in runs)}), {fired:,} findings"
+    )
+    per_rule = []
+    for rid in rl.REGISTRY:
+        t1 = time.perf_counter()
+        evaluate_columns(data, cohort, NOW, rules=[rid])
+        per_rule.append((time.perf_counter() - t1, rid))
+    print("slowest rules alone: " + ", ".join(f"{r} {s:.2f} s" for s, r in sorted(per_rule, reverse=True)[:6]))
+    t0 = time.perf_counter()
+    findings = evaluate(data, cohort, NOW)
+    obj_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for f in findings[:1000]:
+        _ = f.evidence
+    ev_s = time.perf_counter() - t0
+    print(
+        f"as Finding objects: {obj_s:.2f} s for {len(findings):,} findings; "
+        f"evidence JSON (readings, thresholds) {ev_s / max(min(len(findings), 1000), 1) * 1e6:.0f} us per finding"
+    )
+    del findings
+
+    # Reference: plain Python, patient by patient, on a uniform random sample; the
+    # vectorised side is timed on the same rules over the whole region.
+    rng = np.random.default_rng(7)
+    idx = np.sort(rng.choice(a.patients, min(a.sample, a.patients), replace=False))
+    sd, sc = sample(data, cohort, idx)
+    t0 = time.perf_counter()
+    ref = reference_findings(sd, sc, NOW)
+    ref_s = time.perf_counter() - t0
+    vec = {f.key for f in evaluate(sd, sc, NOW, rules=list(RULES), with_evidence=False)}
+    t0 = time.perf_counter()
+    evaluate_columns(data, cohort, NOW, rules=list(RULES))
+    vec_s = time.perf_counter() - t0
+    per_ref = ref_s / len(idx)
+    per_vec = vec_s / a.patients
+    print(
+        f"reference ({len(RULES)} rules) on {len(idx)} sampled patients: {ref_s:.2f} s = "
+        f"{per_ref * 1e3:.3f} ms/patient; "
+        f"vectorised same rules on {a.patients:,}: {vec_s:.2f} s = {per_vec * 1e6:.2f} us/patient; "
+        f"speedup {per_ref / per_vec:.0f}x; findings identical: {vec == ref} ({len(ref)} findings)"
+    )
+
+    if not a.no_sql:
+        n_sql = min(a.sql_patients, a.patients)
+        load_s, sql_s, sql_n = bench_sql(data, n_sql)
+        sub = np.arange(n_sql)
+        sd2, sc2 = sample(data, cohort, sub)
+        hf_only = Cohort(
+            sc2.patient_ids,
+            {"heart_failure": np.ones(sc2.n, bool)},
+            sc2.dry_weight_kg,
+            sc2.personal_best_pef,
+            sc2.hypercapnic,
+        )
+        t0 = time.perf_counter()
+        np_n = len(evaluate_columns(sd2, hf_only, NOW, rules=["HF1"])["HF1"].pat)
+        np_s = time.perf_counter() - t0
+        print(
+            f"HF1 over {n_sql:,} patients' weights ({int((data[rl.WEIGHT].pat < n_sql).sum()):,} rows): "
+            f"SQL window query {sql_s:.3f} s ({sql_n} patients fire; COPY load {load_s:.1f} s) vs numpy {np_s:.3f} s "
+            f"({np_n} patients fire) -> numpy {sql_s / np_s:.0f}x faster; same patients count: {sql_n == np_n}"
+        )
+        print(bench_db_sweep(data, cohort, min(a.db_patients, a.patients)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""``gateway run``: scanner, device sessions, outbox pump and heartbeat in one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from device_profiles.messages import DeviceStatus, GatewayConfig, GatewayStatus
+from device_profiles.profile import DeviceProfile, Registry
+from device_profiles.registry import default_registry, registry_with_dirs
+from gateway import GatewayError, NotEnrolledError, __version__
+from gateway.ble import BleConfig, DeviceCollector, DeviceHealth, Scanner, client_backend, scanner_backend
+from gateway.logic import DecodeCounters, DeviceBackoff, outbox_alarm
+from gateway.metrics import Metrics
+from gateway.outbox import Outbox
+from gateway.publisher import BrokerConfig, Publisher
+from gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+
+def broker_config(settings: GatewaySettings) -> BrokerConfig:
+    if not settings.gateway_id or not settings.mqtt_url:
+        raise NotEnrolledError("gateway_id and mqtt_url are not configured; run `egenmon-gateway enroll`")
+    return BrokerConfig(
+        url=settings.mqtt_url,
+        gateway_id=settings.gateway_id,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+        ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+        cert_file=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
+        key_file=str(settings.mqtt_key_file) if settings.mqtt_key_file else None,
+        keepalive_s=settings.mqtt_keepalive_s,
+    )
+
+
+def build_registry(settings: GatewaySettings) -> Registry:
+    return registry_with_dirs(settings.vendor_profile_dirs) if settings.vendor_profile_dirs else default_registry()
+
+
+@dataclass
+class Gateway:
+    settings: GatewaySettings
+    outbox: Outbox = field(init=False)
+    publisher: Publisher = field(init=False)
+    started_monotonic: float = field(default_factory=time.monotonic)
+    config: GatewayConfig = field(default_factory=GatewayConfig)
+    health: dict[str, DeviceHealth] = field(default_factory=dict)
+    counters: DecodeCounters = field(default_factory=DecodeCounters)
+    backoff: dict[str, DeviceBackoff] = field(default_factory=dict)
+    busy: set[str] = field(default_factory=set)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.registry = build_registry(s)
+        self.outbox = Outbox(s.db_path, capacity=s.outbox_capacity)
+        self.publisher = Publisher(broker_config(s), self.outbox, on_config=self._config_received, on_ack=self._acked)
+        self.ble = BleConfig(
+            client_backend=client_backend(s.ble_client_backend),
+            connect_attempts=s.ble_connect_attempts,
+            backoff_base_s=s.ble_backoff_base_s,
+            backoff_cap_s=s.ble_backoff_cap_s,
+            idle_timeout_s=s.ble_idle_timeout_s,
+            transfer_timeout_s=s.ble_transfer_timeout_s,
+            clock_tolerance_s=s.clock_tolerance_s,
+            device_tz=ZoneInfo(s.device_timezone),
+        )
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._full_logged = False
+
+    # -- thread-safe pokes -------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    def _acked(self) -> None:
+        self.metrics.batches_acked.inc()
+        self._wake()
+
+    def _config_received(self, cfg: GatewayConfig) -> None:
+        self.config = cfg
+
+    # -- device admission ---------------------------------------------------------------
+
+    def allowed(self, address: str) -> bool:
+        if self.settings.auto_accept:
+            return True
+        if any(d.address.upper() == address.upper() for d in self.config.allowed_devices):
+            return True
+        rec = self.outbox.device(address)
+        return rec is not None and rec.paired
+
+    def _on_advertisement(self, device: BLEDevice, adv: AdvertisementData, profile: DeviceProfile) -> None:
+        addr = device.address
+        if addr in self.busy or not self.allowed(addr):
+            return
+        if self.outbox.full:
+            # Leave the readings in the device's memory until the outbox drains.
+            if not self._full_logged:
+                logger.error("outbox_full depth=%d capacity=%d", self.outbox.depth, self.outbox.capacity)
+                self._full_logged = True
+            return
+        self._full_logged = False
+        bo = self.backoff.setdefault(
+            addr, DeviceBackoff(base_s=self.settings.ble_backoff_base_s, cap_s=self.settings.ble_backoff_cap_s)
+        )
+        if not bo.may_connect(time.monotonic()):
+            return
+        self.busy.add(addr)
+        task = asyncio.get_running_loop().create_task(self._session(device, profile, bo))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _session(self, device: BLEDevice, profile: DeviceProfile, bo: DeviceBackoff) -> None:
+        addr = device.address
+        health = self.health.setdefault(addr, DeviceHealth(addr, profile.display_name[:128], profile.kind.value))
+        collector = DeviceCollector(
+            device,
+            profile,
+            cfg=self.ble,
+            outbox=self.outbox,
+            counters=self.counters,
+            health=health,
+            on_readings=self._wakeup.set,
+        )
+        try:
+            result = await collector.run()
+            health.last_seen_at = datetime.now(UTC)
+            self.outbox.seen(addr, profile.id, health.last_seen_at, health.battery_pct)
+            logger.info(
+                "ble_session address=%s profile=%s readings=%d duplicates=%d decode_errors=%d complete=%s",
+                addr,
+                profile.id,
+                result.readings,
+                result.duplicates,
+                result.decode_errors,
+                result.complete,
+            )
+            self.metrics.readings_taken.inc(result.readings)
+            self.metrics.readings_duplicate.inc(result.duplicates)
+            self.metrics.decode_errors.inc(result.decode_errors)
+            self.metrics.sessions.labels("complete" if result.complete else "interrupted").inc()
+            if result.complete:
+                bo.succeeded(time.monotonic(), self.settings.ble_cooldown_s)
+            else:
+                # Link lost mid-transfer: come back soon for the rest.
+                bo.failed(time.monotonic())
+        except GatewayError as err:
+            self.metrics.sessions.labels("failed").inc()
+            delay = bo.failed(time.monotonic())
+            logger.warning("ble_session_failed address=%s error=%s retry_in_s=%.1f", addr, err, delay)
+        finally:
+            self.busy.discard(addr)
+
+    # -- status ---------------------------------------------------------------------
+
+    def status(self) -> GatewayStatus:
+        assert self.settings.gateway_id is not None
+        return GatewayStatus(
+            gateway_id=self.settings.gateway_id,
+            sent_at=datetime.now(UTC),
+            version=__version__,
+            uptime_s=time.monotonic() - self.started_monotonic,
+            outbox_depth=self.outbox.depth,
+            outbox_capacity=self.outbox.capacity,
+            outbox_full=outbox_alarm(self.outbox.depth, self.outbox.capacity),
+            devices=[
+                DeviceStatus(
+                    address=h.address,
+                    model=h.model,
+                    kind=h.kind,
+                    last_seen_at=h.last_seen_at,
+                    battery_pct=h.battery_pct,
+                    decode_errors=self.counters.by_device.get(h.address, 0),
+                )
+                for h in list(self.health.values())[:64]
+            ],
+        )
+
+    def write_status_file(self) -> None:
+        path = self.settings.state_dir / "status.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.status().model_dump_json(by_alias=True, indent=2))
+        tmp.replace(path)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            payload = self.status().model_dump_json(by_alias=True).encode()
+            self.publisher.publish_status(payload)
+            self.write_status_file()
+            self.metrics.outbox_depth.set(self.outbox.depth)
+            self.metrics.mqtt_connected.set(1 if self.publisher.connected.is_set() else 0)
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    # -- outbox pump ---------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        window = self.settings.max_inflight_batches
+        while True:
+            if self.publisher.connected.is_set():
+                # Batches assigned earlier (before a restart or a lost session) go first, with
+                # their original seq, so the platform sees them in order.
+                for seq in self.outbox.unacked_seqs():
+                    if self.publisher.inflight >= window:
+                        break
+                    if not self.publisher.is_sent(seq):
+                        self.publisher.publish_batch(self.outbox.load_batch(seq))
+                while self.publisher.inflight < window and self.publisher.connected.is_set():
+                    batch = self.outbox.next_batch(self.settings.batch_max_readings)
+                    if batch is None:
+                        break
+                    self.publisher.publish_batch(batch)
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=0.5)
+
+    # -- run ---------------------------------------------------------------------------
+
+    async def run(self, *, stop: asyncio.Event | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.settings.metrics_port is not None:
+            self.metrics.serve(self.settings.metrics_port)
+        self.publisher.start()
+        scanner = Scanner(self.registry, scanner_backend(self.settings.ble_scanner_backend), self._on_advertisement)
+        await scanner.start()
+        workers = [asyncio.create_task(self._pump()), asyncio.create_task(self._heartbeat())]
+        logger.info("gateway_started gateway_id=%s outbox_depth=%d", self.settings.gateway_id, self.outbox.depth)
+        try:
+            await (stop or self._stopping).wait()
+        finally:
+            await scanner.stop()
+            for t in [*workers, *self._tasks]:
+                t.cancel()
+            for t in [*workers, *self._tasks]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            self.publisher.stop()
+            self.write_status_file()
+            self.outbox.close()
+
+    def request_stop(self) -> None:
+        self._stopping.set()

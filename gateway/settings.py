@@ -1,0 +1,93 @@
+"""Gateway configuration: a TOML file plus ``EGENMON_GATEWAY_*`` environment variables.
+
+Precedence: environment > TOML file > defaults. The identity and broker credentials
+written by ``enroll`` live in the state directory (``identity.json``) and fill in what the
+file and environment leave unset.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_BACKEND = ""  # empty: bleak's own platform backend (BlueZ on Raspberry Pi OS)
+IDENTITY_FILE = "identity.json"
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EGENMON_GATEWAY_", extra="forbid")
+
+    gateway_id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{2,62}$")
+    state_dir: Path = Path("/var/lib/egenmon-gateway")
+    mqtt_url: str | None = None  # mqtt://host:1883 or mqtts://host:8883
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    mqtt_keepalive_s: int = 30
+    # Dotted path "module:Class" or "module.Class" of a bleak scanner / client backend.
+    ble_scanner_backend: str = DEFAULT_BACKEND
+    ble_client_backend: str = DEFAULT_BACKEND
+    ble_connect_attempts: int = Field(default=4, ge=1)
+    ble_backoff_base_s: float = Field(default=1.0, gt=0)
+    ble_backoff_cap_s: float = Field(default=60.0, gt=0)
+    ble_idle_timeout_s: float = Field(default=5.0, gt=0)
+    ble_transfer_timeout_s: float = Field(default=120.0, gt=0)
+    ble_cooldown_s: float = Field(default=10.0, ge=0)
+    # Accept every device whose advertisement matches a profile (demo / tests); otherwise
+    # only paired devices and those the platform's config allows.
+    auto_accept: bool = False
+    device_timezone: str = "Europe/Stockholm"
+    vendor_profile_dirs: list[Path] = Field(default_factory=list)
+    outbox_capacity: int = Field(default=100_000, ge=1)
+    batch_max_readings: int = Field(default=200, ge=1, le=1000)
+    max_inflight_batches: int = Field(default=8, ge=1)
+    heartbeat_s: float = Field(default=60.0, gt=0)
+    # A device clock further than this from the gateway's is corrected and flagged.
+    clock_tolerance_s: float = Field(default=120.0, ge=0)
+    clinic_url: str | None = None
+    clinic_ca_file: Path | None = None
+    metrics_port: int | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; the environment overrides it.
+        return (env_settings, init_settings)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "gateway.sqlite3"
+
+    @property
+    def identity_path(self) -> Path:
+        return self.state_dir / IDENTITY_FILE
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> GatewaySettings:
+    """Settings from ``config_file`` (TOML, optional), the environment, and the identity file."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as f:
+            data.update(tomllib.load(f))
+    data.update(overrides)
+    settings = GatewaySettings(**data)
+    ident = settings.identity_path
+    if ident.exists():
+        stored = json.loads(ident.read_text())
+        fill = {k: v for k, v in stored.items() if k in GatewaySettings.model_fields and getattr(settings, k) is None}
+        if fill:
+            settings = GatewaySettings(**{**data, **fill})
+    return settings

@@ -1,0 +1,264 @@
+"""Turning received MQTT messages into rows: pure, no I/O.
+
+A message is parsed in two steps (``parse_envelope``, then ``parse_reading`` per reading) so
+that one bad reading never costs its neighbours. Whatever cannot become an observation
+becomes a dead letter carrying its reason and bytes; nothing is dropped. The patient is
+not known here: it is resolved inside the storing transaction (:mod:`ingest.store`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from device_profiles.errors import WireFormatError
+from device_profiles.messages import OFFLINE_PAYLOAD, GatewayStatus
+from device_profiles.wire import (
+    MAX_MESSAGE_BYTES,
+    MAX_READINGS_PER_MESSAGE,
+    TOPIC_ROOT,
+    Envelope,
+    Reading,
+    gateway_id_from_topic,
+    parse_envelope,
+    parse_reading,
+    plausibility_problems,
+    spo2_outside_validated_range,
+)
+
+# A dead letter keeps at most this many bytes of a payload; a larger (hostile) one is
+# truncated and the detail says so.
+DEAD_LETTER_MAX_BYTES = MAX_MESSAGE_BYTES
+SPO2_FLAG_REASON = "spo2 below the validated range of oximeters (70 %)"
+
+
+class _TypedEnvelope(Envelope):
+    """The envelope with its readings typed: one validation pass for a well-formed message.
+
+    Accepts exactly what ``parse_envelope`` plus ``parse_reading`` for every reading accept;
+    anything it refuses is parsed again the two-step way, which says what was wrong with
+    which reading and keeps the good ones.
+    """
+
+    readings: list[Reading] = Field(max_length=MAX_READINGS_PER_MESSAGE)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One MQTT message as the network thread handed it over."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    # Connection generation it arrived on: acks for older connections are not sent.
+    generation: int
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    gateway_id: str | None
+    reading_index: int | None
+    reason: str
+    detail: str | None
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedReading:
+    gateway_id: str
+    topic: str
+    reading_index: int
+    reading: Reading
+    status: str
+    reject_reason: str | None
+    # The reading's own JSON, kept for a dead letter if its gateway has no patient
+    # (None when the whole message parsed in one pass: the model is dumped instead).
+    doc: Any
+    received_at: datetime
+
+    @property
+    def measured_at(self) -> datetime:
+        return self.reading.measured_at
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    gateway_id: str
+    online: bool
+    status: GatewayStatus | None
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    readings: list[PreparedReading] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    # Envelope sent_at of each readings message, for the lag metric.
+    sent_at: list[datetime] = field(default_factory=list)
+
+
+def _clean(text: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; details echo hostile input.
+    return None if text is None else text.replace("\x00", "\\0")[:2000]
+
+
+def _dead(
+    msg: Incoming, gateway_id: str | None, reason: str, detail: str | None, index: int | None = None
+) -> DeadLetter:
+    payload = msg.payload
+    if len(payload) > DEAD_LETTER_MAX_BYTES:
+        detail = f"{detail or ''} (payload truncated to {DEAD_LETTER_MAX_BYTES} of {len(payload)} bytes)".strip()
+        payload = payload[:DEAD_LETTER_MAX_BYTES]
+    return DeadLetter(msg.topic, gateway_id, index, reason, _clean(detail), payload, msg.received_at)
+
+
+def reading_dead_letter(r: PreparedReading, reason: str, detail: str | None) -> DeadLetter:
+    if r.doc is None:
+        payload = r.reading.model_dump_json(exclude_none=True).encode()
+    else:
+        payload = json.dumps(r.doc, separators=(",", ":"), default=str).encode()
+    return DeadLetter(r.topic, r.gateway_id, r.reading_index, reason, _clean(detail), payload, r.received_at)
+
+
+def judge(reading: Reading) -> tuple[str, str | None]:
+    """Status and reason of a reading by itself (the weight-history check needs the DB)."""
+    problems = plausibility_problems(reading.kind, reading.values)
+    if problems:
+        return "rejected", _clean("; ".join(problems))
+    if spo2_outside_validated_range(reading.values):
+        return "flagged", SPO2_FLAG_REASON
+    return "valid", None
+
+
+def raw_bytes(reading: Reading) -> bytes | None:
+    if reading.raw is None:
+        return None
+    try:
+        return base64.b64decode(reading.raw, validate=True)
+    except (binascii.Error, ValueError):
+        # Keep what the gateway sent rather than lose it.
+        return reading.raw.encode()
+
+
+def prepare_into(batch: PreparedBatch, msg: Incoming) -> None:
+    """Parse one message into ``batch``. Never raises on input."""
+    parts = msg.topic.split("/")
+    if len(parts) == 5 and parts[4] == "status" and msg.topic.startswith(TOPIC_ROOT + "/"):
+        _prepare_status(batch, msg, parts[3])
+        return
+    try:
+        gateway_id = gateway_id_from_topic(msg.topic)
+        if parts[4] != "readings":
+            raise WireFormatError("bad_topic", detail=msg.topic)
+        if _prepare_fast(batch, msg, gateway_id):
+            return
+        env = parse_envelope(msg.payload, gateway_id)
+    except WireFormatError as err:
+        gw = parts[3] if len(parts) == 5 else None
+        batch.dead_letters.append(_dead(msg, gw, err.reason, err.detail))
+        return
+    except Exception as err:
+        batch.dead_letters.append(_dead(msg, None, "unparseable", f"{type(err).__name__}: {err}"))
+        return
+    batch.sent_at.append(env.sent_at)
+    for index, doc in enumerate(env.readings):
+        try:
+            reading = parse_reading(doc)
+        except WireFormatError as err:
+            payload = json.dumps(doc, separators=(",", ":"), default=str).encode()
+            batch.dead_letters.append(
+                DeadLetter(msg.topic, gateway_id, index, err.reason, _clean(err.detail), payload, msg.received_at)
+            )
+            continue
+        status, reason = judge(reading)
+        batch.readings.append(
+            PreparedReading(gateway_id, msg.topic, index, reading, status, reason, doc, msg.received_at)
+        )
+
+
+def _prepare_fast(batch: PreparedBatch, msg: Incoming, gateway_id: str) -> bool:
+    """The common case, a well-formed message, in one validation pass; False if it is not."""
+    if len(msg.payload) > MAX_MESSAGE_BYTES:
+        return False
+    try:
+        env = _TypedEnvelope.model_validate_json(msg.payload)
+    except ValidationError:
+        return False
+    if env.gateway_id != gateway_id:
+        return False
+    batch.sent_at.append(env.sent_at)
+    for index, reading in enumerate(env.readings):
+        status, reason = judge(reading)
+        batch.readings.append(
+            PreparedReading(gateway_id, msg.topic, index, reading, status, reason, None, msg.received_at)
+        )
+    return True
+
+
+def _prepare_status(batch: PreparedBatch, msg: Incoming, gateway_id: str) -> None:
+    try:
+        gateway_id_from_topic(msg.topic.rsplit("/", 1)[0] + "/readings")
+    except WireFormatError as err:
+        batch.dead_letters.append(_dead(msg, None, err.reason, err.detail))
+        return
+    if msg.payload == b"":
+        return  # a cleared retained status: nothing to record
+    if msg.payload == OFFLINE_PAYLOAD:
+        batch.statuses.append(StatusUpdate(gateway_id, online=False, status=None))
+        return
+    try:
+        status = GatewayStatus.model_validate_json(msg.payload)
+    except ValidationError as err:
+        batch.dead_letters.append(_dead(msg, gateway_id, "bad_status", str(err.errors(include_url=False)[:3])))
+        return
+    if status.gateway_id != gateway_id:
+        detail = f"payload says {status.gateway_id!r}, topic says {gateway_id!r}"
+        batch.dead_letters.append(_dead(msg, gateway_id, "gateway_id_mismatch", detail))
+        return
+    batch.statuses.append(StatusUpdate(gateway_id, online=True, status=status))
+
+
+def prepare(messages: Sequence[Incoming]) -> PreparedBatch:
+    batch = PreparedBatch()
+    for msg in messages:
+        prepare_into(batch, msg)
+    return batch
+
+
+def observation_rows(r: PreparedReading, patient_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    """Rows in :data:`ingest.store.STAGE_COLUMNS` order, one per component."""
+    rd = r.reading
+    flags = list(rd.flags)
+    return [
+        (
+            rd.reading_id,
+            name,
+            rd.measured_at,
+            patient_id,
+            r.gateway_id,
+            rd.device.address,
+            rd.kind.value,
+            v.value,
+            v.unit.value,
+            v.censored,
+            r.status,
+            r.reject_reason,
+            flags,
+            v.original_value,
+            _clean(v.original_unit),
+            rd.received_at,
+        )
+        for name, v in rd.values.items()
+    ]

@@ -1,0 +1,100 @@
+"""Ingest configuration, from the environment (``EGENMON_INGEST_*``, plus plain ``DATABASE_URL``/``MQTT_URL``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.errors import ConfigError
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class MqttEndpoint:
+    """Where and how to connect, resolved from the URL and the TLS settings."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EGENMON_INGEST_", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default="postgresql://egenmon@127.0.0.1:5432/egenmon",
+        validation_alias=AliasChoices("database_url", "DATABASE_URL", "EGENMON_INGEST_DATABASE_URL"),
+    )
+    mqtt_url: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        validation_alias=AliasChoices("mqtt_url", "MQTT_URL", "EGENMON_INGEST_MQTT_URL"),
+    )
+    # None: TLS unless the URL is plain mqtt:// to a loopback address.
+    mqtt_tls: bool | None = None
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    # The client id names the persistent session: stable per worker, unique across workers.
+    client_id: str = Field(default_factory=lambda: f"egenmon-ingest-{socket.gethostname()}"[:64])
+    # How long the broker keeps our session (and queues readings) while we are away.
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=0xFFFFFFFF)
+    # MQTT 5 Receive Maximum: un-acked messages the broker may have in flight to us.
+    max_inflight: int = Field(default=10_000, ge=1, le=65_535)
+    keepalive_s: int = Field(default=30, ge=5)
+    # One transaction holds up to this many messages (or bytes), or what arrived in
+    # flush_interval_s after the first one.
+    batch_max_messages: int = Field(default=2_000, ge=1)
+    batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    flush_interval_s: float = Field(default=0.05, gt=0, le=10)
+    # Writer threads, each with its own PostgreSQL connection: while one waits for its
+    # commit, the next batch is already being written.
+    writers: int = Field(default=2, ge=1, le=8)
+    # How long a busy thread may hold the GIL before the network thread gets it back.
+    gil_switch_interval_s: float = Field(default=0.0005, gt=0, le=0.1)
+    db_retry_max_s: float = Field(default=5.0, gt=0)
+    metrics_host: str = "127.0.0.1"
+    # 0 picks a free port (tests); the bound port is logged.
+    metrics_port: int = Field(default=9105, ge=0, le=65_535)
+    log_level: str = "INFO"
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if urlsplit(url).scheme not in {"mqtt", "mqtts"}:
+            raise ValueError("MQTT_URL must start with mqtt:// or mqtts://")
+        return url
+
+    def mqtt_endpoint(self) -> MqttEndpoint:
+        parts = urlsplit(self.mqtt_url)
+        host = parts.hostname or "127.0.0.1"
+        tls = self.mqtt_tls if self.mqtt_tls is not None else parts.scheme == "mqtts" or not _is_loopback(host)
+        if parts.scheme == "mqtts" and self.mqtt_tls is False:
+            raise ConfigError("mqtts:// URL with EGENMON_INGEST_MQTT_TLS=false")
+        port = parts.port or (8883 if tls else 1883)
+        username = self.mqtt_username or (unquote(parts.username) if parts.username else None)
+        password = (
+            self.mqtt_password.get_secret_value()
+            if self.mqtt_password
+            else (unquote(parts.password) if parts.password else None)
+        )
+        return MqttEndpoint(host=host, port=port, tls=tls, username=username, password=password)

@@ -1,0 +1,380 @@
+"""Virtual health devices that speak the exact GATT bytes of the real ones.
+
+Each device exposes the services and characteristics of its device_profiles profile and
+encodes its measurements with device_profiles' encoders, so what the gateway decodes is
+byte-for-byte what a real device of that type sends. Faults are switches on the device:
+link loss after N values, garbage bytes, resent old records, an unset clock, low battery.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from device_profiles.codecs.blood_pressure import BloodPressureMeasurement
+from device_profiles.codecs.cgm import CgmMeasurement, CgmRecord, CgmSessionStartTime
+from device_profiles.codecs.common import BatteryLevel, CurrentTime, InfoString
+from device_profiles.codecs.glucose import GlucoseMeasurement
+from device_profiles.codecs.pulse_oximeter import PlxSpotCheck
+from device_profiles.codecs.racp import RacpNumberOfRecords, RacpOpCode, RacpRequest, RacpResponse, RacpResponseCode
+from device_profiles.codecs.thermometer import TemperatureMeasurement
+from device_profiles.codecs.weight import WeightMeasurement
+from device_profiles.gatt import DateTime, Uuid
+from device_profiles.profile import DeviceProfile, Mode, Role
+from device_profiles.registry import get_profile
+from device_profiles.vendor import packaged_profile_texts, vendor_codec
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+PF100_PROFILE_FILE = "example_pf100.toml"
+PF100_MEASUREMENT = "6e4a0002-3c1d-4b8e-9a57-1f2e3d4c5b6a"
+
+# Glucose in the Glucose Measurement is kg/L: 1 mg/dL = 1e-5 kg/L (Glucose Service §3.1.1.3).
+KG_PER_L_PER_MG_DL = 1e-5
+
+
+class SimulatorError(Exception):
+    """Root of the BLE simulator's errors."""
+
+
+# The Device Information strings the virtual devices carry (a real device has a subset too).
+_INFO_STRINGS = frozenset(
+    {Uuid.MANUFACTURER_NAME, Uuid.MODEL_NUMBER, Uuid.SERIAL_NUMBER, Uuid.FIRMWARE_REVISION, Uuid.HARDWARE_REVISION}
+)
+
+
+@dataclass
+class Characteristic:
+    uuid: str
+    service_uuid: str
+    properties: list[str]
+
+
+@dataclass
+class VirtualDevice:
+    """One device. ``pending`` holds values it indicates/notifies once subscribed."""
+
+    address: str
+    name: str
+    profile: DeviceProfile
+    serial: str = "SIM-0001"
+    model: str = "Simulated"
+    firmware: str = "1.0"
+    battery_pct: int = 90
+    device_tz: tzinfo = STOCKHOLM
+    # Device clock minus true time; None = the clock was never set (reads as year 2000).
+    clock_offset: timedelta | None = timedelta(0)
+    bonded: bool = False
+    advertising: bool = False
+    # Faults: drop the link after this many more values; garbage to send before the next.
+    drop_after: int | None = None
+    garbage: deque[bytes] = field(default_factory=deque)
+    pending: deque[tuple[str, bytes]] = field(default_factory=deque)
+    sent_values: int = 0
+    sent_by_uuid: dict[str, int] = field(default_factory=dict)
+    connections: int = 0
+    clock_writes: int = 0
+
+    def characteristics(self) -> list[Characteristic]:
+        out: list[Characteristic] = []
+        primary = self.profile.service_uuids[0]
+        for spec in self.profile.characteristics:
+            if spec.role is Role.INFO and spec.uuid not in _INFO_STRINGS:
+                continue
+            # Information, battery and clock live in their own SIG services.
+            service = {
+                Role.INFO: Uuid.DEVICE_INFORMATION,
+                Role.BATTERY: Uuid.BATTERY,
+                Role.CLOCK: Uuid.CURRENT_TIME_SERVICE,
+            }.get(spec.role, primary)
+            props = {
+                Mode.INDICATE: ["indicate"],
+                Mode.NOTIFY: ["notify"],
+                Mode.READ: ["read"],
+                Mode.WRITE: ["read", "write"],
+            }[spec.mode]
+            if spec.role is Role.RACP:
+                props = ["write", "indicate"]
+            out.append(Characteristic(spec.uuid, service, props))
+        return out
+
+    # -- the device's clock ---------------------------------------------------------
+
+    def device_now(self, now: datetime | None = None) -> datetime:
+        now = now or datetime.now(UTC)
+        if self.clock_offset is None:
+            # A reset clock counts up from its epoch; 2000-01-01 is typical.
+            return datetime(2000, 1, 1, tzinfo=self.device_tz) + (now - datetime(2026, 1, 1, tzinfo=UTC)) % timedelta(
+                days=30
+            )
+        return now + self.clock_offset
+
+    def stamp(self, at: datetime | None = None) -> DateTime:
+        """The device's wall-clock timestamp for a measurement taken at true time ``at``."""
+        at = at or datetime.now(UTC)
+        if self.clock_offset is None:
+            return DateTime.from_datetime(self.device_now(at), self.device_tz)
+        return DateTime.from_datetime(at + self.clock_offset, self.device_tz)
+
+    # -- GATT server side ------------------------------------------------------------
+
+    def read(self, uuid: str) -> bytes:
+        if uuid == Uuid.BATTERY_LEVEL:
+            return bytes(BatteryLevel(self.battery_pct))
+        if uuid == Uuid.SERIAL_NUMBER:
+            return bytes(InfoString(self.serial))
+        if uuid == Uuid.MODEL_NUMBER:
+            return bytes(InfoString(self.model))
+        if uuid == Uuid.FIRMWARE_REVISION:
+            return bytes(InfoString(self.firmware))
+        if uuid == Uuid.MANUFACTURER_NAME:
+            return bytes(InfoString("egenmon simulator"))
+        if uuid == Uuid.HARDWARE_REVISION:
+            return bytes(InfoString("A"))
+        if uuid == Uuid.CURRENT_TIME:
+            return bytes(CurrentTime.at(self.device_now(), self.device_tz))
+        raise SimulatorError(f"{self.address}: characteristic {uuid} is not readable")
+
+    def write(self, uuid: str, data: bytes) -> list[tuple[str, bytes]]:
+        """Handle a write; returns values to send back (indications)."""
+        if uuid == Uuid.CURRENT_TIME:
+            ct = CurrentTime.from_bytes(data)
+            set_to = ct.time.to_datetime(self.device_tz)
+            if set_to is not None:
+                self.clock_offset = set_to - datetime.now(UTC)
+                # Whole seconds only on the wire: treat < 2 s as exact.
+                if abs(self.clock_offset.total_seconds()) < 2:
+                    self.clock_offset = timedelta(0)
+            self.clock_writes += 1
+            return []
+        raise SimulatorError(f"{self.address}: characteristic {uuid} is not writable")
+
+    def on_subscribed(self, uuid: str) -> list[tuple[str, bytes]]:
+        """Values the device sends once the collector enables indications on ``uuid``."""
+        spec = next((c for c in self.profile.characteristics if c.uuid == uuid), None)
+        if spec is None or spec.role is not Role.MEASUREMENT:
+            return []
+        out = [(u, b) for u, b in self.pending if u == uuid]
+        for item in out:
+            self.pending.remove(item)
+        return out
+
+    def transfer_done(self) -> None:
+        """The collector has everything: the device stops advertising until the next event."""
+        if not self.pending:
+            self.advertising = False
+
+    # -- measurements (overridden per type) -----------------------------------------
+
+    def queue(self, uuid: str, data: bytes) -> None:
+        self.pending.append((uuid, data))
+        self.advertising = True
+
+    def inject_garbage(self, data: bytes | None = None) -> None:
+        self.garbage.append(data if data is not None else random.randbytes(7))
+        self.advertising = True
+
+
+def _make(profile_id: str, address: str, name: str, **kw: object) -> dict[str, object]:
+    return {"address": address, "name": name, "profile": get_profile(profile_id), **kw}
+
+
+@dataclass
+class BloodPressureCuff(VirtualDevice):
+    @classmethod
+    def create(cls, address: str = "F0:00:00:00:00:01", **kw: object) -> BloodPressureCuff:
+        return cls(**_make("sig.blood_pressure", address, "BP-Cuff SIM", model="SIM-BP", **kw))  # type: ignore[arg-type]
+
+    def measure(
+        self, systolic: float, diastolic: float, pulse: float, *, at: datetime | None = None, status: int | None = None
+    ) -> bytes:
+        mean = round(diastolic + (systolic - diastolic) / 3)
+        data = bytes(
+            BloodPressureMeasurement(
+                systolic=systolic,
+                diastolic=diastolic,
+                mean_arterial=mean,
+                timestamp=self.stamp(at),
+                pulse_rate=pulse,
+                status=status,
+            )
+        )
+        self.queue(Uuid.BLOOD_PRESSURE_MEASUREMENT, data)
+        return data
+
+
+@dataclass
+class Scale(VirtualDevice):
+    @classmethod
+    def create(cls, address: str = "F0:00:00:00:00:04", **kw: object) -> Scale:
+        return cls(**_make("sig.weight_scale", address, "Scale SIM", model="SIM-WS", **kw))  # type: ignore[arg-type]
+
+    def measure(self, weight_kg: float, *, at: datetime | None = None) -> bytes:
+        data = bytes(WeightMeasurement(weight=weight_kg, timestamp=self.stamp(at)))
+        self.queue(Uuid.WEIGHT_MEASUREMENT, data)
+        return data
+
+
+@dataclass
+class PulseOximeter(VirtualDevice):
+    @classmethod
+    def create(cls, address: str = "F0:00:00:00:00:05", **kw: object) -> PulseOximeter:
+        return cls(**_make("sig.pulse_oximeter", address, "Oximeter SIM", model="SIM-PLX", **kw))  # type: ignore[arg-type]
+
+    def measure(self, spo2_pct: float, pulse: float, *, at: datetime | None = None) -> bytes:
+        data = bytes(PlxSpotCheck(spo2_pct=spo2_pct, pulse_rate=pulse, timestamp=self.stamp(at)))
+        self.queue(Uuid.PLX_SPOT_CHECK_MEASUREMENT, data)
+        return data
+
+
+@dataclass
+class Thermometer(VirtualDevice):
+    @classmethod
+    def create(cls, address: str = "F0:00:00:00:00:06", **kw: object) -> Thermometer:
+        return cls(**_make("sig.health_thermometer", address, "Thermo SIM", model="SIM-HT", **kw))  # type: ignore[arg-type]
+
+    def measure(self, celsius: float, *, at: datetime | None = None) -> bytes:
+        data = bytes(TemperatureMeasurement(temperature=celsius, timestamp=self.stamp(at)))
+        self.queue(Uuid.TEMPERATURE_MEASUREMENT, data)
+        return data
+
+
+@dataclass
+class PeakFlowMeter(VirtualDevice):
+    """The example vendor-profile spirometer (device_profiles/profiles/example_pf100.toml)."""
+
+    next_sequence: int = 1
+
+    @classmethod
+    def create(cls, address: str = "F0:00:00:00:00:07", **kw: object) -> PeakFlowMeter:
+        return cls(**_make("vendor.andetag.pf100", address, "PF-100 0007", model="PF-100", **kw))  # type: ignore[arg-type]
+
+    def measure(
+        self, pef_l_min: float, fev1_l: float, fvc_l: float, *, at: datetime | None = None, poor_blow: bool = False
+    ) -> bytes:
+        codec = vendor_codec(packaged_profile_texts()[PF100_PROFILE_FILE], PF100_MEASUREMENT)
+        flags = 0x07 | (0x08 if poor_blow else 0)
+        data = codec.encode(
+            {
+                "flags": flags,
+                "sequence": self.next_sequence,
+                "pef": pef_l_min,
+                "timestamp": self.stamp(at),
+                "fev1": fev1_l,
+                "fvc": fvc_l,
+            }
+        )
+        self.next_sequence += 1
+        self.queue(PF100_MEASUREMENT, data)
+        return data
+
+
+@dataclass
+class CgmSensor(VirtualDevice):
+    """A CGM whose session started at ``session_start``; values are offsets in minutes."""
+
+    session_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+
+    @classmethod
+    def create(cls, address: str = "F0:00:00:00:00:03", **kw: object) -> CgmSensor:
+        return cls(**_make("sig.cgm", address, "CGM SIM", model="SIM-CGM", **kw))  # type: ignore[arg-type]
+
+    def read(self, uuid: str) -> bytes:
+        if uuid == Uuid.CGM_SESSION_START_TIME:
+            return bytes(CgmSessionStartTime(DateTime.from_datetime(self.session_start, self.device_tz)))
+        return super().read(uuid)
+
+    def write(self, uuid: str, data: bytes) -> list[tuple[str, bytes]]:
+        if uuid == Uuid.RECORD_ACCESS_CONTROL_POINT:
+            req = RacpRequest.from_bytes(data)
+            out = [(u, b) for u, b in self.pending]
+            self.pending.clear()
+            return [*out, (uuid, bytes(RacpResponse(req.op_code, RacpResponseCode.SUCCESS)))]
+        return super().write(uuid, data)
+
+    def on_subscribed(self, uuid: str) -> list[tuple[str, bytes]]:
+        return []  # CGM records come through the RACP
+
+    def measure(self, mg_dl: float, *, at: datetime | None = None) -> bytes:
+        at = at or datetime.now(UTC)
+        offset = int((at - self.session_start).total_seconds() // 60)
+        data = bytes(CgmMeasurement(records=(CgmRecord(glucose_mg_dl=mg_dl, time_offset_min=offset),)))
+        self.queue(Uuid.CGM_MEASUREMENT, data)
+        return data
+
+
+@dataclass
+class StoredGlucose:
+    sequence: int
+    data: bytes
+
+
+@dataclass
+class GlucoseMeter(VirtualDevice):
+    """Keeps numbered records; answers RACP "report stored records" requests."""
+
+    records: list[StoredGlucose] = field(default_factory=list)
+    next_sequence: int = 1
+    racp_requests: list[RacpRequest] = field(default_factory=list)
+    # Resend this many records before the requested sequence (a buggy meter).
+    resend_before: int = 0
+
+    @classmethod
+    def create(cls, address: str = "F0:00:00:00:00:02", **kw: object) -> GlucoseMeter:
+        return cls(**_make("sig.glucose", address, "Glucose SIM", model="SIM-BG", **kw))  # type: ignore[arg-type]
+
+    def measure(self, mg_dl: float, *, at: datetime | None = None) -> bytes:
+        seq = self.next_sequence
+        self.next_sequence += 1
+        data = bytes(
+            GlucoseMeasurement(
+                sequence=seq,
+                base_time=self.stamp(at),
+                concentration=mg_dl * KG_PER_L_PER_MG_DL,
+                sample_type=1,  # capillary whole blood
+                sample_location=1,  # finger
+            )
+        )
+        self.records.append(StoredGlucose(seq, data))
+        self.advertising = True
+        return data
+
+    def add_records(self, count: int, *, start: datetime, every: timedelta, mg_dl: float = 100.0) -> None:
+        for i in range(count):
+            self.measure(mg_dl + (i % 50), at=start + i * every)
+
+    def on_subscribed(self, uuid: str) -> list[tuple[str, bytes]]:
+        return []  # glucose records come only through the RACP
+
+    def write(self, uuid: str, data: bytes) -> list[tuple[str, bytes]]:
+        if uuid != Uuid.RECORD_ACCESS_CONTROL_POINT:
+            return super().write(uuid, data)
+        req = RacpRequest.from_bytes(data)
+        self.racp_requests.append(req)
+        lo = req.min_sequence
+        if req.op_code is RacpOpCode.REPORT_NUMBER_OF_STORED_RECORDS:
+            n = sum(1 for r in self.records if lo is None or r.sequence >= lo)
+            return [(uuid, bytes(RacpNumberOfRecords(n)))]
+        if req.op_code is not RacpOpCode.REPORT_STORED_RECORDS:
+            return [(uuid, bytes(RacpResponse(req.op_code, RacpResponseCode.OP_CODE_NOT_SUPPORTED)))]
+        start = 0 if lo is None else max(0, lo - self.resend_before)
+        chosen = [r for r in self.records if r.sequence >= start]
+        if not chosen:
+            return [(uuid, bytes(RacpResponse(req.op_code, RacpResponseCode.NO_RECORDS_FOUND)))]
+        return [
+            *((Uuid.GLUCOSE_MEASUREMENT, r.data) for r in chosen),
+            (uuid, bytes(RacpResponse(req.op_code, RacpResponseCode.SUCCESS))),
+        ]
+
+
+DEVICE_TYPES: dict[str, type[VirtualDevice]] = {
+    "blood_pressure": BloodPressureCuff,
+    "glucose": GlucoseMeter,
+    "cgm": CgmSensor,
+    "weight": Scale,
+    "pulse_oximeter": PulseOximeter,
+    "thermometer": Thermometer,
+    "peak_flow": PeakFlowMeter,
+}

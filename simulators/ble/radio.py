@@ -1,0 +1,144 @@
+"""The virtual radio: the set of virtual devices the simulated bleak backend can see.
+
+One radio per process (:func:`default_radio`). The scanner asks it for advertisements; a
+client opens a :class:`Link` to one device, through which values flow in both directions.
+Indications are delivered as tasks on the event loop, one value per loop turn, like a real
+stack delivering them from its own thread into the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from simulators.ble.devices import SimulatorError, VirtualDevice
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Link:
+    device: VirtualDevice
+    on_disconnect: Callable[[], None]
+    subscriptions: dict[str, Callable[[bytearray], None]] = field(default_factory=dict)
+    connected: bool = True
+    _sender: asyncio.Task[None] | None = None
+    _queue: asyncio.Queue[tuple[str, bytes]] = field(default_factory=asyncio.Queue)
+
+    def send(self, values: list[tuple[str, bytes]]) -> None:
+        for v in values:
+            self._queue.put_nowait(v)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._pump())
+
+    async def _pump(self) -> None:
+        dev = self.device
+        while self.connected and not self._queue.empty():
+            uuid, data = self._queue.get_nowait()
+            if dev.garbage and uuid in self.subscriptions:
+                junk = dev.garbage.popleft()
+                self.subscriptions[uuid](bytearray(junk))
+                await asyncio.sleep(0)
+            if dev.drop_after is not None:
+                if dev.drop_after <= 0:
+                    dev.drop_after = None
+                    # Link loss mid-transfer: the rest of this transfer never arrives;
+                    # unsent values stay with the device (pushed ones go back to pending).
+                    self._requeue(uuid, data)
+                    while not self._queue.empty():
+                        self._requeue(*self._queue.get_nowait())
+                    self.drop()
+                    return
+                dev.drop_after -= 1
+            cb = self.subscriptions.get(uuid)
+            if cb is None:
+                logger.debug("sim_value_dropped_not_subscribed uuid=%s", uuid)
+                continue
+            dev.sent_values += 1
+            dev.sent_by_uuid[uuid] = dev.sent_by_uuid.get(uuid, 0) + 1
+            cb(bytearray(data))
+            await asyncio.sleep(0)
+
+    def _requeue(self, uuid: str, data: bytes) -> None:
+        from simulators.ble.devices import GlucoseMeter  # noqa: PLC0415 - stored records stay stored
+
+        if isinstance(self.device, GlucoseMeter):
+            return
+        if uuid in {s.uuid for s in self.device.profile.characteristics}:
+            self.device.pending.append((uuid, data))
+
+    def drop(self) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        self.device.advertising = True
+        logger.info("sim_link_lost address=%s", self.device.address)
+        self.on_disconnect()
+
+    def close(self) -> None:
+        self.connected = False
+        if self._sender is not None:
+            self._sender.cancel()
+
+
+class VirtualRadio:
+    def __init__(self) -> None:
+        self.devices: dict[str, VirtualDevice] = {}
+        self.links: dict[str, Link] = {}
+        self.advertisements = 0
+
+    def add(self, device: VirtualDevice) -> VirtualDevice:
+        self.devices[device.address.upper()] = device
+        return device
+
+    def remove(self, address: str) -> None:
+        self.devices.pop(address.upper(), None)
+
+    def clear(self) -> None:
+        self.devices.clear()
+        self.links.clear()
+
+    def get(self, address: str) -> VirtualDevice:
+        try:
+            return self.devices[address.upper()]
+        except KeyError:
+            raise SimulatorError(f"no virtual device {address}") from None
+
+    def advertising(self) -> list[VirtualDevice]:
+        return [d for d in self.devices.values() if d.advertising and d.address.upper() not in self.links]
+
+    def connect(self, address: str, on_disconnect: Callable[[], None]) -> Link:
+        dev = self.get(address)
+        if address.upper() in self.links:
+            raise SimulatorError(f"{address} is already connected")
+        dev.connections += 1
+        link = Link(dev, on_disconnect)
+        self.links[address.upper()] = link
+        return link
+
+    def disconnect(self, address: str) -> None:
+        link = self.links.pop(address.upper(), None)
+        if link is not None:
+            link.close()
+
+
+_RADIO: VirtualRadio | None = None
+
+
+def default_radio() -> VirtualRadio:
+    """The process's radio; filled from the scenario file when one is configured."""
+    global _RADIO  # noqa: PLW0603 - one radio per process, like one Bluetooth adapter
+    if _RADIO is None:
+        _RADIO = VirtualRadio()
+        from simulators.ble.scenario import load_scenario_from_env  # noqa: PLC0415 - avoids a cycle
+
+        load_scenario_from_env(_RADIO)
+    return _RADIO
+
+
+def reset_radio() -> VirtualRadio:
+    global _RADIO  # noqa: PLW0603
+    _RADIO = VirtualRadio()
+    return _RADIO

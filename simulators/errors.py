@@ -1,0 +1,7 @@
+"""The package's exceptions: one root."""
+
+from __future__ import annotations
+
+
+class SimulatorError(RuntimeError):
+    """Root of every error raised by simulators."""

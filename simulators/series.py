@@ -1,0 +1,139 @@
+"""Columnar containers for simulated measurements and labelled episodes.
+
+Times are integer seconds since the Unix epoch (UTC) in numpy arrays, so a month of CGM
+for thousands of patients stays cheap; conversion to aware datetimes happens only at the
+edges (wire messages, the database, label files).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from device_profiles.vocabulary import KINDS, Condition, Kind
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+QuirkArray = npt.NDArray[np.int8]
+StrArray = npt.NDArray[np.str_]
+
+DAY_S = 86_400
+HOUR_S = 3_600
+MINUTE_S = 60
+
+
+class Quirk(IntEnum):
+    """Device behaviour the platform must cope with (DESIGN.md: re-delivery is safe)."""
+
+    NONE = 0
+    # The device (or gateway) sends the same stored record again later: same reading id.
+    DUPLICATE_RESEND = 1
+    # The device clock was never set (battery change): the gateway corrects and flags it.
+    CLOCK_UNSET = 2
+
+
+@dataclass(frozen=True)
+class KindSeries:
+    """All readings of one kind for one patient, sorted by time."""
+
+    kind: Kind
+    t_s: IntArray
+    values: dict[str, FloatArray]
+    quirk: QuirkArray
+    # One device-reported flag per reading ("" for none), e.g. meal context.
+    context: StrArray
+
+    def __post_init__(self) -> None:
+        n = len(self.t_s)
+        spec = KINDS[self.kind]
+        for name, arr in self.values.items():
+            if name not in spec.components:
+                raise ValueError(f"{name} is not a component of {self.kind.value}")
+            if len(arr) != n:
+                raise ValueError(f"{name} has {len(arr)} values for {n} times")
+        missing = [c for c in spec.required if c not in self.values]
+        if missing:
+            raise ValueError(f"{self.kind.value} needs {missing}")
+        if len(self.quirk) != n or len(self.context) != n:
+            raise ValueError("quirk/context length mismatch")
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> KindSeries:
+        return KindSeries(
+            self.kind,
+            self.t_s[mask],
+            {k: v[mask] for k, v in self.values.items()},
+            self.quirk[mask],
+            self.context[mask],
+        )
+
+
+@dataclass(frozen=True)
+class EpisodeSpan:
+    """A labelled deterioration injected into one patient's series (times in epoch s)."""
+
+    type: str
+    condition: Condition
+    start_s: int
+    end_s: int
+
+    def __post_init__(self) -> None:
+        if self.end_s <= self.start_s:
+            raise ValueError("episode must end after it starts")
+
+
+@dataclass(frozen=True)
+class PatientSeries:
+    """What one simulated patient measured, and the episodes hidden in it."""
+
+    series: dict[Kind, KindSeries]
+    episodes: list[EpisodeSpan] = field(default_factory=list)
+
+    def n_readings(self) -> int:
+        return sum(len(s) for s in self.series.values())
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A labelled episode of a named patient, as written to the labels file and scored."""
+
+    patient: str  # pseudonym
+    condition: Condition
+    type: str
+    start: datetime
+    end: datetime
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "patient": self.patient,
+            "condition": self.condition.value,
+            "type": self.type,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, str]) -> Episode:
+        return cls(
+            patient=doc["patient"],
+            condition=Condition(doc["condition"]),
+            type=doc["type"],
+            start=datetime.fromisoformat(doc["start"]),
+            end=datetime.fromisoformat(doc["end"]),
+        )
+
+
+def to_datetime(t_s: int | np.integer) -> datetime:
+    return datetime.fromtimestamp(int(t_s), tz=UTC)
+
+
+def to_epoch_s(t: datetime) -> int:
+    if t.tzinfo is None:
+        raise ValueError("naive datetime: use timezone-aware UTC")
+    return int(t.timestamp())

@@ -1,0 +1,73 @@
+"""Rows for database tests: a care unit, patients with care plans, observations."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+
+def make_patient(
+    db: psycopg.Connection[Any],
+    conditions: list[str],
+    *,
+    pseudonym: str | None = None,
+    thresholds: dict[str, dict[str, float]] | None = None,
+    schedule: dict[str, float] | None = None,
+    dry_weight_kg: float | None = None,
+    personal_best_pef: float | None = None,
+) -> str:
+    unit = db.execute(
+        "INSERT INTO care_unit (code, name) VALUES ('u1', 'Enhet 1') "
+        "ON CONFLICT (code) DO UPDATE SET name = excluded.name RETURNING id"
+    ).fetchone()
+    assert unit
+    pid = str(uuid.uuid4())
+    db.execute(
+        "INSERT INTO patient (id, pseudonym, display_name, birth_year, unit_id) "
+        "VALUES (%s, %s, 'Test Testsson', 1950, %s)",
+        (pid, pseudonym or "P-" + pid[:8], unit[0]),
+    )
+    db.execute(
+        "INSERT INTO care_plan (patient_id, version, conditions, thresholds, schedule, dry_weight_kg, "
+        "personal_best_pef) "
+        "VALUES (%s, 1, %s, %s, %s, %s, %s)",
+        (pid, conditions, json.dumps(thresholds or {}), json.dumps(schedule or {}), dry_weight_kg, personal_best_pef),
+    )
+    return pid
+
+
+def add_observation(
+    db: psycopg.Connection[Any],
+    patient_id: str,
+    kind: str,
+    component: str,
+    at: float,
+    value: float | None,
+    *,
+    unit: str = "mmol/L",
+    censored: str | None = None,
+    status: str = "valid",
+) -> None:
+    db.execute(
+        """
+        INSERT INTO observation (reading_id, component, measured_at, patient_id, gateway_id, device_address, kind,
+                                 value, unit, censored, status, received_at)
+        VALUES (%s, %s, %s, %s, 'gw-test-1', 'AA:BB:CC:DD:EE:FF', %s, %s, %s, %s, %s, %s)
+        """,
+        (
+            str(uuid.uuid4()),
+            component,
+            datetime.fromtimestamp(at, UTC),
+            patient_id,
+            kind,
+            value,
+            unit,
+            censored,
+            status,
+            datetime.fromtimestamp(at, UTC),
+        ),
+    )

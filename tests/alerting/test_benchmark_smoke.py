@@ -1,0 +1,29 @@
+"""The benchmark runs end to end in --smoke mode and prints its figures (no timing asserts)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_rules_smoke() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_rules.py"), "--smoke"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=240,
+    ).stdout
+    assert re.search(r"full evaluation: \d+ rules over all patients: best [0-9.]+ s", out)
+    assert re.search(r"speedup \d+x", out)
+    assert "findings identical: True" in out
+    assert "SQL window query" in out
+    assert "same patients count: True" in out
+    assert "same findings as in memory: True" in out

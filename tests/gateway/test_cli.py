@@ -1,0 +1,82 @@
+"""The CLI over the virtual radio: scan, pair, devices, unpair, status; config file + env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway import cli
+from gateway.cli import app
+from gateway.settings import load_settings
+from simulators.ble.devices import BloodPressureCuff, GlucoseMeter
+from simulators.ble.radio import VirtualRadio
+from tests.gateway.helpers import CLIENT, SCANNER
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The test's terminal is narrow; tables would elide the columns asserted on.
+    monkeypatch.setattr(cli.console, "width", 200)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f'gateway_id = "gw-cli-1"\nstate_dir = "{tmp_path / "state"}"\nmqtt_url = "mqtt://127.0.0.1:1"\n'
+        f'ble_scanner_backend = "{SCANNER}"\nble_client_backend = "{CLIENT}"\n'
+    )
+    return path
+
+
+def test_config_file_with_environment_override(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EGENMON_GATEWAY_HEARTBEAT_S", "7.5")
+    s = load_settings(config)
+    assert s.gateway_id == "gw-cli-1"
+    assert s.heartbeat_s == 7.5
+    monkeypatch.setenv("EGENMON_GATEWAY_GATEWAY_ID", "gw-from-env")
+    assert load_settings(config).gateway_id == "gw-from-env"
+
+
+def test_scan_pair_devices_unpair(radio: VirtualRadio, config: Path) -> None:
+    cuff = radio.add(BloodPressureCuff.create())
+    cuff.advertising = True
+    meter = radio.add(GlucoseMeter.create())
+    meter.advertising = True
+    runner = CliRunner()
+    scan = runner.invoke(app, ["scan", "-c", str(config), "--seconds", "0.3"])
+    assert scan.exit_code == 0, scan.output
+    assert cuff.address in scan.output
+    assert "sig.blood_pressure" in scan.output
+    assert "sig.glucose" in scan.output
+
+    paired = runner.invoke(app, ["pair", meter.address, "-c", str(config), "--seconds", "0.3"])
+    assert paired.exit_code == 0, paired.output
+    assert meter.bonded
+    listing = runner.invoke(app, ["devices", "-c", str(config)])
+    assert meter.address in listing.output
+    assert "yes" in listing.output
+
+    assert runner.invoke(app, ["unpair", meter.address, "-c", str(config)]).exit_code == 0
+    listing = runner.invoke(app, ["devices", "-c", str(config)])
+    assert "no" in listing.output
+
+    missing = runner.invoke(app, ["pair", "F0:00:00:00:99:99", "-c", str(config), "--seconds", "0.2"])
+    assert missing.exit_code == 1
+    assert "not seen" in missing.output
+
+
+def test_status_without_a_running_gateway(config: Path) -> None:
+    result = CliRunner().invoke(app, ["status", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "gw-cli-1" in result.output
+    assert "waiting to be sent: 0" in result.output
+
+
+def test_run_refuses_without_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EGENMON_GATEWAY_STATE_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 1
+    assert "enroll" in result.output
