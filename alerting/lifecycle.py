@@ -27,6 +27,8 @@ from alerting.rules import REGISTRY
 log = logging.getLogger(__name__)
 
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
+# The same limit as clinic_api's snooze action.
+MAX_SNOOZE = timedelta(days=30)
 
 
 class AlertNotFoundError(AlertingError):
@@ -207,13 +209,17 @@ def housekeeping(conn: psycopg.Connection[Any], now: float, deadlines_min: dict[
                 UPDATE alert SET escalated_at = %s, escalation_level = escalation_level + 1, updated_at = %s
                 WHERE status = 'open' AND severity = %s AND acknowledged_at IS NULL AND escalated_at IS NULL
                   AND opened_at <= %s
-                RETURNING id
+                RETURNING id, escalation_level
                 """,
                 (at_now, at_now, severity, at_now - timedelta(minutes=minutes)),
             ).fetchall()
-            for (alert_id,) in rows:
+            for alert_id, level in rows:
                 _event(
-                    conn, alert_id, "escalated", at_now, details={"reason": "not acknowledged", "deadline_min": minutes}
+                    conn,
+                    alert_id,
+                    "escalated",
+                    at_now,
+                    details={"level": level, "by": "deadline", "deadline_min": minutes},
                 )
                 stats.escalated += 1
     return stats
@@ -236,8 +242,8 @@ def acknowledge(
         _change(
             conn,
             alert_id,
-            "UPDATE alert SET status = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s, updated_at = %s "
-            "WHERE id = %s AND status IN ('open', 'snoozed')",
+            "UPDATE alert SET status = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s, "
+            "snoozed_until = NULL, updated_at = %s WHERE id = %s AND status IN ('open', 'snoozed')",
             (at, staff_id, at, alert_id),
         )
         _event(conn, alert_id, "acknowledged", at, staff_id=staff_id)
@@ -258,6 +264,8 @@ def snooze(
     at = now or datetime.now(UTC)
     if until <= at:
         raise AlertingError("snooze must end in the future")
+    if until > at + MAX_SNOOZE:
+        raise AlertingError("snooze at most 30 days")
     with conn.transaction():
         _change(
             conn,
@@ -278,14 +286,16 @@ def escalate(
 ) -> None:
     at = now or datetime.now(UTC)
     with conn.transaction():
-        _change(
-            conn,
-            alert_id,
+        row = conn.execute(
             "UPDATE alert SET escalated_at = %s, escalation_level = escalation_level + 1, updated_at = %s "
-            "WHERE id = %s AND status <> 'resolved'",
+            "WHERE id = %s AND status <> 'resolved' RETURNING escalation_level",
             (at, at, alert_id),
+        ).fetchone()
+        if row is None:
+            raise AlertNotFoundError(f"alert {alert_id} not found or already resolved")
+        _event(
+            conn, alert_id, "escalated", at, details={"level": row[0], "by": "staff"}, staff_id=staff_id, comment=reason
         )
-        _event(conn, alert_id, "escalated", at, details={"reason": "staff"}, staff_id=staff_id, comment=reason)
 
 
 def resolve(
@@ -300,8 +310,8 @@ def resolve(
         _change(
             conn,
             alert_id,
-            "UPDATE alert SET status = 'resolved', resolved_at = %s, resolved_by = %s, updated_at = %s "
-            "WHERE id = %s AND status <> 'resolved'",
+            "UPDATE alert SET status = 'resolved', resolved_at = %s, resolved_by = %s, snoozed_until = NULL, "
+            "updated_at = %s WHERE id = %s AND status <> 'resolved'",
             (at, staff_id, at, alert_id),
         )
         _event(conn, alert_id, "resolved", at, staff_id=staff_id, comment=reason)

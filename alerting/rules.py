@@ -119,10 +119,14 @@ class Occurrences:
         )
 
     @classmethod
-    def from_grid(cls, sev: I64, at: F64, value: F64) -> Occurrences:
-        """Occurrences from patients × days grids (sev −1 where nothing fired)."""
+    def from_grid(cls, sev: I64, at: F64, value: F64, evidence_days: float = 0.0) -> Occurrences:
+        """Occurrences from patients × days grids (sev −1 where nothing fired).
+
+        ``evidence_days``: how far back from the occurrence the readings it compares with go,
+        so the evidence shows them (e.g. the three earlier mornings of HF1).
+        """
         pat = np.arange(sev.shape[0])[:, None]
-        return cls.of(pat, sev, at, value)
+        return cls.of(pat, sev, at, value, at - evidence_days * SEC_PER_DAY)
 
     @classmethod
     def concat(cls, parts: list[Occurrences]) -> Occurrences:
@@ -164,6 +168,10 @@ class Context:
         if name not in self._cache:
             self._cache[name] = make()
         return cast(T, self._cache[name])
+
+    def last_time(self, key: str) -> F64:
+        """Each patient's newest reading time of a series (nan when none)."""
+        return self.cached("last:" + key, lambda: self.s(key).last_time(self.cohort.n))
 
     def daily_sum(self, key: str) -> tuple[F64, F64]:
         return self.cached("dsum:" + key, lambda: daily_sum(self.s(key), self.grid, self.cohort.n))
@@ -411,7 +419,7 @@ def _cgm_14d(ctx: Context) -> tuple[Series, F64]:
 
 
 def _cgm_users(ctx: Context) -> B:
-    return ctx.cohort.expects("glucose_cgm") | (ctx.s(CGM).last_time(ctx.cohort.n) > 0)
+    return ctx.cohort.expects("glucose_cgm") | (ctx.last_time(CGM) > 0)
 
 
 def _cgm_sufficient(ctx: Context, p_d9: Params) -> tuple[B, F64]:
@@ -473,7 +481,7 @@ def d8(ctx: Context, p: Params) -> Occurrences:
     # CV from the numeric values only: a censored LOW/HIGH has no magnitude.
     cens = np.isinf(v)
     k = count - np.bincount(w.pat[cens], minlength=n)
-    fv = np.where(cens, 0.0, v)
+    fv = np.where(cens, 0.0, v) if cens.any() else v
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = segment_sums(w, n, fv) / k
         var = (segment_sums(w, n, fv * fv) - k * mean * mean) / (k - 1)
@@ -505,7 +513,7 @@ def d8(ctx: Context, p: Params) -> Occurrences:
     severities="no data > 24 h info; > 72 h low",
 )
 def d10(ctx: Context, p: Params) -> Occurrences:
-    return _gap(ctx, ctx.s(CGM).last_time(ctx.cohort.n), _cgm_users(ctx), p("info_after_h"), p("low_after_h"))
+    return _gap(ctx, ctx.last_time(CGM), _cgm_users(ctx), p("info_after_h"), p("low_after_h"))
 
 
 def _gap(ctx: Context, last: F64, applies: B, info_h: F64, low_h: F64) -> Occurrences:
@@ -548,7 +556,7 @@ def _hf1_grid(ctx: Context, gain_kg: F64, days: int = 3) -> tuple[B, F64]:
 def hf1(ctx: Context, p: Params) -> Occurrences:
     fired, gain = _hf1_grid(ctx, p("gain_kg"))
     _, mt = _morning_weight(ctx)
-    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), mt, gain)
+    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), mt, gain, 3.5)
 
 
 @rule(
@@ -570,7 +578,7 @@ def hf2(ctx: Context, p: Params) -> Occurrences:
         day_gain = d1 >= g
         persists = (shift_cols(d1, 1) >= g) & (mw - shift_cols(mw, 2) >= g)
     sev = _sev((day_gain, LOW), (persists, MEDIUM))
-    return Occurrences.from_grid(sev, mt, np.where(persists, mw - shift_cols(mw, 2), d1))
+    return Occurrences.from_grid(sev, mt, np.where(persists, mw - shift_cols(mw, 2), d1), 2.5)
 
 
 @rule(
@@ -590,7 +598,7 @@ def hf3(ctx: Context, p: Params) -> Occurrences:
     excess = mean7 - ctx.cohort.dry_weight_kg[:, None]
     with np.errstate(invalid="ignore"):
         fired = (excess > p("excess_kg")[:, None]) & ~np.isnan(mw)
-    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), mt, excess)
+    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), mt, excess, 7.0)
 
 
 @rule(
@@ -615,7 +623,7 @@ def hf4(ctx: Context, p: Params) -> Occurrences:
         | baselines.cusum_alarm(mw, base, k=float(d["cusum_k"]), h=float(d["cusum_h"]))
         | baselines.macd_alarm(mw, n_sd=float(d["macd_sd"]))
     )
-    return Occurrences.from_grid(np.where(alarm, MEDIUM, NONE), mt, mw - base.median[:, None])
+    return Occurrences.from_grid(np.where(alarm, MEDIUM, NONE), mt, mw - base.median[:, None], 8.0)
 
 
 def _bp_sessions(ctx: Context, key: str, hours: float | None = LOOKBACK_MARGIN_H) -> Sessions:
@@ -692,7 +700,7 @@ def _rise_two_days(ctx: Context, sources: tuple[Series, Series], rise: F64, sev:
     r = rise[:, None]
     with np.errstate(invalid="ignore"):
         fired = (dm - base >= r) & (shift_cols(dm, 1) - base >= r)
-    return Occurrences.from_grid(np.where(fired, sev, NONE), ft, dm - base)
+    return Occurrences.from_grid(np.where(fired, sev, NONE), ft, dm - base, 9.0)
 
 
 def _confirmed(s: Series) -> tuple[B, F64]:
@@ -827,7 +835,7 @@ def c2(ctx: Context, p: Params) -> Occurrences:
     drop = rolling_mean(dm, 1, 7, 4) - dm
     with np.errstate(invalid="ignore"):
         fired = drop >= p("drop_points")[:, None]
-    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, drop)
+    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, drop, 8.0)
 
 
 @rule(
@@ -855,7 +863,7 @@ def c3(ctx: Context, p: Params) -> Occurrences:
         score = (z_fall + z_rise) / 2
         fired = score >= p("min_score")[:, None]
     fired[:, : ctx.today - 6] = False  # the monitoring week, not the baseline period
-    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, score)
+    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, score, 1.0)
 
 
 @rule(
@@ -911,7 +919,7 @@ def c5(ctx: Context, p: Params) -> Occurrences:
         with np.errstate(invalid="ignore"):
             fired = (roll < limit[:, None]) & ~np.isnan(dm)
         fired[:, : ctx.today - 6] = False  # only the monitoring week, not the baseline period
-        parts.append(Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, roll))
+        parts.append(Occurrences.from_grid(np.where(fired, MEDIUM, NONE), ft, roll, 7.0))
     return Occurrences.concat(parts)
 
 
@@ -1019,7 +1027,7 @@ def a4(ctx: Context, p: Params) -> Occurrences:
     limit = (base * (1 - p("drop_pct") / 100))[:, None]
     with np.errstate(invalid="ignore"):
         fired = (mpef <= limit) & (shift_cols(mpef, 1) <= limit)
-    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), mt, mpef / base[:, None] * 100)
+    return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), mt, mpef / base[:, None] * 100, 1.5)
 
 
 @rule(
@@ -1070,7 +1078,7 @@ def a6(ctx: Context, p: Params) -> Occurrences:
     with np.errstate(invalid="ignore"):
         rise = (day_sum - base >= r) & (shift_cols(day_sum, 1) - base >= r)
         sev = _sev((used & (week > p("days_per_week")[:, None]), INFO), (rise, MEDIUM))
-    return Occurrences.from_grid(sev, ft, day_sum)
+    return Occurrences.from_grid(sev, ft, day_sum, 9.0)
 
 
 # ---------------------------------------------------------------- hypertension
@@ -1218,7 +1226,7 @@ def h5(ctx: Context, p: Params) -> Occurrences:
 )
 def h6(ctx: Context, p: Params) -> Occurrences:
     _, _, cnt = _home_bp_week(ctx)
-    users = ctx.cohort.expects("blood_pressure") | (ctx.s(SYSTOLIC).last_time(ctx.cohort.n) > 0)
+    users = ctx.cohort.expects("blood_pressure") | (ctx.last_time(SYSTOLIC) > 0)
     fired = users & (cnt < p("min_readings"))
     return Occurrences.of(np.arange(ctx.cohort.n), np.where(fired, INFO, NONE), ctx.grid.bounds[-2], cnt)
 
@@ -1243,9 +1251,9 @@ def nodata(ctx: Context, p: Params) -> Occurrences:
         if kind == "glucose_cgm":
             continue  # D10 covers CGM gaps
         last = np.full(ctx.cohort.n, np.nan)
-        for key, s in ctx.data.items():
+        for key in ctx.data:
             if key.split(".", 1)[0] == kind:
-                last = np.fmax(last, s.last_time(ctx.cohort.n))
+                last = np.fmax(last, ctx.last_time(key))
         parts.append(_gap(ctx, last, per_day > 0, p("info_after_h"), p("low_after_h")))
     if not parts:
         return Occurrences.of([], [], [], [])

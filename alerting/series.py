@@ -230,15 +230,6 @@ def daily_mean(s: Series, grid: DayGrid, n_patients: int) -> tuple[F64, F64]:
     return mean, cnt
 
 
-def window_mean(grid_vals: F64, lo: int, hi: int, min_count: int) -> F64:
-    """Mean over day columns [lo, hi) ignoring nan; nan when fewer than min_count days."""
-    block = grid_vals[:, max(lo, 0) : max(hi, 0)]
-    cnt = np.sum(~np.isnan(block), axis=1)
-    tot = np.nansum(block, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(cnt >= max(min_count, 1), tot / np.maximum(cnt, 1), np.nan)
-
-
 def daily_reduce(s: Series, grid: DayGrid, n_patients: int, ufunc: np.ufunc) -> F64:
     """Per patient and day, ``ufunc.reduceat`` of the values (e.g. np.maximum): nan when none."""
     out = np.full((n_patients, grid.n_days), np.nan)

@@ -281,6 +281,30 @@ def devices(conn: psycopg.Connection[Any], gateway_id: str) -> list[Row]:
     )
 
 
+# The series travels as one bytea: per reading 8 bytes of timestamptz_send (int64 microseconds
+# since 2000-01-01 UTC, big-endian) followed by 8 bytes of float8send (IEEE 754 big-endian),
+# concatenated in time order by the server. numpy reads it in one call; 25,000 readings as
+# Python row objects would dominate the request.
+_PACKED = np.dtype([("t", ">i8"), ("v", ">f8")])
+_PG_EPOCH_S = 946_684_800.0  # 2000-01-01T00:00:00Z in Unix seconds
+
+
+def _packed_series(
+    conn: psycopg.Connection[Any], patient_id: uuid.UUID, component: str, start: dt.datetime, end: dt.datetime
+) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]:
+    row = conn.execute(
+        """SELECT string_agg(timestamptz_send(measured_at) || float8send(value), ''::bytea ORDER BY measured_at)
+           FROM observation
+           WHERE patient_id = %s AND component = %s AND measured_at >= %s AND measured_at < %s
+             AND status <> 'rejected' AND value IS NOT NULL""",
+        (patient_id, component, start, end),
+        binary=True,
+    ).fetchone()
+    data = bytes(row[0]) if row and row[0] is not None else b""
+    rows = np.frombuffer(data, dtype=_PACKED)
+    return rows["t"].astype(np.float64) / 1e6 + _PG_EPOCH_S, rows["v"].astype(np.float64)
+
+
 def series(
     conn: psycopg.Connection[Any],
     patient_id: uuid.UUID,
@@ -290,17 +314,13 @@ def series(
     end: dt.datetime,
     max_points: int,
 ) -> Buckets:
-    cur = conn.execute(
-        """SELECT extract(epoch FROM measured_at)::float8, value FROM observation
-           WHERE patient_id = %s AND component = %s AND measured_at >= %s AND measured_at < %s
-             AND status <> 'rejected' AND value IS NOT NULL
-           ORDER BY measured_at""",
-        (patient_id, component, start, end),
-        binary=True,
-    )
-    rows = cur.fetchall()
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
-    return bucket(arr[:, 0], arr[:, 1], start.timestamp(), end.timestamp(), max_points)
+    """One component's values in [start, end): the readings themselves when there are at most
+    ``max_points``, otherwise ``max_points`` equal time buckets with min/mean/max/count.
+
+    Bucketing is numpy (``downsample.bucket``) over the packed series read in one piece.
+    """
+    t_s, values = _packed_series(conn, patient_id, component, start, end)
+    return bucket(t_s, values, start.timestamp(), end.timestamp(), max_points)
 
 
 def values_since(

@@ -77,22 +77,26 @@ _RAW_COLS = ", ".join(RAW_COLUMNS)
 
 # Temporary staging tables live as long as the connection; ON COMMIT DELETE ROWS empties
 # them at every commit so each batch starts clean.
-STAGE_DDL = f"""
+STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS ingest_stage_obs (LIKE observation INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS ingest_stage_raw (
     reading_id uuid, measured_at timestamptz, gateway_id text, device text, raw bytea
 ) ON COMMIT DELETE ROWS;
-PREPARE ingest_insert_obs AS
-    WITH ins AS (
-        INSERT INTO observation ({_OBS_COLS}) SELECT {_OBS_COLS} FROM ingest_stage_obs
-        ON CONFLICT DO NOTHING
-        RETURNING patient_id, status
-    )
-    SELECT patient_id, status, count(*) FROM ins GROUP BY patient_id, status;
-PREPARE ingest_insert_raw AS
-    INSERT INTO reading_raw ({_RAW_COLS})
-    SELECT reading_id, measured_at, gateway_id, device::jsonb, raw FROM ingest_stage_raw
-    ON CONFLICT DO NOTHING;
+"""
+# Plain statements, not SQL PREPARE: psycopg prepares them itself after a few uses and
+# knows to forget them when a failed transaction deallocates them.
+INSERT_OBS = f"""
+WITH ins AS (
+    INSERT INTO observation ({_OBS_COLS}) SELECT {_OBS_COLS} FROM ingest_stage_obs
+    ON CONFLICT DO NOTHING
+    RETURNING patient_id, status
+)
+SELECT patient_id, status, count(*) FROM ins GROUP BY patient_id, status
+"""
+INSERT_RAW = f"""
+INSERT INTO reading_raw ({_RAW_COLS})
+SELECT reading_id, measured_at, gateway_id, device::jsonb, raw FROM ingest_stage_raw
+ON CONFLICT DO NOTHING
 """
 
 # CLINICAL_RULES.md: weight change > 5 kg from the previous day is likely another person.
@@ -248,17 +252,22 @@ def _device_json(device: DeviceInfo, cache: dict[DeviceInfo, str]) -> str:
 
 
 def _notify(conn: psycopg.Connection[Any], patients: list[uuid.UUID]) -> None:
+    empty = len(_notify_payload([]))
     chunk: list[str] = []
-    size = len('{"patients":[]}')
+    size = empty
     for p in sorted(str(p) for p in patients):
-        item = len(p) + 3  # quotes and comma
+        item = len(p) + 3  # two quotes and a comma
         if chunk and size + item > NOTIFY_MAX_BYTES:
-            conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, json.dumps({"patients": chunk})))
-            chunk, size = [], len('{"patients":[]}')
+            conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, _notify_payload(chunk)))
+            chunk, size = [], empty
         chunk.append(p)
         size += item
     if chunk:
-        conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, json.dumps({"patients": chunk})))
+        conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, _notify_payload(chunk)))
+
+
+def _notify_payload(patients: list[str]) -> str:
+    return json.dumps({"patients": patients}, separators=(",", ":"))
 
 
 def store(
@@ -293,7 +302,7 @@ def store(
             if any("weight" in r.reading.values for r, _ in resolved):
                 conn.execute(WEIGHT_CHECK, {"max_change": max_weight_change_kg})
             patients: set[uuid.UUID] = set()
-            for patient, status, n_rows in conn.execute("EXECUTE ingest_insert_obs").fetchall():
+            for patient, status, n_rows in conn.execute(INSERT_OBS).fetchall():
                 patients.add(patient)
                 result.rows_stored += n_rows
                 result.rows_by_status[status] += n_rows
@@ -316,7 +325,7 @@ def store(
                 ),
             )
             # Readings are counted once each through their reading_raw row.
-            result.readings_stored = conn.execute("EXECUTE ingest_insert_raw").rowcount
+            result.readings_stored = conn.execute(INSERT_RAW).rowcount
             result.readings_duplicate = len(resolved) - result.readings_stored
             devices = _device_rows(resolved)
         for s in batch.statuses:

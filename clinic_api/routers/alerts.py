@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from clinic_api import audit, queries
 from clinic_api.deps import ClinicalStaff, DbConn
+from clinic_api.jsonresp import json_response
 from clinic_api.models import AlertStatus, CommentIn, RequiredCommentIn, SeverityName, SnoozeIn
 from device_profiles.vocabulary import Condition
 
@@ -27,7 +28,7 @@ def list_alerts(
     condition: Condition | None = None,
     patient_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[dict[str, Any]]:
+) -> Response:
     if patient_id is not None:
         queries.patient_for(conn, staff, patient_id)
     rows = queries.alert_queue(
@@ -48,7 +49,7 @@ def list_alerts(
         patient_id=patient_id,
         detail={"patients": sorted({str(r["patient_id"]) for r in rows}), "count": len(rows)},
     )
-    return rows
+    return json_response(rows)
 
 
 @router.get("/{alert_id}", summary="One alert with its evidence and events")

@@ -6,15 +6,20 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from clinic_api import audit, queries
 from clinic_api.deps import ClinicalStaff, DbConn
+from clinic_api.jsonresp import json_response
 from clinic_api.models import CarePlanIn
 from device_profiles.vocabulary import COMPONENTS
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 MAX_RANGE = dt.timedelta(days=400)
+
+
+def _iso(t_s: float) -> str:
+    return dt.datetime.fromtimestamp(t_s, dt.UTC).isoformat()
 
 
 @router.get("", summary="Patients of my units with open alerts, last measurement and adherence")
@@ -62,7 +67,7 @@ def observations(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     max_points: Annotated[int, Query(ge=10, le=5000)] = 500,
-) -> dict[str, Any]:
+) -> Response:
     if component not in COMPONENTS:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown component {component!r}")
     start, end = check_range(start, end, 14)
@@ -76,19 +81,21 @@ def observations(
         patient_id=patient_id,
         detail={"component": component, "start": start.isoformat(), "end": end.isoformat()},
     )
-    return {
-        "component": component,
-        "unit": str(COMPONENTS[component].unit),
-        "start": start,
-        "end": end,
-        "downsampled": b.downsampled,
-        "points": [
-            {"t": dt.datetime.fromtimestamp(t, dt.UTC), "mean": m, "min": lo, "max": hi, "n": int(n)}
-            for t, m, lo, hi, n in zip(
-                b.t_s.tolist(), b.mean.tolist(), b.min.tolist(), b.max.tolist(), b.n.tolist(), strict=True
-            )
-        ],
-    }
+    return json_response(
+        {
+            "component": component,
+            "unit": str(COMPONENTS[component].unit),
+            "start": start,
+            "end": end,
+            "downsampled": b.downsampled,
+            "points": [
+                {"t": _iso(t), "mean": m, "min": lo, "max": hi, "n": n}
+                for t, m, lo, hi, n in zip(
+                    b.t_s.tolist(), b.mean.tolist(), b.min.tolist(), b.max.tolist(), b.n.tolist(), strict=True
+                )
+            ],
+        }
+    )
 
 
 @router.get("/{patient_id}/summary", summary="Condition summaries: TIR, 7-day BP, weight trend, PEF % of best")

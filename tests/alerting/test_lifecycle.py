@@ -99,6 +99,8 @@ def test_snooze_suppresses_until_it_ends(db: psycopg.Connection[Any]) -> None:
     assert events(db, alert_id)[-1] == "reopened"
     with pytest.raises(AlertingError):
         lifecycle.snooze(db, alert_id, None, until - timedelta(days=1), datetime.fromtimestamp(NOW + 3 * HOUR, UTC))
+    with pytest.raises(AlertingError):  # the same 30-day limit as clinic_api
+        lifecycle.snooze(db, alert_id, None, until + timedelta(days=31), datetime.fromtimestamp(NOW + 3 * HOUR, UTC))
 
 
 def test_unacknowledged_high_alert_escalates_on_deadline(db: psycopg.Connection[Any]) -> None:
@@ -115,6 +117,12 @@ def test_unacknowledged_high_alert_escalates_on_deadline(db: psycopg.Connection[
         "SELECT escalation_level, escalated_at IS NOT NULL FROM alert WHERE patient_id = %s", (pid,)
     ).fetchone()
     assert row == (1, True)
+    details = db.execute(
+        "SELECT e.details FROM alert_event e JOIN alert a ON a.id = e.alert_id "
+        "WHERE a.patient_id = %s AND e.event = 'escalated'",
+        (pid,),
+    ).fetchone()
+    assert details == ({"level": 1, "by": "deadline", "deadline_min": 60.0},)
     assert db.execute("SELECT escalation_level FROM alert WHERE patient_id = %s", (other,)).fetchone() == (0,)
 
 

@@ -29,6 +29,8 @@ def test_hf1_override_and_only_morning_weight() -> None:
     f = fire("HF1", weights(80.0, 80.5, 81.2), c)
     assert f is not None
     assert f.evidence["thresholds"]["gain_kg"]["source"] == "care_plan"
+    # the evidence shows the mornings the gain was measured against
+    assert [r["value"] for r in f.evidence["readings"]] == [80.0, 80.5, 81.2]
     # a heavier evening weight (after clothes and dinner) is not the morning weight
     d = weights(80.0, 80.0, 80.0)
     evening = series([(2 * DAY + 6 * HOUR, 80.0), (DAY + 6 * HOUR, 80.0), (6 * HOUR, 80.0), (HOUR, 83.0)])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
+from clinic_api.downsample import bucket
 from tests.clinic_api.conftest import NURSE, PHYSICIAN, Seed, TestClient
 
 Auth = Callable[[str], dict[str, str]]
@@ -67,6 +69,16 @@ def test_observations_raw_and_downsampled(client: TestClient, auth: Auth, seed: 
     assert sum(p["n"] for p in ds["points"]) == n
     assert min(p["min"] for p in ds["points"]) == min(p["mean"] for p in raw["points"])
     assert max(p["max"] for p in ds["points"]) == max(p["mean"] for p in raw["points"])
+    # The database-side bucketing agrees with the numpy reference on the same readings.
+    t = np.array([dt.datetime.fromisoformat(p["t"]).timestamp() for p in raw["points"]])
+    v = np.array([p["mean"] for p in raw["points"]])
+    ref = bucket(t, v, dt.datetime.fromisoformat(start).timestamp(), dt.datetime.fromisoformat(end).timestamp(), 10)
+    assert [p["n"] for p in ds["points"]] == ref.n.tolist()
+    assert [p["min"] for p in ds["points"]] == ref.min.tolist()
+    assert [p["max"] for p in ds["points"]] == ref.max.tolist()
+    assert [p["mean"] for p in ds["points"]] == pytest.approx(ref.mean.tolist())
+    got_t = [dt.datetime.fromisoformat(p["t"]).timestamp() for p in ds["points"]]
+    assert got_t == pytest.approx(ref.t_s.tolist(), abs=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,8 @@ class IngestProcess:
             "EGENMON_INGEST_CLIENT_ID": client_id,
             "EGENMON_INGEST_METRICS_PORT": str(self.metrics_port),
             "EGENMON_INGEST_DB_RETRY_MAX_S": "1",
+            # Small transactions, so a failure always lands between two of them.
+            "EGENMON_INGEST_BATCH_MAX_MESSAGES": "50",
         }
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -226,8 +228,8 @@ def test_postgres_restart_mid_stream_loses_nothing(
     worker.wait_ready()
     publisher = _publish_paced(broker.url, seed.topic, payloads, per_second=300)
     wait_until(lambda: _stored(url) >= 300, timeout_s=60)
-    pg.restart()
     assert _stored(url) < 3_000, "the stream ended before the restart"
+    pg.restart()
     publisher.join(timeout=120)
     wait_until(lambda: _stored(url) == 3_000, timeout_s=60)
     assert worker.metric("egenmon_ingest_db_errors_total") >= 1, "the restart was not noticed"

@@ -257,3 +257,21 @@ def test_metrics_and_health_endpoints(db: Db, seeded: Seed, start_ingest: StartI
     assert 'egenmon_ingest_dead_letters_total{reason="bad_json"} 1.0' in text
     assert "egenmon_ingest_commit_seconds_count" in text
     assert "egenmon_ingest_lag_seconds_count" in text
+
+
+def test_rows_postgresql_refuses_become_storage_errors_and_the_batch_is_stored(
+    db: Db, seeded: Seed, start_ingest: StartIngest, mqtt_url: str
+) -> None:
+    service = start_ingest(flush_interval_s=0.5)  # one transaction for all three messages
+    doc = json.loads(batch_bytes(seeded.gateway_id, [make_reading(Kind.TEMPERATURE, seq=5)]))
+    doc["readings"][0]["device"]["address"] = "AA:\u0000:01"  # valid JSON, but text PostgreSQL cannot hold
+    nul = json.dumps(doc).encode()
+    good = [batch_bytes(seeded.gateway_id, [make_reading(Kind.TEMPERATURE, seq=i)]) for i in (1, 2)]
+    publish(mqtt_url, seeded.topic, [good[0], nul, good[1]])
+    wait_until(lambda: count(db, "SELECT count(*) FROM dead_letter WHERE reason = 'storage_error'") == 1)
+    wait_until(lambda: _readings(db) == 2)
+    row = db.execute("SELECT payload FROM dead_letter WHERE reason = 'storage_error'").fetchone()
+    assert row is not None
+    assert bytes(row[0]) == nul
+    assert service.metrics.db_errors.labels(kind="data")._value.get() >= 1
+    assert count(db, "SELECT count(*) FROM dead_letter") == 1

@@ -1,0 +1,29 @@
+"""benchmarks/bench_api.py --smoke runs and prints its figures (no timing asserts)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.clinic_api.conftest import ROOT
+
+
+@pytest.mark.slow
+def test_bench_api_smoke() -> None:
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/bench_api.py", "--smoke"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("alert queue", "cgm 90 days"):
+        assert re.search(rf"{name}\s+p50\s+[\d.]+ ms\s+p99\s+[\d.]+ ms", proc.stdout), proc.stdout
+    assert "2000 readings" in proc.stdout
