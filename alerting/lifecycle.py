@@ -87,52 +87,75 @@ def apply_findings(
             (cohort.patient_ids, rule_ids),
         ).fetchall()
         open_by_key = {(r[1], r[2]): r for r in rows}
-        found: set[tuple[str, str]] = set()
-        for f in findings:
-            pid = cohort.patient_ids[f.patient]
-            key = (pid, f.rule_id)
-            found.add(key)
-            fired_at = _ts(f.at)
-            row = open_by_key.get(key)
-            if row is None:
-                _open(conn, cohort, f, pid=pid, fired_at=fired_at, at_now=at_now, stats=stats)
-                continue
-            alert_id, _, _, status, severity, last_fired_at, _, _ = row
-            if fired_at <= last_fired_at:
-                continue  # the same occurrence as last time: nothing new
-            new_sev = severity
-            escalate = RANK[f.severity] > RANK[severity]
-            if escalate:
-                new_sev = f.severity
-            # A worse condition needs a fresh look: an acknowledged alert goes back to open.
-            new_status = "open" if escalate and status == "acknowledged" else status
-            conn.execute(
-                """
-                UPDATE alert SET latest_value = %s, fire_count = fire_count + 1, last_fired_at = %s,
-                       updated_at = %s, evidence = %s, severity = %s, status = %s,
-                       resolution_suggested_at = NULL
-                WHERE id = %s
-                """,
-                (_num(f.value), fired_at, at_now, json.dumps(f.evidence), new_sev, new_status, alert_id),
+        # An occurrence already covered by a resolved alert must not reopen it: re-firing
+        # needs an occurrence newer than the last resolution.
+        resolved = {
+            (r[0], r[1]): r[2]
+            for r in conn.execute(
+                "SELECT patient_id::text, rule_id, max(resolved_at) FROM alert "
+                "WHERE status = 'resolved' AND patient_id = ANY(%s::uuid[]) GROUP BY 1, 2",
+                (cohort.patient_ids,),
             )
-            _event(conn, alert_id, "updated", at_now, details={"value": _num(f.value), "at": fired_at.isoformat()})
-            stats.updated += 1
-            if escalate:
-                _event(conn, alert_id, "escalated_severity", at_now, details={"from": severity, "to": new_sev})
-                stats.escalated_severity += 1
-        # Condition clear for the rule's hysteresis period → suggest resolution (staff decide).
-        for key, row in open_by_key.items():
-            if key in found or row[7] is not None:
-                continue
-            rule = REGISTRY.get(row[2])
-            hysteresis = timedelta(seconds=rule.hysteresis_s if rule else 0.0)
-            if at_now - row[5] >= hysteresis:
+        }
+        found: set[tuple[str, str]] = set()
+        opening: list[tuple[Finding, psycopg.Cursor[Any]]] = []
+        # Pipeline mode: the statements below need no answer before the next one is sent,
+        # so a sweep opening thousands of alerts costs a few round trips, not thousands.
+        with conn.pipeline():
+            for f in findings:
+                pid = cohort.patient_ids[f.patient]
+                key = (pid, f.rule_id)
+                found.add(key)
+                fired_at = _ts(f.at)
+                row = open_by_key.get(key)
+                if row is None:
+                    last_resolved = resolved.get(key)
+                    if last_resolved is None or fired_at > last_resolved:
+                        opening.append((f, _open(conn, cohort, f, pid=pid, fired_at=fired_at, at_now=at_now)))
+                    continue
+                alert_id, _, _, status, severity, last_fired_at, _, _ = row
+                if fired_at <= last_fired_at:
+                    continue  # the same occurrence as last time: nothing new
+                new_sev = severity
+                escalate = RANK[f.severity] > RANK[severity]
+                if escalate:
+                    new_sev = f.severity
+                # A worse condition needs a fresh look: an acknowledged alert goes back to open.
+                new_status = "open" if escalate and status == "acknowledged" else status
                 conn.execute(
-                    "UPDATE alert SET resolution_suggested_at = %s, updated_at = %s WHERE id = %s",
-                    (at_now, at_now, row[0]),
+                    """
+                    UPDATE alert SET latest_value = %s, fire_count = fire_count + 1, last_fired_at = %s,
+                           updated_at = %s, evidence = %s, severity = %s, status = %s,
+                           resolution_suggested_at = NULL
+                    WHERE id = %s
+                    """,
+                    (_num(f.value), fired_at, at_now, json.dumps(f.evidence), new_sev, new_status, alert_id),
                 )
-                _event(conn, row[0], "resolution_suggested", at_now, details={"clear_since": row[5].isoformat()})
-                stats.resolution_suggested += 1
+                _event(conn, alert_id, "updated", at_now, details={"value": _num(f.value), "at": fired_at.isoformat()})
+                stats.updated += 1
+                if escalate:
+                    _event(conn, alert_id, "escalated_severity", at_now, details={"from": severity, "to": new_sev})
+                    stats.escalated_severity += 1
+            # Condition clear for the rule's hysteresis period → suggest resolution (staff decide).
+            for key, row in open_by_key.items():
+                if key in found or row[7] is not None:
+                    continue
+                rule = REGISTRY.get(row[2])
+                hysteresis = timedelta(seconds=rule.hysteresis_s if rule else 0.0)
+                if at_now - row[5] >= hysteresis:
+                    conn.execute(
+                        "UPDATE alert SET resolution_suggested_at = %s, updated_at = %s WHERE id = %s",
+                        (at_now, at_now, row[0]),
+                    )
+                    _event(conn, row[0], "resolution_suggested", at_now, details={"clear_since": row[5].isoformat()})
+                    stats.resolution_suggested += 1
+        # After the pipeline has synced: which inserts happened (a concurrent evaluator may have won).
+        for f, cur in opening:
+            if cur.fetchone() is not None:
+                stats.opened += 1
+                log.info(
+                    "alert opened rule=%s severity=%s patient=%s", f.rule_id, f.severity, _pseudo(cohort, f.patient)
+                )
     return stats
 
 
@@ -148,43 +171,39 @@ def _open(
     pid: str,
     fired_at: datetime,
     at_now: datetime,
-    stats: LifecycleStats,
-) -> None:
-    # An occurrence already covered by a resolved alert must not reopen it: re-firing
-    # needs an occurrence newer than the resolution.
-    row = conn.execute(
-        "SELECT max(resolved_at) FROM alert WHERE patient_id = %s AND rule_id = %s AND status = 'resolved'",
-        (pid, f.rule_id),
-    ).fetchone()
-    if row and row[0] is not None and fired_at <= row[0]:
-        return
+) -> psycopg.Cursor[Any]:
+    """Insert the alert and its 'opened' event in one statement; the cursor returns the id if inserted."""
     rule = REGISTRY[f.rule_id]
     condition = next((c for c in rule.conditions if c in cohort.conditions and cohort.conditions[c][f.patient]), None)
-    inserted = conn.execute(
+    cur = conn.cursor()
+    cur.execute(
         """
-        INSERT INTO alert (patient_id, rule_id, condition, status, severity, title, opened_at, updated_at,
-                           last_fired_at, fire_count, latest_value, evidence)
-        VALUES (%s, %s, %s, 'open', %s, %s, %s, %s, %s, 1, %s, %s)
-        ON CONFLICT (patient_id, rule_id) WHERE status <> 'resolved' DO NOTHING
-        RETURNING id
+        WITH a AS (
+            INSERT INTO alert (patient_id, rule_id, condition, status, severity, title, opened_at, updated_at,
+                               last_fired_at, fire_count, latest_value, evidence)
+            VALUES (%(pid)s, %(rule)s, %(cond)s, 'open', %(sev)s, %(title)s, %(now)s, %(now)s, %(fired)s, 1,
+                    %(value)s, %(evidence)s)
+            ON CONFLICT (patient_id, rule_id) WHERE status <> 'resolved' DO NOTHING
+            RETURNING id
+        )
+        INSERT INTO alert_event (alert_id, event, at, details)
+        SELECT id, 'opened', %(now)s, %(details)s FROM a
+        RETURNING alert_id
         """,
-        (
-            pid,
-            f.rule_id,
-            condition,
-            f.severity,
-            rule.title,
-            at_now,
-            at_now,
-            fired_at,
-            _num(f.value),
-            json.dumps(f.evidence),
-        ),
-    ).fetchone()
-    if inserted:
-        _event(conn, inserted[0], "opened", at_now, details={"severity": f.severity, "value": _num(f.value)})
-        stats.opened += 1
-        log.info("alert opened rule=%s severity=%s patient=%s", f.rule_id, f.severity, _pseudo(cohort, f.patient))
+        {
+            "pid": pid,
+            "rule": f.rule_id,
+            "cond": condition,
+            "sev": f.severity,
+            "title": rule.title,
+            "now": at_now,
+            "fired": fired_at,
+            "value": _num(f.value),
+            "evidence": json.dumps(f.evidence),
+            "details": json.dumps({"severity": f.severity, "value": _num(f.value)}),
+        },
+    )
+    return cur
 
 
 def _pseudo(cohort: Cohort, i: int) -> str:

@@ -43,6 +43,7 @@ from alerting.series import (
     last_values,
     rolling_mean,
     run_start_times,
+    segment_chunks,
     segment_sums,
     sessions,
     shift_cols,
@@ -80,6 +81,8 @@ SESSION_GAP_S = 10 * SEC_PER_MIN
 # "Confirmed" SpO2: a repeat reading within this time also meets the threshold.
 CONFIRM_S = 15 * SEC_PER_MIN
 T = TypeVar("T")
+# Values per chunk when a rule works through a very long series patient-chunk by chunk.
+CHUNK_VALUES = 1_000_000
 GRID_DAYS = 29  # today and the 28 days before: the longest window any rule reads
 # Point rules look back 24 h; a little more history keeps sessions at the edge whole.
 LOOKBACK_MARGIN_H = 26.0
@@ -468,24 +471,33 @@ def d8(ctx: Context, p: Params) -> Occurrences:
     w, count = _cgm_14d(ctx)
     n = ctx.cohort.n
 
-    # One pass assigns each reading its glucose band (<3.0, 3.0-3.9, 3.9-10, 10-13.9, >13.9;
-    # censored LOW/HIGH fall in the outer bands), one bincount counts (patient, band).
-    v = w.v
-    band = (v >= 3.0).view(np.int8) + (v >= 3.9).view(np.int8) + (v > 10.0).view(np.int8) + (v > 13.9).view(np.int8)
-    by_band = np.bincount(w.pat * 5 + band, minlength=n * 5).reshape(n, 5).astype(np.float64)
+    # Band counts and sums per patient, in chunks of whole patients: a fortnight of CGM for a
+    # region is tens of millions of values, and temporaries the size of the whole series are
+    # slow to allocate (page faults); chunk-sized ones are recycled by the allocator.
+    by_band = np.zeros((n, 5))
+    sums = np.zeros((n, 3))  # numeric count, sum, sum of squares
+    for lo, hi, a, b in segment_chunks(w, n, CHUNK_VALUES):
+        pat = w.pat[a:b] - lo
+        v = w.v[a:b]
+        # Bands <3.0, 3.0-3.9, 3.9-10, 10-13.9, >13.9; censored LOW/HIGH fall in the outer ones.
+        band = (v >= 3.0).view(np.int8) + (v >= 3.9).view(np.int8) + (v > 10.0).view(np.int8) + (v > 13.9).view(np.int8)
+        m = hi - lo
+        by_band[lo:hi] = np.bincount(pat * 5 + band, minlength=m * 5).reshape(m, 5)
+        # CV from the numeric values only: a censored LOW/HIGH has no magnitude.
+        fin = ~np.isinf(v)
+        fv = np.where(fin, v, 0.0)
+        sums[lo:hi, 0] = np.bincount(pat, weights=fin, minlength=m)
+        sums[lo:hi, 1] = np.bincount(pat, weights=fv, minlength=m)
+        sums[lo:hi, 2] = np.bincount(pat, weights=fv * fv, minlength=m)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = by_band / count[:, None] * 100
+        k = sums[:, 0]
+        mean = sums[:, 1] / k
+        var = (sums[:, 2] - k * mean * mean) / (k - 1)
+        cv = np.sqrt(np.maximum(var, 0.0)) / mean * 100
     tbr30, tbr39 = frac[:, 0], frac[:, 0] + frac[:, 1]
     tir = frac[:, 2]
     tar10, tar139 = frac[:, 3] + frac[:, 4], frac[:, 4]
-    # CV from the numeric values only: a censored LOW/HIGH has no magnitude.
-    cens = np.isinf(v)
-    k = count - np.bincount(w.pat[cens], minlength=n)
-    fv = np.where(cens, 0.0, v) if cens.any() else v
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = segment_sums(w, n, fv) / k
-        var = (segment_sums(w, n, fv * fv) - k * mean * mean) / (k - 1)
-        cv = np.sqrt(np.maximum(var, 0.0)) / mean * 100
     d9p = _params_for(ctx.cohort, REGISTRY["D9"])
     sufficient, _ = _cgm_sufficient(ctx, d9p)
     with np.errstate(invalid="ignore"):

@@ -10,6 +10,7 @@ Rejected values never reach a series: the loader drops them, so no rule can fire
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -289,6 +290,24 @@ def rolling_mean(grid: F64, first_lag: int, last_lag: int, min_count: int) -> F6
     with np.errstate(invalid="ignore", divide="ignore"):
         out[rows] = np.where((cnt >= max(min_count, 1)) & (hi > lo), tot / np.maximum(cnt, 1), np.nan)
     return out
+
+
+def segment_chunks(s: Series, n_patients: int, max_values: int) -> list[tuple[int, int, int, int]]:
+    """Split the series into runs of whole patients of about ``max_values`` readings.
+
+    Returns (first patient, end patient, first index, end index) per chunk; a patient with
+    more readings than ``max_values`` gets a chunk of its own. The loop over chunks is over
+    a handful of blocks, never over patients.
+    """
+    bounds = np.searchsorted(s.pat, np.arange(n_patients + 1))
+    total = int(bounds[-1])
+    if total == 0:
+        return []
+    # Patient boundaries closest to multiples of max_values.
+    targets = np.arange(max_values, total, max_values)
+    cut_pat = np.unique(np.concatenate([[0], np.searchsorted(bounds, targets, side="left"), [n_patients]]))
+    cut_pat = cut_pat[(cut_pat >= 0) & (cut_pat <= n_patients)]
+    return [(int(lo), int(hi), int(bounds[lo]), int(bounds[hi])) for lo, hi in itertools.pairwise(cut_pat) if hi > lo]
 
 
 def segment_sums(s: Series, n_patients: int, x: NDArray[np.generic] | None) -> F64:

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from clinic_api import pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
+from clinic_api.metrics import Metrics
 from clinic_api.routers import admin, alerts, audit, dev_issuer, enrollment, fhir, gateways, patients
 from clinic_api.settings import Settings, get_settings
 
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    Metrics().install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

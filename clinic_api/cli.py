@@ -7,13 +7,25 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from clinic_api import demo_seed
 from clinic_api.app import create_app
-from clinic_api.settings import get_settings
+from clinic_api.settings import Settings, get_settings
 
 LOG_FORMAT = '{"at":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
 app = typer.Typer(add_completion=False, help="egenmon clinic API and web pages")
+
+
+def _settings() -> Settings:
+    """The settings, or a one-line message per problem and exit code 2 (no traceback)."""
+    try:
+        return get_settings()
+    except ValidationError as err:
+        for e in err.errors():
+            where = ".".join(str(x) for x in e.get("loc", ())) or "settings"
+            typer.echo(f"configuration error ({where}): {e.get('msg', '')}", err=True)
+        raise typer.Exit(2) from err
 
 
 @app.command()
@@ -24,7 +36,7 @@ def run(
 ) -> None:
     """Serve the API and pages with uvicorn."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    settings = get_settings()
+    settings = _settings()
     if workers > 1:
         uvicorn.run(
             "clinic_api.cli:factory",
@@ -47,7 +59,7 @@ def seed_demo(
     with_patients: Annotated[bool, typer.Option(help="Also create demo patients with readings and alerts")] = True,
 ) -> None:
     """Create demo care units and staff (dev-issuer logins), optionally demo patients."""
-    demo_seed.seed_demo(get_settings().database_url, with_patients=with_patients)
+    demo_seed.seed_demo(_settings().database_url, with_patients=with_patients)
     typer.echo("demo staff: " + ", ".join(s.display_name for s in demo_seed.STAFF))
 
 

@@ -234,7 +234,17 @@ def _seed_alerts(conn: psycopg.Connection[Any], patient_id: uuid.UUID, condition
                 "medium",
                 "Viktökning > 2 kg på 3 dygn",
                 dt.timedelta(hours=5),
-                {"gain_kg": 2.6, "threshold_kg": 2.0, "threshold_source": "default"},
+                # The alerting engine's evidence shape: value, window start, thresholds with
+                # their source, and the readings that triggered the rule.
+                {
+                    "value": 2.6,
+                    "since": (now - dt.timedelta(days=3)).isoformat(),
+                    "thresholds": {"gain_kg": {"value": 2.0, "source": "default"}},
+                    "readings": [
+                        {"series": "weight", "at": (now - dt.timedelta(days=d, hours=8)).isoformat(), "value": w}
+                        for d, w in ((3, 82.6), (2, 83.4), (1, 84.3), (0, 85.2))
+                    ],
+                },
             )
         )
     if "diabetes_t1" in conditions:

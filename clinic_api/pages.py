@@ -100,7 +100,18 @@ templates.env.globals.update(
     ACTION_SV=ACTION_SV,
     COMPONENT_SV=COMPONENT_SV,
 )
-templates.env.filters.update(age=_age, local=_local)
+
+
+def _localiso(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return _local(value)
+    try:
+        return _local(dt.datetime.fromisoformat(str(value)))
+    except ValueError:
+        return str(value)
+
+
+templates.env.filters.update(age=_age, local=_local, localiso=_localiso)
 
 
 def thresholds_for(component: str, plan: dict[str, Any] | None) -> list[charts.Threshold]:

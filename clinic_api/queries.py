@@ -65,7 +65,13 @@ def alert_queue(
     patient_id: uuid.UUID | None = None,
     limit: int = 200,
 ) -> list[Row]:
-    where = ["p.unit_id = ANY(%(units)s)", "a.status = ANY(%(statuses)s)"]
+    where = [
+        "p.unit_id = ANY(%(units)s)",
+        # A snooze that has run out puts the alert back in the open queue, whether or not the
+        # alerting engine has flipped its status yet.
+        """(a.status = ANY(%(statuses)s)
+            OR ('open' = ANY(%(statuses)s) AND a.status = 'snoozed' AND a.snoozed_until <= now()))""",
+    ]
     params: dict[str, Any] = {"units": list(staff.unit_ids), "statuses": statuses, "limit": limit}
     if unit is not None:
         where.append("p.unit_id = %(unit)s")

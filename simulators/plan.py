@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
+from device_profiles.units import MG_DL_PER_MMOL_L
 from device_profiles.vocabulary import Kind
 from simulators.cohort import DeviceSpec, PatientSpec
 from simulators.series import PatientSeries, Quirk, to_datetime
@@ -54,3 +56,62 @@ def measurement_plan(patient: PatientSpec, sim: PatientSeries, lo: datetime, hi:
             )
     out.sort(key=lambda m: (m.at, m.device.address))
     return out
+
+
+# simulators.ble device types (its scenario format) per kind; symptom forms have no device.
+BLE_DEVICE_TYPES: dict[Kind, str] = {
+    Kind.BLOOD_PRESSURE: "blood_pressure",
+    Kind.WEIGHT: "weight",
+    Kind.SPO2: "pulse_oximeter",
+    Kind.GLUCOSE_CGM: "cgm",
+    Kind.GLUCOSE_CAPILLARY: "glucose",
+    Kind.SPIROMETRY: "peak_flow",
+}
+
+
+def _measure_args(m: PlannedMeasurement) -> dict[str, Any]:
+    v = m.values
+    if m.kind is Kind.BLOOD_PRESSURE:
+        return {"systolic": v["systolic"], "diastolic": v["diastolic"], "pulse": v.get("pulse", 70.0)}
+    if m.kind is Kind.WEIGHT:
+        return {"weight_kg": v["weight"]}
+    if m.kind is Kind.SPO2:
+        return {"spo2_pct": v["spo2"], "pulse": v.get("pulse", 70.0)}
+    if m.kind in (Kind.GLUCOSE_CGM, Kind.GLUCOSE_CAPILLARY):
+        # The GATT glucose profiles carry mg/dL; the gateway converts back to mmol/L.
+        mmol = v.get("glucose_interstitial", v.get("glucose", 0.0))
+        return {"mg_dl": round(mmol * MG_DL_PER_MMOL_L, 1)}
+    if m.kind is Kind.SPIROMETRY:
+        pef = v.get("pef", 300.0)
+        # The example peak-flow profile always reports FEV1 and FVC; a PEF-only series
+        # (asthma) gets typical ratios (FEV1 ~ PEF/120 L, FEV1/FVC 0.8).
+        fev1 = v.get("fev1", round(pef / 120.0, 2))
+        return {"pef_l_min": pef, "fev1_l": fev1, "fvc_l": v.get("fvc", round(fev1 / 0.8, 2))}
+    raise ValueError(f"no virtual BLE device for {m.kind.value}")
+
+
+def ble_scenario(plan: list[PlannedMeasurement]) -> dict[str, Any]:
+    """The plan as a ``simulators.ble`` scenario document (``EGENMON_SIM_BLE_SCENARIO``).
+
+    One virtual device per planned device, holding its measurements with their times; a
+    gateway started with that scenario reads them over the virtual radio. Kinds without a
+    BLE device (symptom forms) are left out.
+    """
+    devices: dict[str, dict[str, Any]] = {}
+    for m in plan:
+        dtype = BLE_DEVICE_TYPES.get(m.kind)
+        if dtype is None:
+            continue
+        spec = devices.setdefault(
+            m.device.address,
+            {"type": dtype, "address": m.device.address, "serial": m.device.serial, "measurements": []},
+        )
+        if dtype == "cgm" and "session_start" not in spec:
+            # CGM records carry minutes since the sensor session started (a 16-bit
+            # offset): a session starts with its first record. Needs support for this key
+            # in simulators.ble's scenario loader (today it uses a fixed session start).
+            spec["session_start"] = m.at.isoformat()
+        spec["measurements"].append({**_measure_args(m), "at": m.at.isoformat()})
+        if m.quirk is Quirk.CLOCK_UNSET:
+            spec["clock_unset"] = True
+    return {"devices": list(devices.values())}

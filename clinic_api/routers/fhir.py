@@ -1,6 +1,7 @@
-"""FHIR R4 export: one ``Observation`` per stored component (LOINC-coded where a code exists)
-and a ``Bundle`` (type collection) per patient and period, validated with fhir.resources'
-R4B models (fhir.resources 8 defaults to R5; R4B shares R4's Observation and Bundle)."""
+"""FHIR R4 export: one ``Observation`` per stored component (LOINC-coded where a code exists),
+one ``Flag`` per alert active in the period, and a ``Bundle`` (type collection) per patient
+and period, validated with fhir.resources' R4B models (fhir.resources 8 defaults to R5; R4B
+shares R4's Observation, Flag and Bundle)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 LOCAL = "urn:egenmon:component"
 PSEUDONYM = "urn:egenmon:pseudonym"
+RULE = "urn:egenmon:rule"
+SEVERITY = "urn:egenmon:severity"
 MAX_ENTRIES = 20_000
 
 
@@ -57,6 +60,21 @@ def observation_resource(row: dict[str, Any], patient_ref: str) -> dict[str, Any
     if row["status"] != "valid":
         res["note"] = [{"text": f"{row['status']}: {row['reject_reason'] or ', '.join(row['flags'])}"}]
     return res
+
+
+def flag_resource(alert: dict[str, Any], patient_ref: str) -> dict[str, Any]:
+    period: dict[str, str] = {"start": alert["opened_at"].isoformat()}
+    if alert["resolved_at"] is not None:
+        period["end"] = alert["resolved_at"].isoformat()
+    return {
+        "resourceType": "Flag",
+        "id": f"alert-{alert['id']}",
+        "status": "inactive" if alert["status"] == "resolved" else "active",
+        "category": [{"coding": [{"system": SEVERITY, "code": alert["severity"]}], "text": alert["severity"]}],
+        "code": {"coding": [{"system": RULE, "code": alert["rule_id"]}], "text": alert["title"]},
+        "subject": {"reference": patient_ref},
+        "period": period,
+    }
 
 
 @router.get("/patients/{patient_id}/fhir", summary="FHIR R4 Bundle of the patient's observations in a period")
@@ -98,6 +116,17 @@ def export_bundle(
     for r in rows:
         obs = observation_resource(r, patient_ref)
         entries.append({"fullUrl": f"{base}/Observation/{obs['id']}", "resource": obs})
+    # Alerts active at some time in the period, as Flags for the patient record.
+    alerts = queries._rows(
+        conn,
+        """SELECT id, rule_id, severity, title, status, opened_at, resolved_at FROM alert
+           WHERE patient_id = %s AND opened_at < %s AND (resolved_at IS NULL OR resolved_at >= %s)
+           ORDER BY opened_at""",
+        (patient_id, end, start),
+    )
+    for a in alerts:
+        flag = flag_resource(a, patient_ref)
+        entries.append({"fullUrl": f"{base}/Flag/{flag['id']}", "resource": flag})
     bundle = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),

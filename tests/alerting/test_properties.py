@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerting import rules as rl
 from alerting.cohort import Cohort
 from alerting.engine import evaluate
-from alerting.series import Series
+from alerting.series import Series, segment_chunks
 from tests.alerting.helpers import NOW, cgm, cohort, series
 from tests.alerting.reference import RULES, reference_findings
 
@@ -141,3 +142,31 @@ def test_cohort_evaluation_keeps_overrides_per_patient() -> None:
         together
         == {(1, "D1", "medium"), (2, "D1", "medium"), (2, "HF1", "medium"), (0, "HF9", "low"), (1, "HF9", "low")} | d9
     )
+
+
+def test_segment_chunks_cover_every_reading_once() -> None:
+    s = Series.build(np.repeat([0, 2, 3, 5], [5, 1, 7, 3]), np.arange(16.0), np.ones(16))
+    chunks = segment_chunks(s, 7, 4)
+    assert chunks == [(0, 1, 0, 5), (1, 4, 5, 13), (4, 7, 13, 16)]
+    assert segment_chunks(s, 7, 100) == [(0, 7, 0, 16)]
+    assert segment_chunks(Series.empty(), 3, 10) == []
+
+
+def test_d8_chunked_equals_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """D8 works through long CGM series in patient chunks; tiny chunks give the same findings."""
+    rng = np.random.default_rng(3)
+    n, steps = 6, 14 * 288
+    t = NOW - np.arange(steps)[::-1] * 300.0
+    pats = np.repeat(np.arange(n), steps)
+    base = np.repeat(rng.uniform(5, 9, n), steps)
+    swing = np.repeat(rng.uniform(0.5, 5, n), steps)
+    v = base + swing * np.sin(np.tile(t, n) / 7000.0)
+    v[rng.random(len(v)) < 0.01] = -np.inf
+    data = {rl.CGM: Series.build(pats, np.tile(t, n), v)}
+    c = cohort("diabetes_t1", n=n)
+    whole = {f.key for f in evaluate(data, c, NOW, rules=["D8", "D9"])}
+    monkeypatch.setattr(rl, "CHUNK_VALUES", 1000)
+    chunked = {f.key for f in evaluate(data, c, NOW, rules=["D8", "D9"])}
+    assert chunked == whole
+    assert {k for k in reference_findings(data, c, NOW) if k[1] in ("D8", "D9")} == whole
+    assert any(k[1] == "D8" for k in whole)

@@ -178,8 +178,8 @@ def live_server(database_url: str, **extra_env: str) -> Iterator[str]:
         **extra_env,
     }
     # Output to a file, never an unread pipe: a full pipe would stall the server.
-    artifacts = ROOT / "test-artifacts"
-    artifacts.mkdir(exist_ok=True)
+    artifacts = ROOT / "test-artifacts" / "clinic_api"
+    artifacts.mkdir(parents=True, exist_ok=True)
     log_path = artifacts / f"clinic-server-{port}.log"
     log_file = log_path.open("wb")
     proc = subprocess.Popen(

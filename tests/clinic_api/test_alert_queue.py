@@ -70,3 +70,23 @@ def test_queue_rejects_bad_filters(client: TestClient, auth: Auth, params: dict[
 def test_unknown_alert_is_404(client: TestClient, auth: Auth) -> None:
     assert client.post("/api/v1/alerts/999999/acknowledge", headers=auth(NURSE)).status_code == 404
     assert client.get("/api/v1/alerts/0", headers=auth(NURSE)).status_code == 422
+
+
+def test_queue_page_shows_evidence_in_swedish(client: TestClient, auth: Auth) -> None:
+    page = client.get("/ui/alerts", headers=auth(NURSE))
+    assert page.status_code == 200
+    assert '<html lang="sv">' in page.text
+    assert "Viktökning &gt; 2 kg på 3 dygn" in page.text
+    assert "Gränsvärden" in page.text
+    assert "gain_kg 2.0 (standard)" in page.text
+    assert page.text.count("<li>Vikt ") == 4  # the four weight readings of the HF1 evidence
+    assert '<meta http-equiv="refresh" content="30">' in page.text
+    assert "SpO2 &lt; 88 % i vila" not in page.text  # MON-SYD's alert is not this nurse's
+
+
+def test_metrics_count_requests_by_route_template(client: TestClient, auth: Auth, seed: Seed) -> None:
+    client.get(f"/api/v1/patients/{seed.patients['P-DEMO0001']}", headers=auth(NURSE))
+    text = client.get("/metrics").text
+    assert 'egenmon_clinic_requests_total{method="GET",route="/api/v1/patients/{patient_id}",status="2xx"}' in text
+    assert str(seed.patients["P-DEMO0001"]) not in text
+    assert "egenmon_clinic_request_seconds_bucket" in text

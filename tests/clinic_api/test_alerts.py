@@ -62,6 +62,11 @@ def test_snooze_needs_a_future_time(client: TestClient, auth: Auth, seed: Seed) 
     assert r.json()["status"] == "snoozed"
     assert dt.datetime.fromisoformat(r.json()["snoozed_until"]) == until
     assert _events(seed, aid)[-1][0] == "snoozed"
+    assert aid not in [a["id"] for a in client.get("/api/v1/alerts", headers=auth(NURSE)).json()]
+    with psycopg.connect(seed.url) as conn:
+        conn.execute("UPDATE alert SET snoozed_until = now() - interval '1 minute' WHERE id = %s", (aid,))
+    # The snooze ran out: back in the open queue.
+    assert aid in [a["id"] for a in client.get("/api/v1/alerts", headers=auth(NURSE)).json()]
 
 
 def test_escalate_increments_level_and_comment_needs_text(client: TestClient, auth: Auth, seed: Seed) -> None:
@@ -88,3 +93,16 @@ def test_page_action_acknowledges_and_redirects(client: TestClient, auth: Auth, 
         f"/ui/alerts/{aid}/escalate", headers=auth(NURSE), data={"back": "//evil.example"}, follow_redirects=False
     )
     assert evil.headers["location"] == "/ui/alerts"
+
+
+def test_patient_page_action_returns_to_the_patient(client: TestClient, auth: Auth, seed: Seed) -> None:
+    pid = seed.patients["P-DEMO0003"]
+    aid = seed.alert_id("P-DEMO0003")
+    page = client.get(f"/ui/patients/{pid}", headers=auth(NURSE))
+    assert f'action="/ui/alerts/{aid}/acknowledge"' in page.text
+    back = f"/ui/patients/{pid}?days=14"
+    r = client.post(f"/ui/alerts/{aid}/acknowledge", headers=auth(NURSE), data={"back": back}, follow_redirects=False)
+    assert r.headers["location"] == back
+    page = client.get(back, headers=auth(NURSE))
+    assert f'action="/ui/alerts/{aid}/acknowledge"' not in page.text
+    assert "Kvitterat" in page.text

@@ -39,8 +39,11 @@ def test_bundle_has_loinc_coded_observations(client: TestClient, auth: Auth, see
     assert bundle.type == "collection"
     resources = [e.resource for e in bundle.entry]
     assert resources[0].get_resource_type() == "Patient"
-    observations = resources[1:]
+    observations = [r for r in resources[1:] if r.get_resource_type() == "Observation"]
+    flags = [r for r in resources[1:] if r.get_resource_type() == "Flag"]
     assert observations
+    assert sorted(f.code.coding[0].code for f in flags) == ["H1", "HF1"]
+    assert {f.status for f in flags} == {"active"}
     codes = {}
     for obs in observations:
         loinc = [c.code for c in obs.code.coding if c.system == "http://loinc.org"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 
 from device_profiles.vocabulary import KINDS, Condition
+from simulators.ble.radio import VirtualRadio
+from simulators.ble.scenario import device_from_spec
 from simulators.cohort import CohortConfig, generate_cohort
-from simulators.plan import measurement_plan
+from simulators.plan import BLE_DEVICE_TYPES, ble_scenario, measurement_plan
 
 
 def test_plan_lists_every_measurement_in_order_on_the_right_device() -> None:
@@ -24,3 +27,26 @@ def test_plan_lists_every_measurement_in_order_on_the_right_device() -> None:
         assert set(m.values) <= set(KINDS[m.kind].components)
     day1 = measurement_plan(p, sim, lo, lo + timedelta(days=1))
     assert 0 < len(day1) < len(plan)
+
+
+def test_ble_scenario_loads_into_the_virtual_radio() -> None:
+    # Early in 2026: the virtual CGM's session starts on 1 January (16-bit minute offsets).
+    cohort = generate_cohort(CohortConfig(6, seed=5, days=2, start=datetime(2026, 1, 10, tzinfo=UTC)))
+    for p in cohort.patients:
+        sim = cohort.series(p)
+        lo, hi = cohort.config.start, cohort.config.start + timedelta(days=1)
+        plan = measurement_plan(p, sim, lo, hi)
+        doc = ble_scenario(plan)
+        json.dumps(doc)  # the scenario travels as a file
+        with_device = [m for m in plan if m.kind in BLE_DEVICE_TYPES]
+        assert sum(len(d["measurements"]) for d in doc["devices"]) == len(with_device)
+        radio = VirtualRadio()
+        for spec in doc["devices"]:
+            radio.add(device_from_spec(spec))
+        assert len(doc["devices"]) == len({m.device.address for m in with_device})
+    glucose = next(p for p in cohort.patients if p.condition is Condition.DIABETES_T1)
+    doc = ble_scenario(measurement_plan(glucose, cohort.series(glucose), lo, hi))
+    cgm = next(d for d in doc["devices"] if d["type"] == "cgm")
+    # mg/dL on the air, as the GATT profile carries it.
+    assert all(36 <= m["mg_dl"] <= 400 for m in cgm["measurements"])
+    assert cgm["session_start"] == cgm["measurements"][0]["at"]
