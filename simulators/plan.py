@@ -108,8 +108,8 @@ def ble_scenario(plan: list[PlannedMeasurement]) -> dict[str, Any]:
         )
         if dtype == "cgm" and "session_start" not in spec:
             # CGM records carry minutes since the sensor session started (a 16-bit
-            # offset): a session starts with its first record. Needs support for this key
-            # in simulators.ble's scenario loader (today it uses a fixed session start).
+            # offset): a session starts with its first record; the virtual sensor starts
+            # the next one when this one has run its length (simulators.ble.devices).
             spec["session_start"] = m.at.isoformat()
         spec["measurements"].append({**_measure_args(m), "at": m.at.isoformat()})
         if m.quirk is Quirk.CLOCK_UNSET:

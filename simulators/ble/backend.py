@@ -56,6 +56,9 @@ class VirtualScanner(BaseBleakScanner):
     async def _advertise(self) -> None:
         radio = default_radio()
         while True:
+            # The devices' own time passes too: scheduled measurements are taken (and
+            # advertised) once their time has come.
+            radio.release_due()
             for dev in radio.advertising():
                 services = list(dev.profile.service_uuids)
                 if not self.is_allowed_uuid(services):

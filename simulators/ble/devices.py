@@ -78,6 +78,9 @@ class VirtualDevice:
     sent_by_uuid: dict[str, int] = field(default_factory=dict)
     connections: int = 0
     clock_writes: int = 0
+    # Measurements the patient takes later: (true time, ``measure`` keyword arguments), in
+    # time order. :meth:`release_due` takes each when its time has come (live scenarios).
+    scheduled: deque[tuple[datetime, dict[str, object]]] = field(default_factory=deque)
 
     def characteristics(self) -> list[Characteristic]:
         out: list[Characteristic] = []
@@ -169,6 +172,29 @@ class VirtualDevice:
             self.advertising = False
 
     # -- measurements (overridden per type) -----------------------------------------
+
+    def schedule(self, at: datetime, **measure_args: object) -> None:
+        """Take this measurement at true time ``at`` (see :meth:`release_due`)."""
+        if self.scheduled and at < self.scheduled[-1][0]:
+            # Rare (hand-written scenarios): keep the queue in time order.
+            items = sorted([*self.scheduled, (at, measure_args)], key=lambda x: x[0])
+            self.scheduled = deque(items)
+        else:
+            self.scheduled.append((at, measure_args))
+
+    def release_due(self, now: datetime | None = None) -> int:
+        """Take every scheduled measurement whose time has come; returns how many.
+
+        The device then holds it like any other record and advertises, so a collector
+        picks it up on its next connection.
+        """
+        now = now or datetime.now(UTC)
+        n = 0
+        while self.scheduled and self.scheduled[0][0] <= now:
+            at, args = self.scheduled.popleft()
+            self.measure(at=at, **args)  # type: ignore[attr-defined]
+            n += 1
+        return n
 
     def queue(self, uuid: str, data: bytes) -> None:
         self.pending.append((uuid, data))
@@ -273,34 +299,80 @@ class PeakFlowMeter(VirtualDevice):
         return data
 
 
+# A CGM sensor session lasts 10-14 days; the virtual sensor is replaced after 14. The
+# records' 16-bit minute offsets (at most 65535 min, ~45 days) then always fit.
+CGM_SESSION_LENGTH = timedelta(days=14)
+
+
 @dataclass
 class CgmSensor(VirtualDevice):
-    """A CGM whose session started at ``session_start``; values are offsets in minutes."""
+    """A CGM: records carry minutes since its sensor session started (``session_start``).
 
-    session_start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    With no ``session_start`` the first measurement starts a session; a measurement outside
+    the current session (later than ``session_length``, or before its start) starts a new
+    one, as when the patient puts on a new sensor. Records of an ended session that the
+    collector has not fetched yet stay on the device with their own session: a connection
+    reports the oldest such session's start and transfers only its records, so every
+    record's offset is read against the session start it was encoded with.
+    """
+
+    session_start: datetime | None = None
+    session_length: timedelta = CGM_SESSION_LENGTH
+    # (session start, CGM Measurement values) of ended sessions not yet fetched, oldest first.
+    ended_sessions: deque[tuple[datetime, list[bytes]]] = field(default_factory=deque)
 
     @classmethod
     def create(cls, address: str = "F0:00:00:00:00:03", **kw: object) -> CgmSensor:
         return cls(**_make("sig.cgm", address, "CGM SIM", model="SIM-CGM", **kw))  # type: ignore[arg-type]
 
+    def reported_session_start(self) -> datetime:
+        """The session start a collector reads now: that of the records it will get next."""
+        if self.ended_sessions:
+            return self.ended_sessions[0][0]
+        if self.session_start is None:
+            # No sensor session yet: the device reports the time it was switched on.
+            self.session_start = datetime.now(UTC).replace(second=0, microsecond=0)
+        return self.session_start
+
     def read(self, uuid: str) -> bytes:
         if uuid == Uuid.CGM_SESSION_START_TIME:
-            return bytes(CgmSessionStartTime(DateTime.from_datetime(self.session_start, self.device_tz)))
+            start = DateTime.from_datetime(self.reported_session_start(), self.device_tz)
+            return bytes(CgmSessionStartTime(start))
         return super().read(uuid)
 
     def write(self, uuid: str, data: bytes) -> list[tuple[str, bytes]]:
         if uuid == Uuid.RECORD_ACCESS_CONTROL_POINT:
             req = RacpRequest.from_bytes(data)
-            out = [(u, b) for u, b in self.pending]
-            self.pending.clear()
+            if self.ended_sessions:
+                # One session per transfer: the collector read this session's start.
+                _, records = self.ended_sessions.popleft()
+                out = [(Uuid.CGM_MEASUREMENT, b) for b in records]
+            else:
+                out = [(u, b) for u, b in self.pending]
+                self.pending.clear()
             return [*out, (uuid, bytes(RacpResponse(req.op_code, RacpResponseCode.SUCCESS)))]
         return super().write(uuid, data)
 
     def on_subscribed(self, uuid: str) -> list[tuple[str, bytes]]:
         return []  # CGM records come through the RACP
 
+    def transfer_done(self) -> None:
+        if not self.pending and not self.ended_sessions:
+            self.advertising = False
+
+    def start_session(self, at: datetime) -> None:
+        """A new sensor from ``at`` (whole minutes, as the Session Start Time shows them)."""
+        if self.session_start is not None and self.pending:
+            self.ended_sessions.append((self.session_start, [b for _u, b in self.pending]))
+            self.pending.clear()
+        self.session_start = at.astimezone(UTC).replace(second=0, microsecond=0)
+
     def measure(self, mg_dl: float, *, at: datetime | None = None) -> bytes:
         at = at or datetime.now(UTC)
+        start = self.session_start
+        if start is None or at < start or at - start >= self.session_length:
+            self.start_session(at)
+        assert self.session_start is not None
         offset = int((at - self.session_start).total_seconds() // 60)
         data = bytes(CgmMeasurement(records=(CgmRecord(glucose_mg_dl=mg_dl, time_offset_min=offset),)))
         self.queue(Uuid.CGM_MEASUREMENT, data)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from simulators.ble.devices import SimulatorError, VirtualDevice
 
@@ -105,6 +106,10 @@ class VirtualRadio:
             return self.devices[address.upper()]
         except KeyError:
             raise SimulatorError(f"no virtual device {address}") from None
+
+    def release_due(self, now: datetime | None = None) -> int:
+        """Let every device take the scheduled measurements whose time has come."""
+        return sum(d.release_due(now) for d in list(self.devices.values()))
 
     def advertising(self) -> list[VirtualDevice]:
         return [d for d in self.devices.values() if d.advertising and d.address.upper() not in self.links]

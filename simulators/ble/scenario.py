@@ -11,24 +11,30 @@
          "stored_records": {"count": 300, "start": "2026-11-01T06:00:00+00:00", "every_s": 3600}}
     ]}
 
-Measurement keys are the keyword arguments of the device type's ``measure`` method.
+Measurement keys are the keyword arguments of the device type's ``measure`` method. A
+measurement whose ``at`` is still in the future when the scenario loads is *scheduled*: the
+device takes it when its time comes (wall clock) and then advertises, so a running gateway
+picks it up on its next connection (the demo's live gateways). A ``cgm`` device may give
+``session_start`` (ISO 8601) for its first sensor session and ``session_days`` for the
+session length (default 14); later sessions start when a measurement needs one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from simulators.ble.devices import DEVICE_TYPES, GlucoseMeter, SimulatorError, VirtualDevice
+from simulators.ble.devices import DEVICE_TYPES, CgmSensor, GlucoseMeter, SimulatorError, VirtualDevice
 from simulators.ble.radio import VirtualRadio
 
 SCENARIO_ENV = "EGENMON_SIM_BLE_SCENARIO"
 
 
-def device_from_spec(spec: dict[str, Any]) -> VirtualDevice:
+def device_from_spec(spec: dict[str, Any], now: datetime | None = None) -> VirtualDevice:
+    """One virtual device; measurements after ``now`` (default: the wall clock) are scheduled."""
     kind = spec["type"]
     cls = DEVICE_TYPES.get(kind)
     if cls is None:
@@ -44,11 +50,19 @@ def device_from_spec(spec: dict[str, Any]) -> VirtualDevice:
         dev.clock_offset = None
     if spec.get("clock_offset_s") is not None:
         dev.clock_offset = timedelta(seconds=float(spec["clock_offset_s"]))
+    if isinstance(dev, CgmSensor):
+        if spec.get("session_days") is not None:
+            dev.session_length = timedelta(days=float(spec["session_days"]))
+        if spec.get("session_start"):
+            dev.start_session(datetime.fromisoformat(spec["session_start"]))
+    now = datetime.now(UTC) if now is None else now
     for m in spec.get("measurements", []):
         args = dict(m)
-        if "at" in args:
-            args["at"] = datetime.fromisoformat(args["at"])
-        dev.measure(**args)  # type: ignore[attr-defined]
+        at = datetime.fromisoformat(args.pop("at")) if "at" in args else None
+        if at is not None and at > now:
+            dev.schedule(at, **args)
+        else:
+            dev.measure(at=at, **args)  # type: ignore[attr-defined]
     stored = spec.get("stored_records")
     if stored and isinstance(dev, GlucoseMeter):
         dev.add_records(

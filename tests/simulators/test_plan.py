@@ -30,8 +30,8 @@ def test_plan_lists_every_measurement_in_order_on_the_right_device() -> None:
 
 
 def test_ble_scenario_loads_into_the_virtual_radio() -> None:
-    # Early in 2026: the virtual CGM's session starts on 1 January (16-bit minute offsets).
-    cohort = generate_cohort(CohortConfig(6, seed=5, days=2, start=datetime(2026, 1, 10, tzinfo=UTC)))
+    # Late in the year: the CGM's session starts with the plan (16-bit minute offsets).
+    cohort = generate_cohort(CohortConfig(6, seed=5, days=2, start=datetime(2026, 11, 10, tzinfo=UTC)))
     for p in cohort.patients:
         sim = cohort.series(p)
         lo, hi = cohort.config.start, cohort.config.start + timedelta(days=1)
