@@ -7,15 +7,26 @@ condition), starts ingest, alerting and the clinic API (each when its package is
 present), backfills 30 days of history through MQTT, then keeps simulated gateways
 publishing live until Ctrl-C, and stops everything it started.
 
+Most patients' gateways are the fleet generator (``simulators.fleet``: the wire format,
+published directly). A few patients (``--ble-gateways``, one per device-rich condition
+first) instead run the real gateway code, ``python -m gateway run`` per patient, over the
+virtual BLE devices of ``simulators.ble``: their devices take the patient's planned
+measurements as wall-clock time passes (the last hour's are waiting on the devices at
+start), and the gateway scans, connects, decodes the GATT bytes and publishes them. Their
+history before that is backfilled by the fleet; they run in real time whatever ``--speed``
+says.
+
 ``--smoke`` is the bounded variant CI runs: it starts everything, ingests readings from
-simulated gateways, waits for an alert that matches a labelled episode, fetches the
-queue page, shuts down and exits 0 (every check passed) or 1.
+simulated gateways (at least one through a real gateway process), waits for an alert that
+matches a labelled episode, fetches the queue page, shuts down and exits 0 (every check
+passed) or 1.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -37,17 +48,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port
+from device_profiles.vocabulary import Condition
 from ingest.schema import migrate
+from simulators.ble.scenario import SCENARIO_ENV
 from simulators.cohort import (
     DEFAULT_MIX,
     Cohort,
     CohortConfig,
+    PatientSpec,
     generate_cohort,
     shift_to_recent_episode,
     write_labels,
 )
-from simulators.fleet import Fleet, GatewayState, Publisher, gateway_readings
+from simulators.fleet import Fleet, FleetStats, GatewayState, Publisher, gateway_readings
 from simulators.physiology import Habits
+from simulators.plan import BLE_DEVICE_TYPES, ble_scenario, measurement_plan
 from simulators.scoring import AlertRecord, load_alerts, match_alerts
 from simulators.seed import seed_database
 from simulators.series import Episode
@@ -77,6 +92,17 @@ SERVICES = (
     Service("alerting", "alerting"),
     Service("clinic_api", "clinic_api"),
 )
+
+
+# Real gateway code over virtual BLE devices: these conditions first (most device kinds).
+BLE_CONDITIONS = (Condition.DIABETES_T1, Condition.HEART_FAILURE, Condition.COPD)
+# Measurements of the last hour are already on the BLE patients' devices at start (the
+# fleet backfills their history up to then); the devices take the rest as time passes.
+BLE_BACKLOG = timedelta(hours=1)
+# How far ahead the virtual devices' plans reach (the cohort's series end a week after now).
+BLE_HORIZON = timedelta(days=7)
+VIRTUAL_SCANNER = "simulators.ble.backend:VirtualScanner"
+VIRTUAL_CLIENT = "simulators.ble.backend:VirtualClient"
 
 
 def module_exists(name: str) -> bool:
@@ -200,6 +226,9 @@ def main(
     clinic_port: Annotated[int, typer.Option(help="Port of the clinic pages (0: a free one)")] = 8000,
     smoke: Annotated[bool, typer.Option(help="Bounded CI run: check every step, stop, exit 0/1")] = False,
     smoke_timeout: Annotated[float, typer.Option(help="Seconds each smoke wait may take")] = 90.0,
+    ble_gateways: Annotated[
+        int, typer.Option(help="Patients whose readings go through the real gateway code over virtual BLE")
+    ] = 3,
 ) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if smoke:
@@ -303,6 +332,11 @@ def main(
                     )
             checks.append(Check(f"start {service.name}", "pass"))
 
+        ble_patients = (
+            pick_ble_patients(cohort, ble_gateways, now - BLE_BACKLOG, now) if module_exists("gateway") else []
+        )
+        fleet_cohort = Cohort(config, [p for p in cohort.patients if p not in ble_patients])
+        ble_cohort = Cohort(config, ble_patients)
         publisher = Publisher(mqtt_url)
         publisher.connect()
         publishers.append(publisher)
@@ -322,8 +356,35 @@ def main(
             transient=False,
         ) as progress:
             task = progress.add_task(f"Backfilling {days} days of history", total=len(cohort.patients), readings=0)
-            stats = fleet.backfill(now, progress=lambda g, r: progress.update(task, completed=g, readings=r))
+            stats = FleetStats()
+            # The BLE patients' history ends where their devices' backlog begins.
+            for part, until in ((fleet_cohort, now), (ble_cohort, now - BLE_BACKLOG)):
+                if not part.patients:
+                    continue
+                base_g, base_r = stats.gateways, stats.readings
+
+                def show(g: int, r: int, base_g: int = base_g, base_r: int = base_r) -> None:
+                    progress.update(task, completed=base_g + g, readings=base_r + r)
+
+                part_stats = Fleet(part, publisher).backfill(until, progress=show)
+                stats.gateways += part_stats.gateways
+                stats.readings += part_stats.readings
+                stats.messages += part_stats.messages
         checks.append(Check("publish", "pass", f"{stats.readings} readings in {stats.messages} messages"))
+
+        ble_started = datetime.now(UTC)
+        if ble_patients:
+            with step(f"Starting {len(ble_patients)} real gateways over virtual BLE devices"):
+                for bp in ble_patients:
+                    start_ble_gateway(children, state_dir, bp, cohort, now, env=env, mqtt_url=mqtt_url)
+            for bp in ble_patients:
+                kinds = ", ".join(sorted(d.kind.value for d in bp.devices if d.kind in BLE_DEVICE_TYPES))
+                console.print(
+                    f"  real gateway code: {bp.pseudonym} ({bp.display_name}, {bp.condition.value})"
+                    f" on {bp.gateway_id}, devices: {kinds}"
+                )
+        elif ble_gateways:
+            checks.append(Check("real gateways", "skip", "gateway package not present"))
 
         if present["ingest"]:
             with step("Waiting for ingest to store the history"):
@@ -336,6 +397,18 @@ def main(
             n_obs = count(database_url, "SELECT count(DISTINCT reading_id) FROM observation")
             n_dead = count(database_url, "SELECT count(*) FROM dead_letter")
             checks.append(Check("ingest", "pass" if ok else "fail", f"{n_obs} readings stored, {n_dead} dead letters"))
+        if ble_patients and present["ingest"]:
+            with step("Waiting for a reading through a real gateway"):
+                ids = [p.gateway_id for p in ble_patients]
+                ok = wait_until(lambda: ble_readings(database_url, ids, ble_started) > 0, smoke_timeout)
+            n_ble = ble_readings(database_url, ids, ble_started)
+            checks.append(
+                Check(
+                    "reading through a real gateway",
+                    "pass" if ok else "fail",
+                    f"{n_ble} readings from {len(ids)} gateway processes over virtual BLE",
+                )
+            )
         if present["alerting"]:
             with step("Waiting for an alert on a labelled episode"):
                 ok = wait_until(lambda: bool(matched_alerts(database_url, cohort)), smoke_timeout, interval_s=2.0)
@@ -350,7 +423,7 @@ def main(
 
         if not smoke:
             live_thread = _start_live(
-                cohort=cohort, mqtt_url=mqtt_url, now=now, speed=speed, stop=stop, publishers=publishers
+                cohort=fleet_cohort, mqtt_url=mqtt_url, now=now, speed=speed, stop=stop, publishers=publishers
             )
             console.print(
                 f"\n[bold]egenmon is running[/bold] (storage: {mode}).\n"
@@ -359,7 +432,8 @@ def main(
                 f"  demo logins:  {login_hint(base_url, database_url)}\n"
                 f"  database:     {database_url}\n  broker:       {mqtt_url}\n"
                 f"  labels:       {labels_path}\n  service logs: {children.log_dir}\n"
-                f"Live gateways publish as time passes (x{speed:g}). Press Ctrl-C to stop."
+                f"Live gateways publish as time passes (fleet x{speed:g}; "
+                f"{len(ble_patients)} real gateways over virtual BLE in real time). Press Ctrl-C to stop."
             )
             while not children.dead():
                 time.sleep(0.5)
@@ -380,6 +454,73 @@ def main(
     if smoke:
         _report(checks)
         raise typer.Exit(0 if checks and all(c.status != "fail" for c in checks) else 1)
+
+
+def pick_ble_patients(cohort: Cohort, n: int, lo: datetime, hi: datetime) -> list[PatientSpec]:
+    """Up to ``n`` patients for the real gateway code: one per device-rich condition first.
+
+    Patients with a BLE measurement in [lo, hi) (the backlog waiting on their devices) go
+    first within a condition, so the gateways have something to read at once.
+    """
+    if n <= 0:
+        return []
+
+    def has_backlog(p: PatientSpec) -> bool:
+        return any(m.kind in BLE_DEVICE_TYPES for m in measurement_plan(p, cohort.series(p), lo, hi))
+
+    rank = {c: i for i, c in enumerate(BLE_CONDITIONS)}
+    candidates = [p for p in cohort.patients if any(d.kind in BLE_DEVICE_TYPES for d in p.devices)]
+    backlog = {p.index: has_backlog(p) for p in candidates if p.condition in rank}
+    chosen: list[PatientSpec] = []
+    for c in BLE_CONDITIONS:
+        of_c = sorted((p for p in candidates if p.condition is c), key=lambda p: not backlog[p.index])
+        if of_c and len(chosen) < n:
+            chosen.append(of_c[0])
+    chosen.extend([p for p in candidates if p not in chosen][: n - len(chosen)])
+    return chosen
+
+
+def start_ble_gateway(
+    children: Children,
+    state_dir: Path,
+    patient: PatientSpec,
+    cohort: Cohort,
+    now: datetime,
+    *,
+    env: dict[str, str],
+    mqtt_url: str,
+) -> subprocess.Popen[bytes]:
+    """``python -m gateway run`` for one patient, its virtual devices holding the patient's plan."""
+    gw_dir = state_dir / "gateways" / patient.gateway_id
+    gw_dir.mkdir(parents=True, exist_ok=True)
+    plan = measurement_plan(patient, cohort.series(patient), now - BLE_BACKLOG, now + BLE_HORIZON)
+    scenario = gw_dir / "scenario.json"
+    scenario.write_text(json.dumps(ble_scenario(plan)))
+    gw_env = {
+        **env,
+        SCENARIO_ENV: str(scenario),
+        # The seeded gateway and assignment: ingest maps its readings to this patient.
+        "EGENMON_GATEWAY_GATEWAY_ID": patient.gateway_id,
+        "EGENMON_GATEWAY_STATE_DIR": str(gw_dir / "state"),
+        "EGENMON_GATEWAY_MQTT_URL": mqtt_url,
+        "EGENMON_GATEWAY_BLE_SCANNER_BACKEND": VIRTUAL_SCANNER,
+        "EGENMON_GATEWAY_BLE_CLIENT_BACKEND": VIRTUAL_CLIENT,
+        # The demo's devices are the patient's own; no pairing step.
+        "EGENMON_GATEWAY_AUTO_ACCEPT": "true",
+        "EGENMON_GATEWAY_BLE_IDLE_TIMEOUT_S": "1",
+        "EGENMON_GATEWAY_HEARTBEAT_S": "15",
+    }
+    return children.start(f"gateway-{patient.gateway_id}", [sys.executable, "-m", "gateway", "run"], gw_env)
+
+
+def ble_readings(database_url: str, gateway_ids: list[str], since: datetime) -> int:
+    """Readings the real gateways received after they started (the fleet's all came before)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(DISTINCT reading_id) FROM observation WHERE gateway_id = ANY(%s) AND received_at >= %s",
+            (gateway_ids, since),
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def login_hint(base_url: str, database_url: str) -> str:

@@ -28,7 +28,8 @@ def state_dir() -> Iterator[Path]:
 
 
 def _processes_mentioning(text: str, session: int) -> list[str]:
-    """Live processes whose command line names ``text`` or that belong to ``session``."""
+    """Live processes whose command line or environment names ``text`` or that belong to
+    ``session`` (the demo's gateways carry their state directory in the environment)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -38,11 +39,15 @@ def _processes_mentioning(text: str, session: int) -> list[str]:
             stat = (proc / "stat").read_text()
         except OSError:
             continue
+        try:
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:  # another user's process
+            environ = ""
         # Fields after the parenthesised command name: state ppid pgrp session ...
         fields = stat.rsplit(")", 1)[1].split()
         if fields[0] == "Z":
             continue
-        if text in cmdline or int(fields[3]) == session:
+        if text in cmdline or text in environ or int(fields[3]) == session:
             found.append(f"{proc.name}: {cmdline.strip()}")
     return found
 
@@ -54,7 +59,7 @@ def test_demo_smoke_runs_and_leaves_nothing_behind(state_dir: Path) -> None:
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen(
         [sys.executable, "-m", "deploy.demo", "--smoke", "--state-dir", str(state), "--clinic-port", "0",
-         "--smoke-timeout", "60"],
+         "--smoke-timeout", "60", "--ble-gateways", "2"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -71,8 +76,12 @@ def test_demo_smoke_runs_and_leaves_nothing_behind(state_dir: Path) -> None:
     assert proc.returncode == 0, out
     assert "PASS seed" in out
     assert "PASS publish" in out
+    # Virtual BLE → `python -m gateway run` → Mosquitto → ingest → observation table.
+    assert "PASS reading through a real gateway" in out
+    assert out.count("real gateway code:") == 2
     assert "FAIL" not in out
     assert (state / "labels.json").exists()
+    assert len(list((state / "gateways").glob("*/scenario.json"))) == 2
     assert _processes_mentioning(str(state), proc.pid) == []
 
 
