@@ -468,14 +468,14 @@ def pick_ble_patients(cohort: Cohort, n: int, lo: datetime, hi: datetime) -> lis
     def has_backlog(p: PatientSpec) -> bool:
         return any(m.kind in BLE_DEVICE_TYPES for m in measurement_plan(p, cohort.series(p), lo, hi))
 
-    rank = {c: i for i, c in enumerate(BLE_CONDITIONS)}
     candidates = [p for p in cohort.patients if any(d.kind in BLE_DEVICE_TYPES for d in p.devices)]
-    backlog = {p.index: has_backlog(p) for p in candidates if p.condition in rank}
     chosen: list[PatientSpec] = []
     for c in BLE_CONDITIONS:
-        of_c = sorted((p for p in candidates if p.condition is c), key=lambda p: not backlog[p.index])
-        if of_c and len(chosen) < n:
-            chosen.append(of_c[0])
+        of_c = [p for p in candidates if p.condition is c]
+        if not of_c or len(chosen) >= n:
+            continue
+        # Simulating a series costs a little: stop at the first patient with a backlog.
+        chosen.append(next((p for p in of_c if has_backlog(p)), of_c[0]))
     chosen.extend([p for p in candidates if p not in chosen][: n - len(chosen)])
     return chosen
 
