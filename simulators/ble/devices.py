@@ -200,6 +200,13 @@ class VirtualDevice:
         self.pending.append((uuid, data))
         self.advertising = True
 
+    def keep_unsent(self, uuid: str, data: bytes) -> None:
+        """A value the link lost mid-transfer: the device still has it for the next time."""
+        self.pending.append((uuid, data))
+
+    def link_lost(self) -> None:
+        """The link dropped (after :meth:`keep_unsent` got the undelivered values)."""
+
     def inject_garbage(self, data: bytes | None = None) -> None:
         self.garbage.append(data if data is not None else random.randbytes(7))
         self.advertising = True
@@ -320,6 +327,8 @@ class CgmSensor(VirtualDevice):
     session_length: timedelta = CGM_SESSION_LENGTH
     # (session start, CGM Measurement values) of ended sessions not yet fetched, oldest first.
     ended_sessions: deque[tuple[datetime, list[bytes]]] = field(default_factory=deque)
+    # A transfer of the oldest ended session is under way (it is dropped once complete).
+    sending_ended_session: bool = False
 
     @classmethod
     def create(cls, address: str = "F0:00:00:00:00:03", **kw: object) -> CgmSensor:
@@ -344,9 +353,11 @@ class CgmSensor(VirtualDevice):
         if uuid == Uuid.RECORD_ACCESS_CONTROL_POINT:
             req = RacpRequest.from_bytes(data)
             if self.ended_sessions:
-                # One session per transfer: the collector read this session's start.
-                _, records = self.ended_sessions.popleft()
-                out = [(Uuid.CGM_MEASUREMENT, b) for b in records]
+                # One session per transfer: the collector read this session's start. The
+                # session is kept until the collector disconnects normally (a lost link
+                # gets it again; the reading ids dedupe what arrived twice).
+                self.sending_ended_session = True
+                out = [(Uuid.CGM_MEASUREMENT, b) for b in self.ended_sessions[0][1]]
             else:
                 out = [(u, b) for u, b in self.pending]
                 self.pending.clear()
@@ -357,8 +368,20 @@ class CgmSensor(VirtualDevice):
         return []  # CGM records come through the RACP
 
     def transfer_done(self) -> None:
+        if self.sending_ended_session:
+            self.sending_ended_session = False
+            self.ended_sessions.popleft()
         if not self.pending and not self.ended_sessions:
             self.advertising = False
+
+    def keep_unsent(self, uuid: str, data: bytes) -> None:
+        if self.sending_ended_session:
+            return  # still stored with its own (ended) session; not in the current one
+        super().keep_unsent(uuid, data)
+
+    def link_lost(self) -> None:
+        # The ended session's transfer did not complete: it stays for the next connection.
+        self.sending_ended_session = False
 
     def start_session(self, at: datetime) -> None:
         """A new sensor from ``at`` (whole minutes, as the Session Start Time shows them)."""
@@ -421,6 +444,9 @@ class GlucoseMeter(VirtualDevice):
 
     def on_subscribed(self, uuid: str) -> list[tuple[str, bytes]]:
         return []  # glucose records come only through the RACP
+
+    def keep_unsent(self, uuid: str, data: bytes) -> None:
+        pass  # stored records stay stored; the collector asks from its last sequence again
 
     def write(self, uuid: str, data: bytes) -> list[tuple[str, bytes]]:
         if uuid != Uuid.RECORD_ACCESS_CONTROL_POINT:

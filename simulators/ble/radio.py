@@ -63,18 +63,15 @@ class Link:
             await asyncio.sleep(0)
 
     def _requeue(self, uuid: str, data: bytes) -> None:
-        from simulators.ble.devices import GlucoseMeter  # noqa: PLC0415 - stored records stay stored
-
-        if isinstance(self.device, GlucoseMeter):
-            return
         if uuid in {s.uuid for s in self.device.profile.characteristics}:
-            self.device.pending.append((uuid, data))
+            self.device.keep_unsent(uuid, data)
 
     def drop(self) -> None:
         if not self.connected:
             return
         self.connected = False
         self.device.advertising = True
+        self.device.link_lost()
         logger.info("sim_link_lost address=%s", self.device.address)
         self.on_disconnect()
 

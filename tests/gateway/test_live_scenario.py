@@ -62,4 +62,35 @@ async def test_scheduled_measurements_arrive_over_time(radio: VirtualRadio, tmp_
     dev = radio.get("F0:00:00:00:01:03")
     assert isinstance(dev, CgmSensor)
     assert not dev.ended_sessions
+    assert dev.connections >= 3  # the lost one, the old session again, the new session
     assert not dev.scheduled
+
+
+async def test_cgm_sessions_survive_a_lost_link(radio: VirtualRadio, tmp_path: Path, mqtt_url: str) -> None:
+    gw_id = "gw-live-2"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    old = [now - timedelta(days=20, hours=h) for h in (3, 2, 1)]
+    new = [now - timedelta(minutes=m) for m in (10, 5)]
+    dev = radio.add(
+        device_from_spec(
+            {
+                "type": "cgm",
+                "address": "F0:00:00:00:02:03",
+                "session_start": (now - timedelta(days=21)).isoformat(),
+                "measurements": [{"mg_dl": 100 + i, "at": t.isoformat()} for i, t in enumerate(old + new)],
+            }
+        )
+    )
+    assert isinstance(dev, CgmSensor)
+    dev.drop_after = 1  # the link is lost during the old session's transfer
+    collector = Collector(mqtt_url, [f"egenmon/v1/gw/{gw_id}/readings"])
+    try:
+        async with running(settings_for(tmp_path, mqtt_url, gw_id)) as gw:
+            await until(lambda: len({r["measured_at"] for r in collector.readings()}) >= 5, what="both sessions")
+            await until(lambda: gw.outbox.depth == 0, what="outbox drained")
+    finally:
+        collector.close()
+    got = sorted({datetime.fromisoformat(r["measured_at"]) for r in collector.readings()})
+    assert got == old + new
+    assert not dev.ended_sessions
+    assert dev.connections >= 3  # the lost one, the old session again, the new session

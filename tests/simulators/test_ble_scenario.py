@@ -98,3 +98,21 @@ def test_schedule_keeps_time_order() -> None:
     assert [t for t, _ in dev.scheduled] == [NOW + timedelta(hours=1), NOW + timedelta(hours=2)]
     assert dev.release_due(NOW + timedelta(hours=1, minutes=30)) == 1
     assert dev.scheduled[0][0] == NOW + timedelta(hours=2)
+
+
+def test_an_ended_cgm_session_survives_a_lost_link() -> None:
+    dev = CgmSensor.create()
+    first = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    for i in range(3):
+        dev.measure(100 + i, at=first + timedelta(hours=i))
+    dev.measure(150, at=first + timedelta(days=15))  # a new sensor
+    req = RacpRequest(RacpOpCode.REPORT_STORED_RECORDS, RacpOperator.ALL_RECORDS)
+    sent = dev.write(Uuid.RECORD_ACCESS_CONTROL_POINT, bytes(req))
+    assert len(sent) == 4  # the old session's three records and the RACP response
+    # The link drops after the first record: the radio hands back what was not delivered.
+    dev.keep_unsent(*sent[1])
+    dev.keep_unsent(*sent[2])
+    dev.link_lost()
+    assert len(dev.pending) == 1  # only the new session's record; nothing mixed in
+    # The next connection still sees the old session, then the new one, all times right.
+    assert _collect_cgm(dev) == [first + timedelta(hours=i) for i in range(3)] + [first + timedelta(days=15)]
