@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from device_profiles.codecs.blood_pressure import BloodPressureMeasurement
-from device_profiles.codecs.cgm import CgmMeasurement, CgmRecord, CgmSessionStartTime
+from device_profiles.codecs.cgm import CgmFeature, CgmMeasurement, CgmRecord, CgmSessionStartTime
 from device_profiles.codecs.common import BatteryLevel, CurrentTime, InfoString
 from device_profiles.codecs.glucose import GlucoseMeasurement
 from device_profiles.codecs.pulse_oximeter import PlxSpotCheck
@@ -309,6 +309,7 @@ class PeakFlowMeter(VirtualDevice):
 # A CGM sensor session lasts 10-14 days; the virtual sensor is replaced after 14. The
 # records' 16-bit minute offsets (at most 65535 min, ~45 days) then always fit.
 CGM_SESSION_LENGTH = timedelta(days=14)
+CGM_FEATURE_MULTIPLE_SESSIONS = 1 << 14  # CGM Feature bit 14 (CGMS §3.2)
 
 
 @dataclass
@@ -347,6 +348,9 @@ class CgmSensor(VirtualDevice):
         if uuid == Uuid.CGM_SESSION_START_TIME:
             start = DateTime.from_datetime(self.reported_session_start(), self.device_tz)
             return bytes(CgmSessionStartTime(start))
+        if uuid == Uuid.CGM_FEATURE:
+            # Multiple sessions; no E2E-CRC (its records carry none).
+            return bytes(CgmFeature(features=CGM_FEATURE_MULTIPLE_SESSIONS))
         return super().read(uuid)
 
     def write(self, uuid: str, data: bytes) -> list[tuple[str, bytes]]:

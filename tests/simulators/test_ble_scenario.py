@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from device_profiles.codecs.cgm import CgmFeature
 from device_profiles.codecs.racp import RacpOpCode, RacpOperator, RacpRequest
 from device_profiles.gatt import Uuid
 from device_profiles.registry import get_profile
@@ -116,3 +117,12 @@ def test_an_ended_cgm_session_survives_a_lost_link() -> None:
     assert len(dev.pending) == 1  # only the new session's record; nothing mixed in
     # The next connection still sees the old session, then the new one, all times right.
     assert _collect_cgm(dev) == [first + timedelta(hours=i) for i in range(3)] + [first + timedelta(days=15)]
+
+
+def test_cgm_feature_reads_as_multiple_sessions_without_crc() -> None:
+    dev = CgmSensor.create()
+    raw = dev.read(Uuid.CGM_FEATURE)
+    session = DeviceSession(get_profile("sig.cgm"))
+    assert session.feed(Uuid.CGM_FEATURE, raw, received_at=NOW) == []
+    assert not session.cgm_crc_required
+    assert CgmFeature.from_bytes(raw).features & (1 << 14)
