@@ -350,9 +350,12 @@ def main() -> None:
     ref = reference_findings(sd, sc, NOW)
     ref_s = time.perf_counter() - t0
     vec = {f.key for f in evaluate(sd, sc, NOW, rules=list(RULES), with_evidence=False)}
-    t0 = time.perf_counter()
-    evaluate_columns(data, cohort, NOW, rules=list(RULES))
-    vec_s = time.perf_counter() - t0
+    sub_runs = []
+    for _ in range(1 if a.smoke else 3):  # best of 3, like the full evaluation
+        t0 = time.perf_counter()
+        evaluate_columns(data, cohort, NOW, rules=list(RULES))
+        sub_runs.append(time.perf_counter() - t0)
+    vec_s = min(sub_runs)
     per_ref = ref_s / len(idx)
     per_vec = vec_s / a.patients
     print(

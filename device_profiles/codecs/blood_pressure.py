@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
-from device_profiles.codecs._common import device_time
+from device_profiles.codecs._common import device_time, unpack_flagged
 from device_profiles.errors import DecodeError
 from device_profiles.gatt import DateTime, Uuid
 from device_profiles.ieee11073 import SFLOAT_TABLE, Num, encode_sfloat
@@ -84,20 +84,7 @@ class BloodPressureMeasurement:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BloodPressureMeasurement:
-        if not data:
-            raise DecodeError("empty value", data, characteristic=cls.name)
-        flags = data[0]
-        if flags & F_RESERVED:
-            raise DecodeError(f"reserved flag bits set (0x{flags & F_RESERVED:x})", data, characteristic=cls.name)
-        layout = _LAYOUTS[flags]
-        if len(data) != layout.size:
-            what = "truncated" if len(data) < layout.size else "trailing bytes"
-            raise DecodeError(
-                f"{what}: flags 0x{flags:02x} announce {layout.size} bytes, got {len(data)}",
-                data,
-                characteristic=cls.name,
-            )
-        f = layout.unpack(data)
+        flags, f = unpack_flagged(data, F_RESERVED, _LAYOUTS, cls.name)
         i = 4
         ts = None
         if flags & F_TIMESTAMP:

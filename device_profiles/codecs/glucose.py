@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar
 
+from device_profiles.codecs._common import unpack_flagged
 from device_profiles.errors import DecodeError
 from device_profiles.gatt import DateTime, Uuid
 from device_profiles.ieee11073 import SFLOAT_TABLE, Num, Special, encode_sfloat
@@ -140,16 +141,7 @@ class GlucoseMeasurement:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GlucoseMeasurement:
-        if not data:
-            raise _fail("empty value", data, cls.name)
-        flags = data[0]
-        if flags & F_RESERVED:
-            raise _fail(f"reserved flag bits set (0x{flags & F_RESERVED:x})", data, cls.name)
-        layout = _LAYOUTS[flags]
-        if len(data) != layout.size:
-            what = "truncated" if len(data) < layout.size else "trailing bytes"
-            raise _fail(f"{what}: flags 0x{flags:02x} announce {layout.size} bytes, got {len(data)}", data, cls.name)
-        f = layout.unpack(data)
+        flags, f = unpack_flagged(data, F_RESERVED, _LAYOUTS, cls.name)
         base = DateTime.checked(data, f[2], f[3], f[4], f[5], f[6], f[7])
         i = 8
         offset = None

@@ -45,7 +45,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
-from device_profiles.codecs._common import device_time
+from device_profiles.codecs._common import device_time, unpack_flagged
 from device_profiles.errors import DecodeError
 from device_profiles.gatt import DateTime, Uuid
 from device_profiles.ieee11073 import SFLOAT_TABLE, Num, encode_sfloat
@@ -156,15 +156,7 @@ class PlxSpotCheck:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PlxSpotCheck:
-        if not data:
-            raise DecodeError("empty value", data, characteristic=cls.name)
-        flags = data[0]
-        if flags & SC_RESERVED:
-            raise DecodeError(f"reserved flag bits set (0x{flags & SC_RESERVED:x})", data, characteristic=cls.name)
-        layout = _SC_LAYOUTS[flags]
-        if len(data) != layout.size:
-            raise _length_error(data, flags, layout.size, cls.name)
-        f = layout.unpack(data)
+        flags, f = unpack_flagged(data, SC_RESERVED, _SC_LAYOUTS, cls.name)
         i = 3
         ts = meas = dev = pai = None
         if flags & SC_TIMESTAMP:
@@ -256,15 +248,7 @@ class PlxContinuous:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PlxContinuous:
-        if not data:
-            raise DecodeError("empty value", data, characteristic=cls.name)
-        flags = data[0]
-        if flags & CM_RESERVED:
-            raise DecodeError(f"reserved flag bits set (0x{flags & CM_RESERVED:x})", data, characteristic=cls.name)
-        layout = _CM_LAYOUTS[flags]
-        if len(data) != layout.size:
-            raise _length_error(data, flags, layout.size, cls.name)
-        f = layout.unpack(data)
+        flags, f = unpack_flagged(data, CM_RESERVED, _CM_LAYOUTS, cls.name)
         t = SFLOAT_TABLE
         i = 3
         fast = slow = meas = dev = pai = None

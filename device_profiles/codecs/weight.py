@@ -32,7 +32,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
-from device_profiles.codecs._common import device_time
+from device_profiles.codecs._common import device_time, unpack_flagged
 from device_profiles.errors import DecodeError
 from device_profiles.gatt import DateTime, Uuid
 from device_profiles.ieee11073 import Special
@@ -104,20 +104,7 @@ class WeightMeasurement:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WeightMeasurement:
-        if not data:
-            raise DecodeError("empty value", data, characteristic=cls.name)
-        flags = data[0]
-        if flags & W_RESERVED:
-            raise DecodeError(f"reserved flag bits set (0x{flags & W_RESERVED:x})", data, characteristic=cls.name)
-        layout = _LAYOUTS[flags]
-        if len(data) != layout.size:
-            what = "truncated" if len(data) < layout.size else "trailing bytes"
-            raise DecodeError(
-                f"{what}: flags 0x{flags:02x} announce {layout.size} bytes, got {len(data)}",
-                data,
-                characteristic=cls.name,
-            )
-        f = layout.unpack(data)
+        flags, f = unpack_flagged(data, W_RESERVED, _LAYOUTS, cls.name)
         imperial = bool(flags & W_IMPERIAL)
         weight = None if f[1] == UNSUCCESSFUL else mass_from_raw(f[1], imperial)
         i = 2

@@ -117,6 +117,14 @@ def test_tablet_layout_and_keyboard(browser: Browser, server: str) -> None:
     # No horizontal scrolling of the page itself on a tablet.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 768
+    # Every visible form control has an accessible name (label, aria-label or button text).
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, button')]
+              .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                            && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+              .map(el => el.outerHTML)"""
+    )
+    assert unnamed == []
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Hoppa till innehållet")).to_be_focused()
     _shot(page, "07-alert-queue-tablet")

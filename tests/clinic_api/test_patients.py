@@ -158,3 +158,21 @@ def test_care_plan_bad_input(client: TestClient, auth: Auth, seed: Seed, bad: di
     r = client.post(f"/api/v1/patients/{seed.patients['P-DEMO0001']}/care-plans", headers=auth(NURSE), json=bad)
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_care_plan_form_on_the_patient_page(client: TestClient, auth: Auth, seed: Seed) -> None:
+    pid = seed.patients["P-DEMO0004"]  # MON-SYD, only the physician (and Sara) see it
+    before = client.get(f"/api/v1/patients/{pid}", headers=auth(PHYSICIAN)).json()["care_plan"]
+    form = {"dry_weight_kg": "71,5", "personal_best_pef": "", "spo2_target": "hypercapnic", "notes": "Justerad"}
+    r = client.post(f"/ui/patients/{pid}/care-plan", headers=auth(PHYSICIAN), data=form, follow_redirects=False)
+    assert r.status_code == 303
+    plan = client.get(f"/api/v1/patients/{pid}", headers=auth(PHYSICIAN)).json()["care_plan"]
+    assert plan["dry_weight_kg"] == 71.5
+    assert plan["spo2_target"] == "hypercapnic"
+    assert plan["conditions"] == before["conditions"]  # carried over
+    assert plan["schedule"] == before["schedule"]
+    assert plan["version"] == before["version"] + 1
+    bad = client.post(f"/ui/patients/{pid}/care-plan", headers=auth(PHYSICIAN), data={**form, "dry_weight_kg": "5"})
+    assert bad.status_code == 422
+    denied = client.post(f"/ui/patients/{pid}/care-plan", headers=auth(NURSE), data=form)
+    assert denied.status_code == 404
