@@ -160,7 +160,7 @@ class Context:
         full = self.data.get(key) or Series.empty()
         if hours is None:
             return full
-        return self.cached(f"{key}@{hours}", lambda: full.between(self.now - hours * SEC_PER_HOUR, np.inf))
+        return self.cached(f"{key}@{hours}", lambda: full.after(self.now - hours * SEC_PER_HOUR))
 
     def pulses(self, hours: float | None = None) -> tuple[Series, Series]:
         """Resting pulse from either device (BP monitor, oximeter), kept as two sorted series."""

@@ -70,6 +70,34 @@ class Series:
             return self
         return self.select((self.t > lo) & (self.t <= hi))
 
+    def after(self, lo: float) -> Series:
+        """Readings with t > lo, found per patient by a vectorised binary search.
+
+        Equivalent to ``between(lo, inf)`` but touches only ~log2(readings per patient)
+        values per patient instead of the whole series (CGM series are tens of millions long).
+        """
+        n = len(self)
+        if n == 0:
+            return self
+        bounds = np.searchsorted(self.pat, np.arange(int(self.pat[-1]) + 2))
+        first = bounds[:-1].copy()
+        end = bounds[1:].copy()
+        hi = end.copy()
+        active = first < hi
+        while active.any():
+            mid = np.minimum((first + hi) // 2, n - 1)
+            right = active & (self.t[mid] <= lo)
+            first = np.where(right, mid + 1, first)
+            hi = np.where(active & ~right, mid, hi)
+            active = first < hi
+        lengths = end - first
+        total = int(lengths.sum())
+        if total == n:
+            return self
+        offsets = np.cumsum(lengths) - lengths
+        idx = np.repeat(first - offsets, lengths) + np.arange(total)
+        return Series(self.pat[idx], self.t[idx], self.v[idx])
+
     def concat(self, other: Series) -> Series:
         return Series.build(
             np.concatenate([self.pat, other.pat]),

@@ -170,3 +170,13 @@ def test_d8_chunked_equals_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     assert chunked == whole
     assert {k for k in reference_findings(data, c, NOW) if k[1] in ("D8", "D9")} == whole
     assert any(k[1] == "D8" for k in whole)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 50)), max_size=60), st.integers(-1, 52))
+def test_after_equals_a_plain_filter(rows: list[tuple[int, int]], lo: int) -> None:
+    s = Series.build([p for p, _ in rows], [float(t) for _, t in rows], [1.0] * len(rows))
+    got = s.after(float(lo))
+    want = s.between(float(lo), float("inf"))
+    assert got.pat.tolist() == want.pat.tolist()
+    assert got.t.tolist() == want.t.tolist()
