@@ -476,19 +476,32 @@ def d8(ctx: Context, p: Params) -> Occurrences:
     # slow to allocate (page faults); chunk-sized ones are recycled by the allocator.
     by_band = np.zeros((n, 5))
     sums = np.zeros((n, 3))  # numeric count, sum, sum of squares
+    starts_all = np.searchsorted(w.pat, np.arange(n + 1))
     for lo, hi, a, b in segment_chunks(w, n, CHUNK_VALUES):
-        pat = w.pat[a:b] - lo
         v = w.v[a:b]
+        # Patients of the chunk with readings: their segments are contiguous, so reduceat
+        # sums each one without a per-reading patient index.
+        present = lo + np.flatnonzero(count[lo:hi] > 0)
+        if len(present) == 0:
+            continue
+        starts = starts_all[present] - a
+
+        def seg(x: NDArray[Any], starts: I64 = starts) -> F64:
+            return np.add.reduceat(x, starts, dtype=np.float64)
+
         # Bands <3.0, 3.0-3.9, 3.9-10, 10-13.9, >13.9; censored LOW/HIGH fall in the outer ones.
-        band = (v >= 3.0).view(np.int8) + (v >= 3.9).view(np.int8) + (v > 10.0).view(np.int8) + (v > 13.9).view(np.int8)
-        m = hi - lo
-        by_band[lo:hi] = np.bincount(pat * 5 + band, minlength=m * 5).reshape(m, 5)
+        below30, below39 = seg(v < 3.0), seg(v < 3.9)
+        above10, above139 = seg(v > 10.0), seg(v > 13.9)
+        total = count[present]
+        by_band[present] = np.stack(
+            [below30, below39 - below30, total - below39 - above10, above10 - above139, above139], axis=1
+        )
         # CV from the numeric values only: a censored LOW/HIGH has no magnitude.
-        fin = ~np.isinf(v)
-        fv = np.where(fin, v, 0.0)
-        sums[lo:hi, 0] = np.bincount(pat, weights=fin, minlength=m)
-        sums[lo:hi, 1] = np.bincount(pat, weights=fv, minlength=m)
-        sums[lo:hi, 2] = np.bincount(pat, weights=fv * fv, minlength=m)
+        cens = np.isinf(v)
+        fv = np.where(cens, 0.0, v)
+        sums[present, 0] = total - seg(cens)
+        sums[present, 1] = seg(fv)
+        sums[present, 2] = seg(fv * fv)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = by_band / count[:, None] * 100
         k = sums[:, 0]
