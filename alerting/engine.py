@@ -106,6 +106,7 @@ def evidence_for(
         "since": iso(since),
         "value": _json_value(value),
         "thresholds": thresholds,
+        "constants": {name: float(v) for name, v in rule.fixed.items()},
         "readings": readings,
     }
 

@@ -213,6 +213,9 @@ class Rule:
     params: Mapping[str, float]
     severities: str  # human-readable severity mapping (for docs and evidence)
     evaluate: Evaluate
+    # Cohort-wide constants (window lengths, control-chart settings): not per-patient
+    # overridable, so they are kept apart from ``params`` and shown as such in the evidence.
+    fixed: Mapping[str, float] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, Rule] = {}
@@ -229,6 +232,7 @@ def rule(
     hysteresis_h: float,
     params: Mapping[str, float],
     severities: str,
+    fixed: Mapping[str, float] | None = None,
 ) -> Callable[[Evaluate], Evaluate]:
     def register(fn: Evaluate) -> Evaluate:
         REGISTRY[rule_id] = Rule(
@@ -242,6 +246,7 @@ def rule(
             dict(params),
             severities,
             fn,
+            dict(fixed or {}),
         )
         return fn
 
@@ -345,13 +350,14 @@ def d4(ctx: Context, p: Params) -> Occurrences:
     window_days=1,
     lookback_h=6,
     hysteresis_h=0.5,
-    params={"low_fall_mmol_l_min": 0.11, "medium_fall_mmol_l_min": 0.17, "slope_window_min": 15},
+    params={"low_fall_mmol_l_min": 0.11, "medium_fall_mmol_l_min": 0.17},
+    fixed={"slope_window_min": 15},
     severities="falling ≥ 0.11 mmol/L/min low; ≥ 0.17 medium",
 )
 def d6(ctx: Context, p: Params) -> Occurrences:
     s = ctx.s(CGM, CGM_RECENT_H)
     # The slope window is a rule constant here (per-patient lags would need one search per value).
-    lag = float(REGISTRY["D6"].params["slope_window_min"]) * SEC_PER_MIN
+    lag = float(REGISTRY["D6"].fixed["slope_window_min"]) * SEC_PER_MIN
     j = lag_index(s, lag, lag + 5 * SEC_PER_MIN)
     ok = j >= 0
     jj = np.maximum(j, 0)
@@ -476,19 +482,32 @@ def d8(ctx: Context, p: Params) -> Occurrences:
     # slow to allocate (page faults); chunk-sized ones are recycled by the allocator.
     by_band = np.zeros((n, 5))
     sums = np.zeros((n, 3))  # numeric count, sum, sum of squares
+    starts_all = np.searchsorted(w.pat, np.arange(n + 1))
     for lo, hi, a, b in segment_chunks(w, n, CHUNK_VALUES):
-        pat = w.pat[a:b] - lo
         v = w.v[a:b]
+        # Patients of the chunk with readings: their segments are contiguous, so reduceat
+        # sums each one without a per-reading patient index.
+        present = lo + np.flatnonzero(count[lo:hi] > 0)
+        if len(present) == 0:
+            continue
+        starts = starts_all[present] - a
+
+        def seg(x: NDArray[Any], starts: I64 = starts) -> F64:
+            return np.add.reduceat(x, starts, dtype=np.float64)
+
         # Bands <3.0, 3.0-3.9, 3.9-10, 10-13.9, >13.9; censored LOW/HIGH fall in the outer ones.
-        band = (v >= 3.0).view(np.int8) + (v >= 3.9).view(np.int8) + (v > 10.0).view(np.int8) + (v > 13.9).view(np.int8)
-        m = hi - lo
-        by_band[lo:hi] = np.bincount(pat * 5 + band, minlength=m * 5).reshape(m, 5)
+        below30, below39 = seg(v < 3.0), seg(v < 3.9)
+        above10, above139 = seg(v > 10.0), seg(v > 13.9)
+        total = count[present]
+        by_band[present] = np.stack(
+            [below30, below39 - below30, total - below39 - above10, above10 - above139, above139], axis=1
+        )
         # CV from the numeric values only: a censored LOW/HIGH has no magnitude.
-        fin = ~np.isinf(v)
-        fv = np.where(fin, v, 0.0)
-        sums[lo:hi, 0] = np.bincount(pat, weights=fin, minlength=m)
-        sums[lo:hi, 1] = np.bincount(pat, weights=fv, minlength=m)
-        sums[lo:hi, 2] = np.bincount(pat, weights=fv * fv, minlength=m)
+        cens = np.isinf(v)
+        fv = np.where(cens, 0.0, v)
+        sums[present, 0] = total - seg(cens)
+        sums[present, 1] = seg(fv)
+        sums[present, 2] = seg(fv * fv)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = by_band / count[:, None] * 100
         k = sums[:, 0]
@@ -601,12 +620,13 @@ def hf2(ctx: Context, p: Params) -> Occurrences:
     window_days=7,
     lookback_h=36,
     hysteresis_h=24,
-    params={"excess_kg": 2.0, "min_days": 3},
+    params={"excess_kg": 2.0},
+    fixed={"min_days": 3},
     severities="medium (needs dry weight in the care plan)",
 )
 def hf3(ctx: Context, p: Params) -> Occurrences:
     mw, mt = _morning_weight(ctx)
-    mean7 = rolling_mean(mw, 0, 6, int(REGISTRY["HF3"].params["min_days"]))
+    mean7 = rolling_mean(mw, 0, 6, int(REGISTRY["HF3"].fixed["min_days"]))
     excess = mean7 - ctx.cohort.dry_weight_kg[:, None]
     with np.errstate(invalid="ignore"):
         fired = (excess > p("excess_kg")[:, None]) & ~np.isnan(mw)
@@ -621,12 +641,13 @@ def hf3(ctx: Context, p: Params) -> Occurrences:
     window_days=28,
     lookback_h=36,
     hysteresis_h=48,
-    params={"min_sigma_kg": 0.3, "cusum_h": 4.0, "cusum_k": 0.5, "ewma_lambda": 0.2, "macd_sd": 2.0},
+    params={},
+    fixed={"min_sigma_kg": 0.3, "cusum_h": 4.0, "cusum_k": 0.5, "ewma_lambda": 0.2, "macd_sd": 2.0},
     severities="medium; needs ≥ 7 baseline days in days −28..−8",
 )
 def hf4(ctx: Context, p: Params) -> Occurrences:
     mw, mt = _morning_weight(ctx)
-    d = REGISTRY["HF4"].params
+    d = REGISTRY["HF4"].fixed
     # The control-chart constants are cohort-wide (per-patient charts would need per-patient loops);
     # the σ floor stops a perfectly stable weight from making 0.1 kg an alarm.
     base = baselines.median_mad(mw, min_sigma=float(d["min_sigma_kg"]))
@@ -858,14 +879,15 @@ def c2(ctx: Context, p: Params) -> Occurrences:
     window_days=28,
     lookback_h=36,
     hysteresis_h=48,
-    params={"min_score": 1.0, "min_sigma_spo2": 0.5, "min_sigma_pulse": 2.0},
+    params={"min_score": 1.0},
+    fixed={"min_sigma_spo2": 0.5, "min_sigma_pulse": 2.0},
     severities="medium when mean(z(SpO2 fall), z(pulse rise)) ≥ 1; baselines: median/MAD of days −28..−8 (≥ 7 days)",
 )
 def c3(ctx: Context, p: Params) -> Occurrences:
     spo2, _ = ctx.daily_mean(SPO2)
     _, ft = ctx.daily_first(SPO2)
     pulse, _ = _pulse_daily(ctx, ctx.pulses())
-    d = REGISTRY["C3"].params
+    d = REGISTRY["C3"].fixed
     # σ floors: a perfectly flat baseline must not turn a 1 % dip into a large z.
     bs = baselines.median_mad(spo2, min_sigma=float(d["min_sigma_spo2"]))
     bp = baselines.median_mad(pulse, min_sigma=float(d["min_sigma_pulse"]))
@@ -910,7 +932,8 @@ def c4(ctx: Context, p: Params) -> Occurrences:
     window_days=28,
     lookback_h=36,
     hysteresis_h=48,
-    params={"n_sd": 1.645, "min_points": 7},
+    params={"n_sd": 1.645},
+    fixed={"min_points": 7},
     severities="medium; needs ≥ 7 days in days −28..−8",
 )
 def c5(ctx: Context, p: Params) -> Occurrences:
@@ -920,7 +943,7 @@ def c5(ctx: Context, p: Params) -> Occurrences:
         _, ft = ctx.daily_first(key)
         block = dm[:, : ctx.today - 7]  # days −28..−8
         cnt = np.sum(~np.isnan(block), axis=1)
-        ok = cnt >= int(REGISTRY["C5"].params["min_points"])
+        ok = cnt >= int(REGISTRY["C5"].fixed["min_points"])
         mean = np.full(ctx.cohort.n, np.nan)
         sd = np.full(ctx.cohort.n, np.nan)
         if ok.any():
@@ -943,11 +966,12 @@ def c5(ctx: Context, p: Params) -> Occurrences:
     window_days=3,
     lookback_h=36,
     hysteresis_h=48,
-    params={"min_items": 2},
+    params={},
+    fixed={"min_items": 2},
     severities="medium",
 )
 def c7(ctx: Context, p: Params) -> Occurrences:
-    days = _symptom_days(ctx, SYMPTOM_COPD, int(REGISTRY["C7"].params["min_items"]))
+    days = _symptom_days(ctx, SYMPTOM_COPD, int(REGISTRY["C7"].fixed["min_items"]))
     prev = np.zeros_like(days)
     prev[:, 1:] = days[:, :-1]
     fired = days & prev
@@ -1050,7 +1074,8 @@ def a4(ctx: Context, p: Params) -> Occurrences:
     window_days=14,
     lookback_h=24,
     hysteresis_h=24 * 3,
-    params={"max_pct": 10, "min_days": 7},
+    params={"max_pct": 10},
+    fixed={"min_days": 7},
     severities="mean of (max − min)/mean(max, min) over ≥ 7 of the last 14 days > 10 %: low",
 )
 def a5(ctx: Context, p: Params) -> Occurrences:
@@ -1060,7 +1085,7 @@ def a5(ctx: Context, p: Params) -> Occurrences:
     _, cnt = ctx.daily_mean(PEF)
     with np.errstate(invalid="ignore", divide="ignore"):
         var = np.where(cnt >= 2, (mx - mn) / ((mx + mn) / 2) * 100, np.nan)
-    mean = rolling_mean(var, 0, 13, int(REGISTRY["A5"].params["min_days"]))[:, -1]
+    mean = rolling_mean(var, 0, 13, int(REGISTRY["A5"].fixed["min_days"]))[:, -1]
     with np.errstate(invalid="ignore"):
         fired = mean > p("max_pct")
     return Occurrences.of(np.arange(ctx.cohort.n), np.where(fired, LOW, NONE), ctx.grid.bounds[-2], mean)
