@@ -76,6 +76,9 @@ class DeviceHealth:
     last_seen_at: datetime | None = None
     battery_pct: int | None = None
     decode_errors: int = 0
+    # Device clock minus gateway clock at the last Current Time read (before setting it).
+    clock_offset_s: float | None = None
+    clock_unset: bool | None = None
 
 
 @dataclass
@@ -197,6 +200,9 @@ class DeviceCollector:
         clock_spec = self.profile.characteristic(Role.CLOCK)
         if clock_spec is not None and self._has(client, clock_spec.uuid):
             self._clock = await self._check_clock(client)
+            # Reported in the status so staff can see a device whose clock drifts.
+            self.health.clock_unset = self._clock.unset
+            self.health.clock_offset_s = self._clock.offset.total_seconds() if self._clock.offset is not None else None
             if self.profile.set_clock:
                 now = self.now()
                 await client.write_gatt_char(

@@ -18,6 +18,7 @@ from device_profiles.profile import DeviceProfile, Registry
 from device_profiles.registry import default_registry, registry_with_dirs
 from gateway import GatewayError, NotEnrolledError, __version__
 from gateway.ble import BleConfig, DeviceCollector, DeviceHealth, Scanner, client_backend, scanner_backend
+from gateway.clock import read_kernel_clock
 from gateway.logic import DecodeCounters, DeviceBackoff, outbox_alarm
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
@@ -184,6 +185,7 @@ class Gateway:
 
     def status(self) -> GatewayStatus:
         assert self.settings.gateway_id is not None
+        clock = read_kernel_clock()
         return GatewayStatus(
             gateway_id=self.settings.gateway_id,
             sent_at=datetime.now(UTC),
@@ -192,6 +194,9 @@ class Gateway:
             outbox_depth=self.outbox.depth,
             outbox_capacity=self.outbox.capacity,
             outbox_full=outbox_alarm(self.outbox.depth, self.outbox.capacity),
+            clock_offset_s=clock.offset_s if clock is not None else None,
+            clock_synchronised=clock.synchronised if clock is not None else None,
+            clock_max_error_s=clock.max_error_s if clock is not None else None,
             devices=[
                 DeviceStatus(
                     address=h.address,
@@ -200,6 +205,8 @@ class Gateway:
                     last_seen_at=h.last_seen_at,
                     battery_pct=h.battery_pct,
                     decode_errors=self.counters.by_device.get(h.address, 0),
+                    clock_offset_s=h.clock_offset_s,
+                    clock_unset=h.clock_unset,
                 )
                 for h in list(self.health.values())[:64]
             ],
