@@ -53,6 +53,8 @@ class GatewayStatus(_Model):
     # Kernel NTP state (adjtimex): None where the gateway cannot tell; additive, optional.
     clock_synchronised: bool | None = None
     clock_max_error_s: float | None = Field(default=None, ge=0)
+    # Kinds whose latest scheduled measurement (GatewayConfig.schedule) was not taken; additive.
+    overdue_kinds: list[str] = Field(default_factory=list, max_length=32)
     devices: list[DeviceStatus] = Field(default_factory=list, max_length=64)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

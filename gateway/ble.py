@@ -88,6 +88,8 @@ class SessionResult:
     decode_errors: int = 0
     complete: bool = False
     clock: ClockAssessment | None = None
+    # Latest measured_at per kind among the readings stored (for the schedule reminders).
+    last_measured: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -312,6 +314,10 @@ class DeviceCollector:
                 last_seq = obs.sequence if last_seq is None else max(last_seq, obs.sequence)
         seq_for_state = last_seq if self.profile.uses_racp else None
         res = self.outbox.add(readings, address=self.device.address, last_sequence=seq_for_state)
+        for r in readings:
+            prev = self.result.last_measured.get(r.kind.value)
+            if prev is None or r.measured_at > prev:
+                self.result.last_measured[r.kind.value] = r.measured_at
         self.result.readings += res.added
         self.result.duplicates += res.duplicates
         if self.on_readings and res.added:
