@@ -30,6 +30,10 @@ class DeviceStatus(_Model):
     last_seen_at: AwareDatetime | None = None
     battery_pct: int | None = Field(default=None, ge=0, le=100)
     decode_errors: int = Field(default=0, ge=0)
+    # Device clock minus gateway clock at the last read of its Current Time (None: never
+    # read, or the clock was unset); additive, optional.
+    clock_offset_s: float | None = None
+    clock_unset: bool | None = None
 
 
 class GatewayStatus(_Model):
@@ -46,6 +50,11 @@ class GatewayStatus(_Model):
     outbox_full: bool = False
     # Gateway clock minus a reference clock (NTP), when known.
     clock_offset_s: float | None = None
+    # Kernel NTP state (adjtimex): None where the gateway cannot tell; additive, optional.
+    clock_synchronised: bool | None = None
+    clock_max_error_s: float | None = Field(default=None, ge=0)
+    # Kinds whose latest scheduled measurement (GatewayConfig.schedule) was not taken; additive.
+    overdue_kinds: list[str] = Field(default_factory=list, max_length=32)
     devices: list[DeviceStatus] = Field(default_factory=list, max_length=64)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -76,6 +76,9 @@ class DeviceHealth:
     last_seen_at: datetime | None = None
     battery_pct: int | None = None
     decode_errors: int = 0
+    # Device clock minus gateway clock at the last Current Time read (before setting it).
+    clock_offset_s: float | None = None
+    clock_unset: bool | None = None
 
 
 @dataclass
@@ -85,6 +88,8 @@ class SessionResult:
     decode_errors: int = 0
     complete: bool = False
     clock: ClockAssessment | None = None
+    # Latest measured_at per kind among the readings stored (for the schedule reminders).
+    last_measured: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,6 +202,9 @@ class DeviceCollector:
         clock_spec = self.profile.characteristic(Role.CLOCK)
         if clock_spec is not None and self._has(client, clock_spec.uuid):
             self._clock = await self._check_clock(client)
+            # Reported in the status so staff can see a device whose clock drifts.
+            self.health.clock_unset = self._clock.unset
+            self.health.clock_offset_s = self._clock.offset.total_seconds() if self._clock.offset is not None else None
             if self.profile.set_clock:
                 now = self.now()
                 await client.write_gatt_char(
@@ -306,6 +314,10 @@ class DeviceCollector:
                 last_seq = obs.sequence if last_seq is None else max(last_seq, obs.sequence)
         seq_for_state = last_seq if self.profile.uses_racp else None
         res = self.outbox.add(readings, address=self.device.address, last_sequence=seq_for_state)
+        for r in readings:
+            prev = self.result.last_measured.get(r.kind.value)
+            if prev is None or r.measured_at > prev:
+                self.result.last_measured[r.kind.value] = r.measured_at
         self.result.readings += res.added
         self.result.duplicates += res.duplicates
         if self.on_readings and res.added:

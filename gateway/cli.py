@@ -173,10 +173,22 @@ def status(config: ConfigOpt = None, as_json: Annotated[bool, typer.Option("--js
     console.print(f"Gateway: [bold]{s.gateway_id or 'not enrolled'}[/bold]")
     console.print(f"Readings waiting to be sent: {depth} (capacity {s.outbox_capacity})")
     console.print(f"Undecodable values kept: {rejected}")
+    if doc:
+        synced = {True: "synchronised", False: "NOT synchronised", None: "unknown"}[doc.get("clock_synchronised")]
+        offset = doc.get("clock_offset_s")
+        console.print(
+            f"Clock: {synced}"
+            + (f", offset {offset:+.3f} s" if offset is not None else "")
+            + (f", max error {doc['clock_max_error_s']:.3f} s" if doc.get("clock_max_error_s") is not None else "")
+        )
+        if doc.get("overdue_kinds"):
+            console.print(f"Overdue measurements: {', '.join(doc['overdue_kinds'])}")
     for d in doc.get("devices", []):
+        clock = "unset" if d.get("clock_unset") else d.get("clock_offset_s")
         console.print(
             f"  {d['address']}  {d.get('kind') or ''}  last seen {d.get('last_seen_at') or 'never'}"
             f"  battery {d.get('battery_pct')}  decode errors {d.get('decode_errors', 0)}"
+            + (f"  clock {clock if isinstance(clock, str) else f'{clock:+.0f} s'}" if clock is not None else "")
         )
 
 

@@ -6,10 +6,12 @@ The BLE, SQLite and MQTT shells call these; the tests drive them directly.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from device_profiles.codecs.racp import RacpRequest
+from device_profiles.messages import ScheduledMeasurement
 
 # A device clock before this year was never set (device_profiles uses the same cut-off).
 CLOCK_PLAUSIBLE_FROM_YEAR = 2010
@@ -97,3 +99,51 @@ def outbox_alarm(depth: int, capacity: int) -> bool:
 def plan_batches(pending: list[int], max_per_batch: int) -> list[list[int]]:
     """Split outbox row ids (in arrival order) into batches of at most ``max_per_batch``."""
     return [pending[i : i + max_per_batch] for i in range(0, len(pending), max_per_batch)]
+
+
+def _parse_hhmm(text: str) -> time | None:
+    try:
+        hh, mm = text.split(":")
+        return time(int(hh), int(mm))
+    except ValueError:
+        return None
+
+
+def overdue_kinds(
+    schedule: Sequence[ScheduledMeasurement],
+    now: datetime,
+    last_reading: Mapping[str, datetime],
+    *,
+    tz: tzinfo,
+    grace: timedelta = timedelta(minutes=30),
+    early: timedelta = timedelta(hours=1),
+) -> list[str]:
+    """Scheduled kinds whose latest due measurement has not been taken.
+
+    A measurement scheduled at local time T (``HH:MM`` in ``tz``, Europe/Stockholm) is due
+    once ``grace`` has passed after T; it is done by any reading of that kind measured from
+    ``early`` before T on (a patient measuring a little ahead of time has measured). Only
+    the latest due time of the last 24 hours counts, so a kind is reminded of once, not for
+    every missed slot. Unparseable times are ignored. All comparisons are in UTC, because
+    aware datetimes sharing one tzinfo compare by wall time, which is wrong across DST.
+    """
+    now_utc = now.astimezone(UTC)
+    local_today = now_utc.astimezone(tz).date()
+    overdue: list[str] = []
+    for item in schedule:
+        due: list[datetime] = []
+        for text in item.times_local:
+            t = _parse_hhmm(text)
+            if t is None:
+                continue
+            for day in (local_today - timedelta(days=1), local_today):
+                slot = datetime.combine(day, t, tzinfo=tz).astimezone(UTC)
+                if slot + grace <= now_utc and now_utc - slot <= timedelta(days=1):
+                    due.append(slot)
+        if not due:
+            continue
+        latest = max(due)
+        last = last_reading.get(item.kind)
+        if (last is None or last.astimezone(UTC) < latest - early) and item.kind not in overdue:
+            overdue.append(item.kind)
+    return overdue

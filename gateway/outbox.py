@@ -288,6 +288,20 @@ class Outbox:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None
 
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def meta_prefixed(self, prefix: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM meta WHERE substr(key, 1, length(?)) = ?", (prefix, prefix)
+            ).fetchall()
+        return {str(k)[len(prefix) :]: str(v) for k, v in rows}
+
 
 def _device(row: tuple[object, ...]) -> DeviceRecord:
     address, profile_id, paired, last_seq, seen_at, battery = row

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bleak.backends.device import BLEDevice
@@ -18,13 +18,18 @@ from device_profiles.profile import DeviceProfile, Registry
 from device_profiles.registry import default_registry, registry_with_dirs
 from gateway import GatewayError, NotEnrolledError, __version__
 from gateway.ble import BleConfig, DeviceCollector, DeviceHealth, Scanner, client_backend, scanner_backend
-from gateway.logic import DecodeCounters, DeviceBackoff, outbox_alarm
+from gateway.clock import read_kernel_clock
+from gateway.logic import DecodeCounters, DeviceBackoff, outbox_alarm, overdue_kinds
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.publisher import BrokerConfig, Publisher
 from gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
+
+# The config's schedule times are Europe/Stockholm by contract (GatewayConfig).
+SCHEDULE_TZ = ZoneInfo("Europe/Stockholm")
+LAST_READING_META = "last_reading:"
 
 
 def broker_config(settings: GatewaySettings) -> BrokerConfig:
@@ -58,6 +63,7 @@ class Gateway:
     backoff: dict[str, DeviceBackoff] = field(default_factory=dict)
     busy: set[str] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
+    last_reading: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -69,6 +75,9 @@ class Gateway:
             except ValueError as err:
                 logger.warning("saved_config_invalid error=%s", str(err)[:200])
         self.outbox = Outbox(s.db_path, capacity=s.outbox_capacity)
+        # Persisted so a restart does not make every scheduled kind look overdue.
+        for kind, at in self.outbox.meta_prefixed(LAST_READING_META).items():
+            self.last_reading[kind] = datetime.fromisoformat(at)
         self.publisher = Publisher(broker_config(s), self.outbox, on_config=self._config_received, on_ack=self._acked)
         self.ble = BleConfig(
             client_backend=client_backend(s.ble_client_backend),
@@ -154,6 +163,7 @@ class Gateway:
         try:
             result = await collector.run()
             health.last_seen_at = datetime.now(UTC)
+            self._note_readings(result.last_measured)
             self.outbox.seen(addr, profile.id, health.last_seen_at, health.battery_pct)
             logger.info(
                 "ble_session address=%s profile=%s readings=%d duplicates=%d decode_errors=%d complete=%s",
@@ -180,10 +190,28 @@ class Gateway:
         finally:
             self.busy.discard(addr)
 
+    def _note_readings(self, last_measured: dict[str, datetime]) -> None:
+        for kind, at in last_measured.items():
+            prev = self.last_reading.get(kind)
+            if prev is None or at > prev:
+                self.last_reading[kind] = at
+                self.outbox.set_meta(LAST_READING_META + kind, at.isoformat())
+
+    def overdue(self, now: datetime | None = None) -> list[str]:
+        return overdue_kinds(
+            self.config.schedule,
+            now or datetime.now(UTC),
+            self.last_reading,
+            tz=SCHEDULE_TZ,
+            grace=timedelta(seconds=self.settings.reminder_grace_s),
+            early=timedelta(seconds=self.settings.reminder_early_s),
+        )
+
     # -- status ---------------------------------------------------------------------
 
     def status(self) -> GatewayStatus:
         assert self.settings.gateway_id is not None
+        clock = read_kernel_clock()
         return GatewayStatus(
             gateway_id=self.settings.gateway_id,
             sent_at=datetime.now(UTC),
@@ -192,6 +220,10 @@ class Gateway:
             outbox_depth=self.outbox.depth,
             outbox_capacity=self.outbox.capacity,
             outbox_full=outbox_alarm(self.outbox.depth, self.outbox.capacity),
+            clock_offset_s=clock.offset_s if clock is not None else None,
+            clock_synchronised=clock.synchronised if clock is not None else None,
+            clock_max_error_s=clock.max_error_s if clock is not None else None,
+            overdue_kinds=self.overdue()[:32],
             devices=[
                 DeviceStatus(
                     address=h.address,
@@ -200,6 +232,8 @@ class Gateway:
                     last_seen_at=h.last_seen_at,
                     battery_pct=h.battery_pct,
                     decode_errors=self.counters.by_device.get(h.address, 0),
+                    clock_offset_s=h.clock_offset_s,
+                    clock_unset=h.clock_unset,
                 )
                 for h in list(self.health.values())[:64]
             ],

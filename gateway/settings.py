@@ -51,6 +51,10 @@ class GatewaySettings(BaseSettings):
     heartbeat_s: float = Field(default=60.0, gt=0)
     # A device clock further than this from the gateway's is corrected and flagged.
     clock_tolerance_s: float = Field(default=120.0, ge=0)
+    # Schedule reminders: a scheduled measurement is overdue this long after its time, and
+    # a reading from this long before the time counts for it.
+    reminder_grace_s: float = Field(default=1800.0, ge=0)
+    reminder_early_s: float = Field(default=3600.0, ge=0)
     clinic_url: str | None = None
     clinic_ca_file: Path | None = None
     metrics_port: int | None = None

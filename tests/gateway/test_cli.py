@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from device_profiles.messages import DeviceStatus, GatewayStatus
 from gateway import cli
 from gateway.cli import app
 from gateway.settings import load_settings
@@ -80,3 +82,27 @@ def test_run_refuses_without_identity(tmp_path: Path, monkeypatch: pytest.Monkey
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 1
     assert "enroll" in result.output
+
+
+def test_status_shows_clock_health_and_overdue_measurements(config: Path) -> None:
+    state = config.parent / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    doc = GatewayStatus(
+        gateway_id="gw-cli-1",
+        sent_at=datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+        version="0",
+        uptime_s=5,
+        outbox_depth=0,
+        outbox_capacity=10,
+        clock_offset_s=-0.0125,
+        clock_synchronised=True,
+        clock_max_error_s=0.25,
+        overdue_kinds=["weight"],
+        devices=[DeviceStatus(address="F0:00:00:00:00:01", model="m", kind="blood_pressure", clock_offset_s=-450.2)],
+    )
+    (state / "status.json").write_text(doc.model_dump_json(by_alias=True))
+    result = CliRunner().invoke(app, ["status", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "Clock: synchronised, offset -0.013 s, max error 0.250 s" in result.output
+    assert "Overdue measurements: weight" in result.output
+    assert "clock -450 s" in result.output
