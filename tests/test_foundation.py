@@ -89,3 +89,90 @@ def test_timescaledb_hypertable_compression_and_aggregate(timescaledb_url: str) 
         assert {"policy_compression", "policy_refresh_continuous_aggregate"} <= {j[0] for j in jobs}
         caggs = conn.execute("SELECT view_name FROM timescaledb_information.continuous_aggregates").fetchall()
         assert ("observation_daily",) in caggs
+
+
+def _patient_with_weights(conn: psycopg.Connection[tuple[object, ...]], days: int = 3) -> object:
+    """A patient with morning and evening weights on ``days`` days (plus one rejected)."""
+    unit = conn.execute("INSERT INTO care_unit (code, name) VALUES ('u-ts', 'Enhet') RETURNING id").fetchone()
+    assert unit
+    patient = conn.execute(
+        "INSERT INTO patient (pseudonym, display_name, unit_id) VALUES ('P-TS', 'Test', %s) RETURNING id",
+        (unit[0],),
+    ).fetchone()
+    assert patient
+    for day in range(days):
+        for hour, kg in ((6, 80.0 + day), (18, 81.0 + day)):
+            conn.execute(
+                "INSERT INTO observation (reading_id, component, measured_at, patient_id, gateway_id,"
+                " device_address, kind, value, unit, received_at)"
+                " VALUES (gen_random_uuid(), 'weight', %s, %s, 'gw-ts', 'AA', 'weight', %s, 'kg', now())",
+                (f"2026-03-0{day + 1} {hour:02d}:00:00+00", patient[0], kg),
+            )
+    conn.execute(
+        "INSERT INTO observation (reading_id, component, measured_at, patient_id, gateway_id,"
+        " device_address, kind, value, unit, status, reject_reason, received_at)"
+        " VALUES (gen_random_uuid(), 'weight', '2026-03-01 12:00+00', %s, 'gw-ts', 'AA', 'weight', 400, 'kg',"
+        " 'rejected', 'weight 400 outside 20-350 kg', now())",
+        (patient[0],),
+    )
+    return patient[0]
+
+
+def _daily(conn: psycopg.Connection[tuple[object, ...]], patient: object) -> list[tuple[object, ...]]:
+    return conn.execute(
+        "SELECT to_char(day AT TIME ZONE 'Europe/Stockholm', 'YYYY-MM-DD'), n, mean, min, max"
+        " FROM observation_daily WHERE patient_id = %s AND component = 'weight' ORDER BY day",
+        (patient,),
+    ).fetchall()
+
+
+EXPECTED_DAILY = [
+    ("2026-03-01", 2, 80.5, 80.0, 81.0),
+    ("2026-03-02", 2, 81.5, 81.0, 82.0),
+    ("2026-03-03", 2, 82.5, 82.0, 83.0),
+]
+
+
+def test_daily_summary_by_stockholm_day_without_rejected_values(db: psycopg.Connection[tuple[object, ...]]) -> None:
+    patient = _patient_with_weights(db)
+    assert _daily(db, patient) == EXPECTED_DAILY
+
+
+@pytest.mark.timescaledb
+def test_timescaledb_daily_aggregate_real_time_and_refreshed(timescaledb_url: str) -> None:
+    with psycopg.connect(timescaledb_url, autocommit=True) as conn:
+        patient = _patient_with_weights(conn)
+        # Real-time aggregation answers before any refresh has run ...
+        assert _daily(conn, patient) == EXPECTED_DAILY
+        # ... and the materialised buckets give the same answer.
+        conn.execute("CALL refresh_continuous_aggregate('observation_daily', NULL, NULL)")
+        assert _daily(conn, patient) == EXPECTED_DAILY
+
+
+@pytest.mark.timescaledb
+def test_timescaledb_compressed_chunks_stay_readable_and_deduplicated(timescaledb_url: str) -> None:
+    with psycopg.connect(timescaledb_url, autocommit=True) as conn:
+        patient = _patient_with_weights(conn)
+        chunks = conn.execute("SELECT show_chunks('observation')").fetchall()
+        assert chunks
+        for (chunk,) in chunks:
+            conn.execute("SELECT compress_chunk(%s::regclass)", (str(chunk),))
+        compressed = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.chunks"
+            " WHERE hypertable_name = 'observation' AND is_compressed"
+        ).fetchone()
+        assert compressed
+        assert compressed[0] == len(chunks)
+        # Old readings are kept, compressed, never deleted.
+        before = conn.execute("SELECT reading_id, measured_at FROM observation ORDER BY measured_at LIMIT 1").fetchone()
+        assert before
+        assert conn.execute("SELECT count(*) FROM observation WHERE patient_id = %s", (patient,)).fetchone() == (7,)
+        # A re-delivered reading that falls into a compressed chunk is still a harmless duplicate.
+        conn.execute(
+            "INSERT INTO observation (reading_id, component, measured_at, patient_id, gateway_id,"
+            " device_address, kind, value, unit, received_at)"
+            " VALUES (%s, 'weight', %s, %s, 'gw-ts', 'AA', 'weight', 80, 'kg', now())"
+            " ON CONFLICT DO NOTHING",
+            (before[0], before[1], patient),
+        )
+        assert conn.execute("SELECT count(*) FROM observation WHERE patient_id = %s", (patient,)).fetchone() == (7,)

@@ -260,7 +260,7 @@ DAILY_SELECT = """
            stddev_samp(value) AS sd
     FROM observation
     WHERE status <> 'rejected' AND value IS NOT NULL
-    GROUP BY patient_id, kind, component, {bucket_group}
+    GROUP BY patient_id, kind, component, {bucket}
 """
 
 
@@ -313,7 +313,7 @@ def upgrade() -> None:
         with op.get_context().autocommit_block():
             op.execute(
                 "CREATE MATERIALIZED VIEW observation_daily WITH (timescaledb.continuous) AS"
-                + DAILY_SELECT.format(bucket=bucket, bucket_group="day")
+                + DAILY_SELECT.format(bucket=bucket)
                 + " WITH NO DATA"
             )
             op.execute("""
@@ -328,7 +328,7 @@ def upgrade() -> None:
         op.execute("CREATE INDEX observation_time_brin ON observation USING brin (measured_at)")
         op.execute("CREATE INDEX reading_raw_time_brin ON reading_raw USING brin (measured_at)")
         bucket = "(date_trunc('day', measured_at AT TIME ZONE 'Europe/Stockholm') AT TIME ZONE 'Europe/Stockholm')"
-        op.execute("CREATE VIEW observation_daily AS" + DAILY_SELECT.format(bucket=bucket, bucket_group=bucket))
+        op.execute("CREATE VIEW observation_daily AS" + DAILY_SELECT.format(bucket=bucket))
         op.execute("COMMENT ON TABLE observation IS 'storage: postgresql'")
 
 
