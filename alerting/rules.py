@@ -70,6 +70,8 @@ SYMPTOM_COPD = (
     "symptoms.sputum_volume_worse",
     "symptoms.sputum_purulence_worse",
 )
+# H3: symptoms that turn very high blood pressure into a possible hypertensive emergency.
+SYMPTOM_HTN = ("symptoms.hypertensive_symptoms",)
 CAT = "symptoms.cat_score"
 RELIEVER = "symptoms.reliever_puffs"
 
@@ -1182,20 +1184,23 @@ def h2(ctx: Context, p: Params) -> Occurrences:
     "H3",
     "Very high blood pressure (mean of duplicate)",
     conditions=("hypertension",),
-    reads=(SYSTOLIC, DIASTOLIC),
+    reads=(SYSTOLIC, DIASTOLIC, *SYMPTOM_HTN),
     window_days=1,
     lookback_h=24,
     hysteresis_h=24,
     params={"systolic_mmhg": 180, "diastolic_mmhg": 110},
-    severities="≥ 180 and/or ≥ 110 high",
+    severities="≥ 180 and/or ≥ 110 high; with symptoms reported the same day critical",
 )
 def h3(ctx: Context, p: Params) -> Occurrences:
+    sym = _symptom_days(ctx, SYMPTOM_HTN)
     parts = []
     for key, name in ((SYSTOLIC, "systolic_mmhg"), (DIASTOLIC, "diastolic_mmhg")):
         ss = _bp_sessions(ctx, key)
-        parts.append(
-            Occurrences.of(ss.pat, np.where(ss.mean >= p(name)[ss.pat], HIGH, NONE), ss.t, ss.mean, ss.t_first)
-        )
+        d = ctx.grid.day_of(ss.t)
+        with_symptoms = (d >= 0) & sym[ss.pat, np.maximum(d, 0)]
+        high = ss.mean >= p(name)[ss.pat]
+        sev = _sev((high, HIGH), (high & with_symptoms, CRITICAL))
+        parts.append(Occurrences.of(ss.pat, sev, ss.t, ss.mean, ss.t_first))
     return Occurrences.concat(parts)
 
 

@@ -116,6 +116,14 @@ COMPONENTS: dict[str, Component] = {
         Component("oedema_worse", Unit.SCORE, None, "More swelling of legs than usual", 0, 1),
         Component("sputum_volume_worse", Unit.SCORE, None, "More sputum than usual", 0, 1),
         Component("sputum_purulence_worse", Unit.SCORE, None, "Sputum more coloured", 0, 1),
+        Component(
+            "hypertensive_symptoms",
+            Unit.SCORE,
+            None,
+            "Severe headache, chest pain, breathlessness, visual or neurological symptoms",
+            0,
+            1,
+        ),
         Component("cat_score", Unit.SCORE, None, "COPD Assessment Test total score", 0, 40),
         Component("reliever_puffs", Unit.COUNT, None, "Reliever inhaler puffs per day", 0, 100),
     )
@@ -161,6 +169,7 @@ KINDS: dict[Kind, KindSpec] = {
                 "oedema_worse",
                 "sputum_volume_worse",
                 "sputum_purulence_worse",
+                "hypertensive_symptoms",
                 "cat_score",
                 "reliever_puffs",
             ),

@@ -288,12 +288,15 @@ def a3(pt: Patient) -> list[Occ]:
 
 
 def h3(pt: Patient) -> list[Occ]:
+    symptom_days = {pt.day(t) for t, v in pt.r("symptoms.hypertensive_symptoms") if v >= 1} - {None}
     out = []
     for key, name, d in (
         ("blood_pressure.systolic", "systolic_mmhg", 180),
         ("blood_pressure.diastolic", "diastolic_mmhg", 110),
     ):
-        out += [(HIGH, t, m) for t, m, _ in _sessions(pt.r(key)) if m >= pt.p("H3", name, d)]
+        for t, m, _ in _sessions(pt.r(key)):
+            if m >= pt.p("H3", name, d):
+                out.append((CRITICAL if pt.day(t) in symptom_days else HIGH, t, m))
     return out
 
 

@@ -33,6 +33,7 @@ VALUES: dict[str, list[float]] = {
     rl.TEMPERATURE: [35.0, 36.0, 37.0, 38.5, 39.5],
     rl.BP_PULSE: [38.0, 40.0, 50.0, 72.0, 95.0, 101.0, 131.0],
     rl.OXIMETER_PULSE: [40.0, 72.0, 112.0, 131.0],
+    rl.SYMPTOM_HTN[0]: [0.0, 1.0],
 }
 CONDITIONS = ["diabetes_t1", "diabetes_t2", "heart_failure", "copd", "asthma", "hypertension"]
 OVERRIDES = [

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from alerting.rules import BP_PULSE, DIASTOLIC, PEF, RELIEVER, SPO2, SYSTOLIC, TEMPERATURE, news2_scores
+from alerting.rules import (
+    BP_PULSE,
+    DIASTOLIC,
+    PEF,
+    RELIEVER,
+    SPO2,
+    SYMPTOM_HTN,
+    SYSTOLIC,
+    TEMPERATURE,
+    news2_scores,
+)
 from tests.alerting.helpers import DAY, HOUR, MIN, cohort, fire, series, severity
 
 ASTHMA = cohort("asthma", personal_best_pef=500.0)
@@ -109,6 +119,18 @@ def test_h3_very_high() -> None:
     assert severity("H3", d2, HT) == "high"  # mean exactly 180
     assert severity("H3", {DIASTOLIC: series([(HOUR, 110.0)])}, HT) == "high"
     assert severity("H3", {DIASTOLIC: series([(HOUR, 109.0)])}, HT) is None
+
+
+def test_h3_with_symptoms_the_same_day_is_critical() -> None:
+    very_high = {SYSTOLIC: series([(HOUR, 190.0)])}
+    symptoms_today = {**very_high, SYMPTOM_HTN[0]: series([(2 * HOUR, 1.0)])}
+    assert severity("H3", symptoms_today, HT) == "critical"
+    symptoms_yesterday = {**very_high, SYMPTOM_HTN[0]: series([(DAY + HOUR, 1.0)])}
+    assert severity("H3", symptoms_yesterday, HT) == "high"
+    no_symptoms = {**very_high, SYMPTOM_HTN[0]: series([(2 * HOUR, 0.0)])}
+    assert severity("H3", no_symptoms, HT) == "high"
+    # Symptoms alone, with blood pressure below the threshold, are not H3.
+    assert severity("H3", {SYSTOLIC: series([(HOUR, 150.0)]), SYMPTOM_HTN[0]: series([(2 * HOUR, 1.0)])}, HT) is None
 
 
 def test_h4_two_days_within_seven() -> None:
