@@ -238,7 +238,7 @@ def prepare(messages: Sequence[Incoming]) -> PreparedBatch:
 
 
 def observation_rows(r: PreparedReading, patient_id: uuid.UUID) -> list[tuple[Any, ...]]:
-    """Rows in :data:`ingest.store.STAGE_COLUMNS` order, one per component."""
+    """Rows in :data:`ingest.store.OBS_COLUMNS` order, one per component."""
     rd = r.reading
     flags = list(rd.flags)
     return [

@@ -64,7 +64,9 @@ class IngestSettings(BaseSettings):
     # One transaction holds up to this many messages (or bytes), or what arrived in
     # flush_interval_s after the first one.
     batch_max_messages: int = Field(default=2_000, ge=1)
-    batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # ~10,000 readings: smaller batches let parsing the next one overlap storing this one
+    # (16 MiB batches measured ~10 % slower end to end for 100-reading messages).
+    batch_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     flush_interval_s: float = Field(default=0.05, gt=0, le=10)
     # Writer threads, each with its own PostgreSQL connection: while one waits for its
     # commit, the next batch is already being written.
