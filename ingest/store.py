@@ -249,7 +249,7 @@ def _copy(
 
 def _stage_rows(resolved: list[tuple[PreparedReading, uuid.UUID]]) -> Iterator[tuple[Any, ...]]:
     """Staging rows in :data:`STAGE_COLUMNS` order; the reading_raw part on each reading's first row."""
-    device_json: dict[DeviceInfo, str] = {}
+    device_json: dict[tuple[Any, ...], str] = {}
     for r, patient in resolved:
         rows = observation_rows(r, patient)
         yield (*rows[0], _device_json(r.reading.device, device_json), raw_bytes(r.reading))
@@ -257,11 +257,13 @@ def _stage_rows(resolved: list[tuple[PreparedReading, uuid.UUID]]) -> Iterator[t
             yield (*row, None, None)
 
 
-def _device_json(device: DeviceInfo, cache: dict[DeviceInfo, str]) -> str:
-    # A batch holds many readings of few devices: serialise each device once.
-    text = cache.get(device)
+def _device_json(device: DeviceInfo, cache: dict[tuple[Any, ...], str]) -> str:
+    # A batch holds many readings of few devices: serialise each device once. Keyed by a
+    # plain tuple of all its field values, which hashes and compares far cheaper than the model.
+    key = tuple(device.__dict__.values())
+    text = cache.get(key)
     if text is None:
-        text = cache[device] = device.model_dump_json(exclude_none=True)
+        text = cache[key] = device.model_dump_json(exclude_none=True)
     return text
 
 
