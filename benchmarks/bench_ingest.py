@@ -39,6 +39,7 @@ import psycopg  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port  # noqa: E402
+from device_profiles.messages import NEW_READINGS_CHANNEL  # noqa: E402
 from device_profiles.vocabulary import COMPONENTS, Kind  # noqa: E402
 from device_profiles.wire import DeviceInfo, Reading, ReadingBatch, Value, reading_id, readings_topic  # noqa: E402
 from ingest.prepare import PreparedReading, observation_rows  # noqa: E402
@@ -157,9 +158,42 @@ class Ingest:
         self._log.close()
 
 
-def run_end_to_end(ingest: Ingest, mqtt_url: str, msgs: list[tuple[str, bytes]], n_readings: int) -> float:
-    """Seconds from the first publish until ingest has committed all ``n_readings``."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a backend that ended meanwhile
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(pg: LocalPostgres) -> list[int]:
+    """The postmaster and its children (backends, checkpointer, WAL writer...)."""
+    postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def run_end_to_end(
+    ingest: Ingest, database_url: str, mqtt_url: str, msgs: list[tuple[str, bytes]], n_readings: int
+) -> float:
+    """Seconds from the first publish until ingest has committed all ``n_readings``.
+
+    Ingest's metrics are read when a commit notifies (and at least every 0.2 s), not in a
+    tight loop: scraping /metrics costs the measured process CPU.
+    """
     before = ingest.committed()
+    listener = psycopg.connect(database_url, autocommit=True)
+    listener.execute(f"LISTEN {NEW_READINGS_CHANNEL}")
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
     client.max_inflight_messages_set(0)  # unlimited: the broker config allows it too
     client.max_queued_messages_set(0)
@@ -175,12 +209,14 @@ def run_end_to_end(ingest: Ingest, mqtt_url: str, msgs: list[tuple[str, bytes]],
         while ingest.committed() - before < n_readings:
             if time.perf_counter() - start > 600:
                 raise RuntimeError("ingest did not keep up within 10 minutes")
-            time.sleep(0.01)
+            for _ in listener.notifies(timeout=0.2, stop_after=1):
+                pass
         elapsed = time.perf_counter() - start
         print(f"  ({len(msgs)} messages: broker had all at {published:.2f} s, ingest committed at {elapsed:.2f} s)")
     finally:
         client.disconnect()
         client.loop_stop()
+        listener.close()
     return elapsed
 
 
@@ -233,6 +269,10 @@ def seed(database_url: str, n_gateways: int) -> dict[str, uuid.UUID]:
     return patients
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny run, to check that the benchmark works")
@@ -243,6 +283,7 @@ def main() -> None:
     if args.smoke:
         args.single, args.batched, args.gateways = 300, 2_000, 5
 
+    load_start = _load()
     base = Path(tempfile.mkdtemp(prefix="egenmon-bench-"))
     # LocalPostgres opens its own base directory to the postgres user (when run as root).
     pg = LocalPostgres(base, durable=os.environ.get("BENCH_DURABLE", "1") == "1")
@@ -270,10 +311,15 @@ def main() -> None:
         t_copy_before = run_raw_copy(copy_url, batched, patients)
 
         ingest = Ingest(pg.url, broker.url, mqtt_base / "ingest.log")
-        t_single = run_end_to_end(ingest, broker.url, single_msgs, len(single))
+        t_single = run_end_to_end(ingest, pg.url, broker.url, single_msgs, len(single))
         print(f"  (ingest so far: {ingest.batch_stats()})")
-        t_batched = run_end_to_end(ingest, broker.url, batched_msgs, len(batched))
+        pids_pg = postgres_pids(pg)
+        cpu_before = (cpu_seconds([ingest.proc.pid]), cpu_seconds(pids_pg))
+        t_batched = run_end_to_end(ingest, pg.url, broker.url, batched_msgs, len(batched))
+        cpu_ingest = cpu_seconds([ingest.proc.pid]) - cpu_before[0]
+        cpu_pg = cpu_seconds(pids_pg) - cpu_before[1]
         print(f"  (ingest so far: {ingest.batch_stats()})")
+        print(f"  (batched run CPU: ingest {cpu_ingest:.2f} s, PostgreSQL {cpu_pg:.2f} s)")
         with psycopg.connect(pg.url) as conn:
             row = conn.execute("SELECT count(*) FROM reading_raw").fetchone()
             stored = int(row[0]) if row else 0
@@ -288,6 +334,7 @@ def main() -> None:
         rate_copy = len(batched) / t_copy
         rows_per_reading = sum(len(r.values) for _, r in batched) / len(batched)
         print(f"ingest benchmark (storage: {mode}; {rows_per_reading:.2f} observation rows per reading)")
+        print(f"machine: {os.cpu_count()} CPUs, load average {load_start} at the start, {_load()} at the end")
         for label, n, secs, rate in (
             ("1 reading/message:", len(single), t_single, rate_single),
             ("100 readings/message:", len(batched), t_batched, rate_batched),

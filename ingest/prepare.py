@@ -238,27 +238,36 @@ def prepare(messages: Sequence[Incoming]) -> PreparedBatch:
 
 
 def observation_rows(r: PreparedReading, patient_id: uuid.UUID) -> list[tuple[Any, ...]]:
-    """Rows in :data:`ingest.store.STAGE_COLUMNS` order, one per component."""
+    """Rows in :data:`ingest.store.OBS_COLUMNS` order, one per component."""
     rd = r.reading
     flags = list(rd.flags)
+    # Hoisted out of the per-component loop: this runs for every stored row.
+    reading_id, measured_at, gateway_id = rd.reading_id, rd.measured_at, r.gateway_id
+    address, kind, status, reason, received_at = (
+        rd.device.address,
+        rd.kind.value,
+        r.status,
+        r.reject_reason,
+        rd.received_at,
+    )
     return [
         (
-            rd.reading_id,
+            reading_id,
             name,
-            rd.measured_at,
+            measured_at,
             patient_id,
-            r.gateway_id,
-            rd.device.address,
-            rd.kind.value,
+            gateway_id,
+            address,
+            kind,
             v.value,
             v.unit.value,
             v.censored,
-            r.status,
-            r.reject_reason,
+            status,
+            reason,
             flags,
             v.original_value,
-            _clean(v.original_unit),
-            rd.received_at,
+            None if v.original_unit is None else _clean(v.original_unit),
+            received_at,
         )
         for name, v in rd.values.items()
     ]

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -75,19 +76,22 @@ NOTIFY_MAX_BYTES = 7000
 _OBS_COLS = ", ".join(OBS_COLUMNS)
 _RAW_COLS = ", ".join(RAW_COLUMNS)
 
-# Temporary staging tables live as long as the connection; ON COMMIT DELETE ROWS empties
-# them at every commit so each batch starts clean.
+# One temporary staging table for both targets: a row per observation, and on the first
+# row of each reading also the reading's device JSON and GATT bytes, from which reading_raw
+# is filled (one COPY pass instead of two). It lives as long as the connection; ON COMMIT
+# DELETE ROWS empties it at every commit so each batch starts clean.
+STAGE_COLUMNS = (*OBS_COLUMNS, "device", "raw")
+STAGE_TYPES = (*OBS_TYPES, "text", "bytea")
 STAGE_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS ingest_stage_obs (LIKE observation INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS ingest_stage_raw (
-    reading_id uuid, measured_at timestamptz, gateway_id text, device text, raw bytea
+CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
+    LIKE observation INCLUDING DEFAULTS, device text, raw bytea
 ) ON COMMIT DELETE ROWS;
 """
 # Plain statements, not SQL PREPARE: psycopg prepares them itself after a few uses and
 # knows to forget them when a failed transaction deallocates them.
 INSERT_OBS = f"""
 WITH ins AS (
-    INSERT INTO observation ({_OBS_COLS}) SELECT {_OBS_COLS} FROM ingest_stage_obs
+    INSERT INTO observation ({_OBS_COLS}) SELECT {_OBS_COLS} FROM ingest_stage
     ON CONFLICT DO NOTHING
     RETURNING patient_id, status
 )
@@ -95,7 +99,7 @@ SELECT patient_id, status, count(*) FROM ins GROUP BY patient_id, status
 """
 INSERT_RAW = f"""
 INSERT INTO reading_raw ({_RAW_COLS})
-SELECT reading_id, measured_at, gateway_id, device::jsonb, raw FROM ingest_stage_raw
+SELECT reading_id, measured_at, gateway_id, device::jsonb, raw FROM ingest_stage WHERE device IS NOT NULL
 ON CONFLICT DO NOTHING
 """
 
@@ -108,7 +112,7 @@ WITH cur AS (
            (date_trunc('day', s.measured_at, 'Europe/Stockholm') AT TIME ZONE 'Europe/Stockholm'
                - interval '1 day') AT TIME ZONE 'Europe/Stockholm' AS prev_start,
            date_trunc('day', s.measured_at, 'Europe/Stockholm') AS day_start
-    FROM ingest_stage_obs s
+    FROM ingest_stage s
     WHERE s.component = 'weight' AND s.status <> 'rejected' AND s.value IS NOT NULL
 ), bad AS (
     SELECT cur.reading_id, cur.value - p.value AS change_kg
@@ -120,7 +124,7 @@ WITH cur AS (
     ) p
     WHERE abs(cur.value - p.value) > %(max_change)s
 )
-UPDATE ingest_stage_obs t
+UPDATE ingest_stage t
 SET status = 'rejected',
     reject_reason = format('weight changed %%s kg from the previous day (likely another person)',
                            round(bad.change_kg::numeric, 1))
@@ -243,11 +247,23 @@ def _copy(
             copy.write_row(row)
 
 
-def _device_json(device: DeviceInfo, cache: dict[DeviceInfo, str]) -> str:
-    # A batch holds many readings of few devices: serialise each device once.
-    text = cache.get(device)
+def _stage_rows(resolved: list[tuple[PreparedReading, uuid.UUID]]) -> Iterator[tuple[Any, ...]]:
+    """Staging rows in :data:`STAGE_COLUMNS` order; the reading_raw part on each reading's first row."""
+    device_json: dict[tuple[Any, ...], str] = {}
+    for r, patient in resolved:
+        rows = observation_rows(r, patient)
+        yield (*rows[0], _device_json(r.reading.device, device_json), raw_bytes(r.reading))
+        for row in rows[1:]:
+            yield (*row, None, None)
+
+
+def _device_json(device: DeviceInfo, cache: dict[tuple[Any, ...], str]) -> str:
+    # A batch holds many readings of few devices: serialise each device once. Keyed by a
+    # plain tuple of all its field values, which hashes and compares far cheaper than the model.
+    key = tuple(device.__dict__.values())
+    text = cache.get(key)
     if text is None:
-        text = cache[device] = device.model_dump_json(exclude_none=True)
+        text = cache[key] = device.model_dump_json(exclude_none=True)
     return text
 
 
@@ -292,13 +308,7 @@ def store(
         else:
             resolved = []
         if resolved:
-            _copy(
-                conn,
-                "ingest_stage_obs",
-                OBS_COLUMNS,
-                OBS_TYPES,
-                (row for r, patient in resolved for row in observation_rows(r, patient)),
-            )
+            _copy(conn, "ingest_stage", STAGE_COLUMNS, STAGE_TYPES, _stage_rows(resolved))
             if any("weight" in r.reading.values for r, _ in resolved):
                 conn.execute(WEIGHT_CHECK, {"max_change": max_weight_change_kg})
             patients: set[uuid.UUID] = set()
@@ -307,23 +317,6 @@ def store(
                 result.rows_stored += n_rows
                 result.rows_by_status[status] += n_rows
             result.patients = sorted(patients)
-            device_json: dict[DeviceInfo, str] = {}
-            _copy(
-                conn,
-                "ingest_stage_raw",
-                RAW_COLUMNS,
-                RAW_TYPES,
-                (
-                    (
-                        r.reading.reading_id,
-                        r.reading.measured_at,
-                        r.gateway_id,
-                        _device_json(r.reading.device, device_json),
-                        raw_bytes(r.reading),
-                    )
-                    for r, _ in resolved
-                ),
-            )
             # Readings are counted once each through their reading_raw row.
             result.readings_stored = conn.execute(INSERT_RAW).rowcount
             result.readings_duplicate = len(resolved) - result.readings_stored
