@@ -18,8 +18,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from deploy.localstack import LocalMosquitto, free_port
 from simulators.ble.devices import BloodPressureCuff
 from simulators.ble.radio import VirtualRadio
+from tests.fixtures.pki import Pki, make_pki
 from tests.gateway.helpers import Collector, running, settings_for, until, wait_sync
-from tests.gateway.pki import Pki, make_pki
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy" / "mosquitto"

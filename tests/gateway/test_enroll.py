@@ -19,7 +19,7 @@ from gateway import EnrollmentError
 from gateway.cli import app
 from gateway.enroll import ENROLLMENT_PATH, request_enrollment, store_identity
 from gateway.settings import load_settings
-from tests.gateway.pki import Pki, make_pki
+from tests.fixtures.pki import Pki, make_pki
 
 GOOD_CODE = "ENROLL-7F3K-2Q9M"
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
