@@ -13,7 +13,7 @@ import typer
 
 from alerting.engine import evaluate
 from alerting.load import load_cohort, load_dataset
-from alerting.rules import NOT_IMPLEMENTED, REGISTRY
+from alerting.rules import REGISTRY
 from alerting.service import AlertingService, evaluate_and_store
 from alerting.settings import AlertingSettings
 
@@ -116,5 +116,3 @@ def list_rules() -> None:
     """List the registered rules and those not implemented."""
     for r in REGISTRY.values():
         typer.echo(f"{r.id:7} {','.join(r.conditions) or 'all':28} {r.title}  [{r.severities}]")
-    for rid, why in NOT_IMPLEMENTED.items():
-        typer.echo(f"{rid:7} NOT IMPLEMENTED: {why}")

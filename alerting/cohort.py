@@ -26,6 +26,8 @@ class Cohort:
     schedule: dict[str, F64] = field(default_factory=dict)
     overrides: dict[tuple[str, str], tuple[np.ndarray, F64]] = field(default_factory=dict)
     pseudonyms: list[str] | None = None
+    # Age in years (NaN unknown), for defaults that depend on age (H2's BP target).
+    age_years: F64 | None = None
 
     @property
     def n(self) -> int:
@@ -43,6 +45,7 @@ class Cohort:
         thresholds: Sequence[Mapping[str, Mapping[str, float]]] | None = None,
         schedule: Sequence[Mapping[str, float]] | None = None,
         pseudonyms: Sequence[str] | None = None,
+        age_years: Sequence[float | None] | None = None,
     ) -> Cohort:
         """Build from per-patient care-plan rows (the loader's path; the engine never loops)."""
         n = len(patient_ids)
@@ -82,6 +85,7 @@ class Cohort:
                 k: (np.asarray(i, dtype=np.int64), np.asarray(v, dtype=np.float64)) for k, (i, v) in overrides.items()
             },
             pseudonyms=list(pseudonyms) if pseudonyms is not None else None,
+            age_years=floats(age_years),
         )
 
     def has(self, *conditions: str) -> B:
@@ -91,9 +95,16 @@ class Cohort:
                 out |= self.conditions[c]
         return out
 
-    def param(self, rule_id: str, name: str, default: float) -> tuple[F64, B]:
-        """The parameter per patient and whether it came from the care plan."""
+    def param(self, rule_id: str, name: str, default: float, older: tuple[float, float] | None = None) -> tuple[F64, B]:
+        """The parameter per patient and whether it came from the care plan.
+
+        ``older`` = (age, default): patients above that age get the other default (a care
+        plan override still wins).
+        """
         vals = np.full(self.n, float(default))
+        if older is not None and self.age_years is not None:
+            with np.errstate(invalid="ignore"):
+                vals[self.age_years > older[0]] = older[1]
         src = np.zeros(self.n, dtype=bool)
         if (rule_id, name) in self.overrides:
             idx, v = self.overrides[(rule_id, name)]

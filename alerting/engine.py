@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from alerting.cohort import Cohort
-from alerting.rules import REGISTRY, Context, Occurrences, Rule, _params_for
+from alerting.rules import REGISTRY, Context, Occurrences, Rule, _params_for, rule_param
 from alerting.series import F64, Dataset, Series
 from device_profiles.vocabulary import Severity
 
@@ -129,7 +129,7 @@ def evaluate(
             continue
         occ = rule.evaluate(ctx, _params_for(cohort, rule))
         best = best_per_patient(occ, enrolled, now, rule.lookback_s)
-        params = {name: cohort.param(rule.id, name, float(d)) for name, d in rule.params.items()}
+        params = {name: rule_param(cohort, rule, name) for name in rule.params}
         for k in range(len(best.pat)):
             i, sev, at = int(best.pat[k]), int(best.sev[k]), float(best.at[k])
             val, since = float(best.value[k]), float(best.since[k])

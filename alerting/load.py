@@ -40,7 +40,8 @@ KIND_GROUPS: tuple[tuple[tuple[str, ...], float], ...] = (
 
 COHORT_SQL = """
 SELECT p.id::text, p.pseudonym, cp.conditions, cp.thresholds, cp.schedule,
-       cp.dry_weight_kg, cp.personal_best_pef, cp.spo2_target
+       cp.dry_weight_kg, cp.personal_best_pef, cp.spo2_target,
+       extract(year FROM now() AT TIME ZONE 'Europe/Stockholm')::int - p.birth_year
 FROM patient p JOIN care_plan_current cp ON cp.patient_id = p.id
 WHERE p.active {where}
 """
@@ -81,6 +82,7 @@ def load_cohort(conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None
         thresholds=[r[3] if isinstance(r[3], dict) else {} for r in rows],
         schedule=[_schedule_per_day(r[4]) for r in rows],
         pseudonyms=[r[1] for r in rows],
+        age_years=[r[8] for r in rows],
     )
 
 

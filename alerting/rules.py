@@ -218,6 +218,8 @@ class Rule:
     # Cohort-wide constants (window lengths, control-chart settings): not per-patient
     # overridable, so they are kept apart from ``params`` and shown as such in the evidence.
     fixed: Mapping[str, float] = field(default_factory=dict)
+    # Defaults that differ above an age: parameter -> (age in years, default above it).
+    age_defaults: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, Rule] = {}
@@ -235,6 +237,7 @@ def rule(
     params: Mapping[str, float],
     severities: str,
     fixed: Mapping[str, float] | None = None,
+    age_defaults: Mapping[str, tuple[float, float]] | None = None,
 ) -> Callable[[Evaluate], Evaluate]:
     def register(fn: Evaluate) -> Evaluate:
         REGISTRY[rule_id] = Rule(
@@ -249,6 +252,7 @@ def rule(
             severities,
             fn,
             dict(fixed or {}),
+            dict(age_defaults or {}),
         )
         return fn
 
@@ -1171,7 +1175,8 @@ def h1(ctx: Context, p: Params) -> Occurrences:
     lookback_h=24,
     hysteresis_h=24 * 3,
     params={"target_systolic_mmhg": 129, "target_diastolic_mmhg": 79, "min_readings": 12},
-    severities="info; default target ≤ 70 y (129/79) — set 139/79 in the care plan for > 70 y",
+    severities="info; default target 129/79, for patients over 70 y 139/79",
+    age_defaults={"target_systolic_mmhg": (70, 139)},
 )
 def h2(ctx: Context, p: Params) -> Occurrences:
     sys_, dia, cnt = _home_bp_week(ctx)
@@ -1360,16 +1365,16 @@ def news2(ctx: Context, p: Params) -> Occurrences:
     return Occurrences.of(np.arange(n), sev, newest, total)
 
 
+def rule_param(cohort: Cohort, r: Rule, name: str) -> tuple[F64, B]:
+    """A rule's parameter per patient (default, age default or care plan) and its source."""
+    return cohort.param(r.id, name, float(r.params[name]), r.age_defaults.get(name))
+
+
 def _params_for(cohort: Cohort, r: Rule) -> Params:
     def p(name: str) -> F64:
-        return cohort.param(r.id, name, float(r.params[name]))[0]
+        return rule_param(cohort, r, name)[0]
 
     return p
 
 
 IMPLEMENTED = tuple(REGISTRY)
-NOT_IMPLEMENTED: dict[str, str] = {
-    "H3 critical": "H3 'with symptoms critical': the symptom vocabulary has no hypertensive symptoms "
-    "(headache, chest pain, visual disturbance); H3 fires high only",
-    "H2 age default": "H2's default target does not follow age (> 70 y: 139/79): care_plan.thresholds sets it",
-}

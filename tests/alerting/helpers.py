@@ -22,7 +22,7 @@ def cohort(*conditions: str, n: int = 1, **kw: Any) -> Cohort:
         if name in kw and not isinstance(kw[name], list):
             kw[name] = [kw[name]] * n
 
-    for name in ("dry_weight_kg", "personal_best_pef", "hypercapnic", "thresholds", "schedule"):
+    for name in ("dry_weight_kg", "personal_best_pef", "hypercapnic", "thresholds", "schedule", "age_years"):
         listify(name)
     return Cohort.build([f"00000000-0000-0000-0000-{i:012d}" for i in range(n)], [list(conditions)] * n, **kw)
 

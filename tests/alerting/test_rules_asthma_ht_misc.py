@@ -109,6 +109,22 @@ def test_h2_target_from_care_plan() -> None:
     assert severity("H2", bp_week(130.0, 75.0), older) is None
 
 
+def test_h2_default_target_follows_age() -> None:
+    week = bp_week(135.0, 75.0)
+    assert severity("H2", week, cohort("hypertension", age_years=70.0)) == "info"  # ≤ 70 y: 129/79
+    assert severity("H2", week, cohort("hypertension", age_years=71.0)) is None  # > 70 y: 139/79
+    assert severity("H2", bp_week(140.0, 75.0), cohort("hypertension", age_years=80.0)) == "info"
+    assert severity("H2", week, cohort("hypertension")) == "info"  # age unknown: the stricter target
+    # The care plan still wins over the age default, and the evidence says where it came from.
+    strict = cohort("hypertension", age_years=80.0, thresholds={"H2": {"target_systolic_mmhg": 130}})
+    finding = fire("H2", week, strict)
+    assert finding is not None
+    assert finding.evidence["thresholds"]["target_systolic_mmhg"] == {"value": 130.0, "source": "care_plan"}
+    older = fire("H2", bp_week(140.0, 75.0), cohort("hypertension", age_years=80.0))
+    assert older is not None
+    assert older.evidence["thresholds"]["target_systolic_mmhg"] == {"value": 139.0, "source": "default"}
+
+
 def test_h3_very_high() -> None:
     d = {
         SYSTOLIC: series([(HOUR + 5 * MIN, 185.0), (HOUR, 174.0)]),
