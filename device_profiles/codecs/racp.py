@@ -64,6 +64,11 @@ class RacpResponseCode(IntEnum):
 _NAME = "Record Access Control Point"
 
 
+def _sequence_operand(sequence: int) -> bytes:
+    """Operand "sequence number >= N": filter type 0x01, then the uint16 sequence number."""
+    return bytes([RacpFilter.SEQUENCE_NUMBER]) + sequence.to_bytes(2, "little")
+
+
 @dataclass(frozen=True, slots=True)
 class RacpRequest:
     """A request the gateway writes (or, in a simulator, receives)."""
@@ -84,7 +89,7 @@ class RacpRequest:
         return cls(
             RacpOpCode.REPORT_STORED_RECORDS,
             RacpOperator.GREATER_THAN_OR_EQUAL,
-            bytes([RacpFilter.SEQUENCE_NUMBER]) + sequence.to_bytes(2, "little"),
+            _sequence_operand(sequence),
         )
 
     @classmethod
@@ -96,7 +101,7 @@ class RacpRequest:
         return cls(
             RacpOpCode.REPORT_NUMBER_OF_STORED_RECORDS,
             RacpOperator.GREATER_THAN_OR_EQUAL,
-            bytes([RacpFilter.SEQUENCE_NUMBER]) + sequence.to_bytes(2, "little"),
+            _sequence_operand(sequence),
         )
 
     @classmethod
