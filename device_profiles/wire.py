@@ -27,7 +27,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -149,35 +148,43 @@ class Reading(_Strict):
     flags: list[str] = Field(default_factory=list, max_length=32)
     raw: str | None = Field(default=None, max_length=8192, description="GATT bytes, base64")
 
-    @field_validator("values")
-    @classmethod
-    def _known_components(cls, values: dict[str, Value]) -> dict[str, Value]:
-        for name, v in values.items():
-            comp = COMPONENTS.get(name)
-            if comp is None:
-                raise ValueError(f"unknown component {name!r}")
-            if v.unit != comp.unit:
-                raise ValueError(f"component {name!r} must be in {comp.unit.value}, not {v.unit.value}")
-        return values
-
-    @field_validator("flags")
-    @classmethod
-    def _known_flags(cls, flags: list[str]) -> list[str]:
-        unknown = sorted(set(flags) - KNOWN_FLAGS)
-        if unknown:
-            raise ValueError(f"unknown flags {unknown}")
-        return flags
-
     @model_validator(mode="after")
-    def _components_fit_kind(self) -> Reading:
-        spec = KINDS[self.kind]
-        extra = sorted(set(self.values) - set(spec.components))
-        if extra:
-            raise ValueError(f"components {extra} do not belong to kind {self.kind.value}")
-        missing = [c for c in spec.required if c not in self.values]
-        if missing:
-            raise ValueError(f"kind {self.kind.value} needs components {missing}")
+    def _components_units_and_flags(self) -> Reading:
+        # Runs for every reading ingest receives, so it is one Python call with set and dict
+        # look-ups; the messages are worked out only for a reading that fails.
+        values = self.values
+        allowed = _KIND_COMPONENTS[self.kind]
+        for name, v in values.items():
+            if name not in allowed or v.unit is not _COMPONENT_UNITS.get(name):
+                raise ValueError(_component_problem(self.kind, values))
+        for name in _KIND_REQUIRED[self.kind]:
+            if name not in values:
+                raise ValueError(_component_problem(self.kind, values))
+        flags = self.flags
+        if flags and not KNOWN_FLAGS.issuperset(flags):
+            raise ValueError(f"unknown flags {sorted(set(flags) - KNOWN_FLAGS)}")
         return self
+
+
+_COMPONENT_UNITS: dict[str, Unit] = {name: comp.unit for name, comp in COMPONENTS.items()}
+_KIND_COMPONENTS: dict[Kind, frozenset[str]] = {kind: frozenset(spec.components) for kind, spec in KINDS.items()}
+_KIND_REQUIRED: dict[Kind, tuple[str, ...]] = {kind: spec.required for kind, spec in KINDS.items()}
+
+
+def _component_problem(kind: Kind, values: dict[str, Value]) -> str:
+    """What is wrong with a reading's components, in the order a reader fixes them."""
+    for name, v in values.items():
+        comp = COMPONENTS.get(name)
+        if comp is None:
+            return f"unknown component {name!r}"
+        if v.unit != comp.unit:
+            return f"component {name!r} must be in {comp.unit.value}, not {v.unit.value}"
+    spec = KINDS[kind]
+    extra = sorted(set(values) - set(spec.components))
+    if extra:
+        return f"components {extra} do not belong to kind {kind.value}"
+    missing = [c for c in spec.required if c not in values]
+    return f"kind {kind.value} needs components {missing}"
 
 
 class Envelope(_Strict):
