@@ -42,9 +42,9 @@ from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for
 from device_profiles.messages import NEW_READINGS_CHANNEL  # noqa: E402
 from device_profiles.vocabulary import COMPONENTS, Kind  # noqa: E402
 from device_profiles.wire import DeviceInfo, Reading, ReadingBatch, Value, reading_id, readings_topic  # noqa: E402
-from ingest.prepare import PreparedReading, observation_rows  # noqa: E402
+from ingest.copy_binary import OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows  # noqa: E402
+from ingest.prepare import PreparedReading  # noqa: E402
 from ingest.schema import migrate  # noqa: E402
-from ingest.store import OBS_COLUMNS, OBS_TYPES, RAW_COLUMNS, RAW_TYPES  # noqa: E402
 
 MIX: list[tuple[Kind, dict[str, float]]] = [
     (Kind.BLOOD_PRESSURE, {"systolic": 131, "diastolic": 84, "mean_arterial": 99, "pulse": 71}),
@@ -221,28 +221,26 @@ def run_end_to_end(
 
 
 def run_raw_copy(database_url: str, readings: list[tuple[str, Reading]], patients: dict[str, uuid.UUID]) -> float:
-    """The same rows, binary COPY straight into observation and reading_raw, one transaction."""
+    """The same rows, binary COPY straight into observation and reading_raw, one transaction.
+
+    The COPY data is encoded before the clock starts: only PostgreSQL taking the bytes is
+    timed, the fastest this schema can store these rows.
+    """
     now = datetime.now(UTC)
-    obs: list[tuple[Any, ...]] = []
-    raw: list[tuple[Any, ...]] = []
-    for gw, r in readings:
-        pr = PreparedReading(gw, readings_topic(gw), 0, r, "valid", None, None, now)
-        obs.extend(observation_rows(pr, patients[gw]))
-        raw.append((r.reading_id, r.measured_at, gw, r.device.model_dump_json(exclude_none=True), b"\x00\x01"))
+    resolved = [
+        (PreparedReading(gw, readings_topic(gw), 0, r, "valid", None, None, now), patients[gw]) for gw, r in readings
+    ]
+    raw = bytearray(SIGNATURE)
+    obs = b"".join(encode_rows(resolved, raw))
+    raw += TRAILER
     with psycopg.connect(database_url) as conn:
         conn.execute("TRUNCATE observation, reading_raw")
         conn.commit()
         start = time.perf_counter()
         with conn.cursor() as cur:
-            with cur.copy(f"COPY observation ({', '.join(OBS_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(list(OBS_TYPES))
-                for row in obs:
-                    copy.write_row(row)
-            raw_cols = ", ".join(RAW_COLUMNS)
-            with cur.copy(f"COPY reading_raw ({raw_cols}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types([*RAW_TYPES[:3], "jsonb", RAW_TYPES[4]])
-                for row in raw:
-                    copy.write_row((*row[:3], psycopg.types.json.Jsonb(json.loads(row[3])), row[4]))
+            for table, columns, data in (("observation", OBS_COLUMNS, obs), ("reading_raw", RAW_COLUMNS, bytes(raw))):
+                with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(data)
         conn.commit()
         return time.perf_counter() - start
 

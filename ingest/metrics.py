@@ -58,6 +58,12 @@ class Metrics:
         self.db_errors = Counter("egenmon_ingest_db_errors", "Failed attempts to store a batch", ["kind"], registry=r)
         self.mqtt_connected = Gauge("egenmon_ingest_mqtt_connected", "1 while connected to the broker", registry=r)
         self.db_connected = Gauge("egenmon_ingest_db_connected", "1 while connected to PostgreSQL", registry=r)
+        self.write_path = Counter(
+            "egenmon_ingest_batches_written",
+            "Batches with readings, by how they were written (direct COPY, or staged because of duplicates)",
+            ["path"],
+            registry=r,
+        )
         self.acks = Counter("egenmon_ingest_acks", "PUBACKs sent after commit", registry=r)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -109,8 +108,9 @@ class PreparedBatch:
     sent_at: list[datetime] = field(default_factory=list)
 
 
-def _clean(text: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL; details echo hostile input.
+def clean_text(text: str | None) -> str | None:
+    """Text that PostgreSQL can hold (no NUL) and a reader can use (at most 2,000 characters)."""
+    # Details and device-given units echo hostile input.
     return None if text is None else text.replace("\x00", "\\0")[:2000]
 
 
@@ -121,7 +121,7 @@ def _dead(
     if len(payload) > DEAD_LETTER_MAX_BYTES:
         detail = f"{detail or ''} (payload truncated to {DEAD_LETTER_MAX_BYTES} of {len(payload)} bytes)".strip()
         payload = payload[:DEAD_LETTER_MAX_BYTES]
-    return DeadLetter(msg.topic, gateway_id, index, reason, _clean(detail), payload, msg.received_at)
+    return DeadLetter(msg.topic, gateway_id, index, reason, clean_text(detail), payload, msg.received_at)
 
 
 def reading_dead_letter(r: PreparedReading, reason: str, detail: str | None) -> DeadLetter:
@@ -129,14 +129,14 @@ def reading_dead_letter(r: PreparedReading, reason: str, detail: str | None) -> 
         payload = r.reading.model_dump_json(exclude_none=True).encode()
     else:
         payload = json.dumps(r.doc, separators=(",", ":"), default=str).encode()
-    return DeadLetter(r.topic, r.gateway_id, r.reading_index, reason, _clean(detail), payload, r.received_at)
+    return DeadLetter(r.topic, r.gateway_id, r.reading_index, reason, clean_text(detail), payload, r.received_at)
 
 
 def judge(reading: Reading) -> tuple[str, str | None]:
     """Status and reason of a reading by itself (the weight-history check needs the DB)."""
     problems = plausibility_problems(reading.kind, reading.values)
     if problems:
-        return "rejected", _clean("; ".join(problems))
+        return "rejected", clean_text("; ".join(problems))
     if spo2_outside_validated_range(reading.values):
         return "flagged", SPO2_FLAG_REASON
     return "valid", None
@@ -179,7 +179,7 @@ def prepare_into(batch: PreparedBatch, msg: Incoming) -> None:
         except WireFormatError as err:
             payload = json.dumps(doc, separators=(",", ":"), default=str).encode()
             batch.dead_letters.append(
-                DeadLetter(msg.topic, gateway_id, index, err.reason, _clean(err.detail), payload, msg.received_at)
+                DeadLetter(msg.topic, gateway_id, index, err.reason, clean_text(err.detail), payload, msg.received_at)
             )
             continue
         status, reason = judge(reading)
@@ -235,39 +235,3 @@ def prepare(messages: Sequence[Incoming]) -> PreparedBatch:
     for msg in messages:
         prepare_into(batch, msg)
     return batch
-
-
-def observation_rows(r: PreparedReading, patient_id: uuid.UUID) -> list[tuple[Any, ...]]:
-    """Rows in :data:`ingest.store.OBS_COLUMNS` order, one per component."""
-    rd = r.reading
-    flags = list(rd.flags)
-    # Hoisted out of the per-component loop: this runs for every stored row.
-    reading_id, measured_at, gateway_id = rd.reading_id, rd.measured_at, r.gateway_id
-    address, kind, status, reason, received_at = (
-        rd.device.address,
-        rd.kind.value,
-        r.status,
-        r.reject_reason,
-        rd.received_at,
-    )
-    return [
-        (
-            reading_id,
-            name,
-            measured_at,
-            patient_id,
-            gateway_id,
-            address,
-            kind,
-            v.value,
-            v.unit.value,
-            v.censored,
-            status,
-            reason,
-            flags,
-            v.original_value,
-            None if v.original_unit is None else _clean(v.original_unit),
-            received_at,
-        )
-        for name, v in rd.values.items()
-    ]

@@ -45,7 +45,7 @@ from device_profiles.wire import READINGS_SUBSCRIPTION, TOPIC_ROOT
 from ingest.metrics import HealthServer, Metrics
 from ingest.prepare import DeadLetter, Incoming, PreparedBatch, prepare
 from ingest.settings import IngestSettings
-from ingest.store import DeviceCache, StoreResult, setup_connection, store
+from ingest.store import DeviceCache, DirectCopyGate, StoreResult, setup_connection, store
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class IngestService:
         self._ack_turn = 0
         self._next_batch = 0
         self._device_cache = DeviceCache()
+        self._gate = DirectCopyGate()
         self._client = self._make_client()
         # Parsing (CPU, holds the GIL) overlaps with storing (mostly waiting on PostgreSQL).
         self._prepared: queue.Queue[tuple[int, list[Incoming], PreparedBatch]] = queue.Queue(maxsize=settings.writers)
@@ -245,10 +246,17 @@ class IngestService:
                 conn = self._db()
                 t0 = time.perf_counter()
                 result, devices = store(
-                    conn, prepared, max_weight_change_kg=WEIGHT_MAX_DAILY_CHANGE_KG, device_cache=self._device_cache
+                    conn,
+                    prepared,
+                    max_weight_change_kg=WEIGHT_MAX_DAILY_CHANGE_KG,
+                    device_cache=self._device_cache,
+                    gate=self._gate,
                 )
                 self.metrics.commit_seconds.observe(time.perf_counter() - t0)
                 self._device_cache.remember(devices)
+                self._gate.record(result)
+                if result.path is not None:
+                    self.metrics.write_path.labels(path=result.path).inc()
                 return result
             except psycopg.Error as err:
                 if not _is_transient(err, self._conn):

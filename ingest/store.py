@@ -1,7 +1,15 @@
-"""Writing a prepared batch in one transaction: binary COPY to staging, then INSERT ... ON CONFLICT.
+"""Writing a prepared batch in one transaction: binary COPY, optimistic first.
 
 Re-delivery is harmless: observations and raw readings are keyed by the deterministic
-reading id, so a second copy of a reading inserts nothing and is counted as a duplicate.
+reading id. Almost every batch holds only new readings, so it is first COPYed straight
+into ``observation`` and ``reading_raw`` inside a savepoint (the rate of a raw COPY). If
+any reading is already stored, PostgreSQL refuses that COPY with a unique violation; the
+savepoint is rolled back and the batch goes the safe way instead: COPY into a staging
+table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, which stores the new
+readings and counts the rest as duplicates. Duplicates come in bursts (a restarted worker
+or broker re-delivers what was not acknowledged), so after one the :class:`DirectCopyGate`
+keeps batches on the safe way until a run of them came without duplicates.
+
 The patient of each reading is resolved here, inside the transaction, from the gateway's
 assignment valid at ``measured_at``. The notification naming the patients that got new
 rows is queued in the same transaction, so PostgreSQL delivers it exactly when (and only
@@ -15,58 +23,19 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.range import Range
 
 from device_profiles.messages import NEW_READINGS_CHANNEL
-from device_profiles.wire import DeviceInfo
-from ingest.prepare import DeadLetter, PreparedBatch, PreparedReading, observation_rows, raw_bytes, reading_dead_letter
+from ingest.copy_binary import OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows
+from ingest.prepare import DeadLetter, PreparedBatch, PreparedReading, reading_dead_letter
 
 log = logging.getLogger(__name__)
 
-OBS_COLUMNS = (
-    "reading_id",
-    "component",
-    "measured_at",
-    "patient_id",
-    "gateway_id",
-    "device_address",
-    "kind",
-    "value",
-    "unit",
-    "censored",
-    "status",
-    "reject_reason",
-    "flags",
-    "original_value",
-    "original_unit",
-    "received_at",
-)
-OBS_TYPES = (
-    "uuid",
-    "text",
-    "timestamptz",
-    "uuid",
-    "text",
-    "text",
-    "text",
-    "float8",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text[]",
-    "float8",
-    "text",
-    "timestamptz",
-)
-RAW_COLUMNS = ("reading_id", "measured_at", "gateway_id", "device", "raw")
-RAW_TYPES = ("uuid", "timestamptz", "text", "text", "bytea")
 DEAD_COLUMNS = ("topic", "gateway_id", "reading_index", "reason", "detail", "payload", "received_at")
 DEAD_TYPES = ("text", "text", "int4", "text", "text", "bytea", "timestamptz")
 
@@ -76,59 +45,46 @@ NOTIFY_MAX_BYTES = 7000
 _OBS_COLS = ", ".join(OBS_COLUMNS)
 _RAW_COLS = ", ".join(RAW_COLUMNS)
 
-# One temporary staging table for both targets: a row per observation, and on the first
-# row of each reading also the reading's device JSON and GATT bytes, from which reading_raw
-# is filled (one COPY pass instead of two). It lives as long as the connection; ON COMMIT
-# DELETE ROWS empties it at every commit so each batch starts clean.
-STAGE_COLUMNS = (*OBS_COLUMNS, "device", "raw")
-STAGE_TYPES = (*OBS_TYPES, "text", "bytea")
+# The staging tables of the safe way, filled by the same COPY data as the direct way. They
+# live as long as the connection; ON COMMIT DELETE ROWS empties them at every commit so
+# each batch starts clean.
 STAGE_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
-    LIKE observation INCLUDING DEFAULTS, device text, raw bytea
-) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS ingest_stage_obs (LIKE observation INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS ingest_stage_raw (LIKE reading_raw INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 """
 # Plain statements, not SQL PREPARE: psycopg prepares them itself after a few uses and
 # knows to forget them when a failed transaction deallocates them.
 INSERT_OBS = f"""
 WITH ins AS (
-    INSERT INTO observation ({_OBS_COLS}) SELECT {_OBS_COLS} FROM ingest_stage
+    INSERT INTO observation ({_OBS_COLS}) SELECT {_OBS_COLS} FROM ingest_stage_obs
     ON CONFLICT DO NOTHING
     RETURNING patient_id, status
 )
 SELECT patient_id, status, count(*) FROM ins GROUP BY patient_id, status
 """
 INSERT_RAW = f"""
-INSERT INTO reading_raw ({_RAW_COLS})
-SELECT reading_id, measured_at, gateway_id, device::jsonb, raw FROM ingest_stage WHERE device IS NOT NULL
+INSERT INTO reading_raw ({_RAW_COLS}) SELECT {_RAW_COLS} FROM ingest_stage_raw
 ON CONFLICT DO NOTHING
 """
 
 # CLINICAL_RULES.md: weight change > 5 kg from the previous day is likely another person.
 # The reference is the latest accepted weight of the patient committed for the previous
-# local (Europe/Stockholm) day; one index probe (observation_patient_idx) per weight.
+# local (Europe/Stockholm) day; one index probe (observation_patient_idx) per weight. Asked
+# before the rows are written, so both ways of writing store the verdict as it is.
 WEIGHT_CHECK = """
-WITH cur AS (
-    SELECT s.reading_id, s.patient_id, s.value,
-           (date_trunc('day', s.measured_at, 'Europe/Stockholm') AT TIME ZONE 'Europe/Stockholm'
-               - interval '1 day') AT TIME ZONE 'Europe/Stockholm' AS prev_start,
-           date_trunc('day', s.measured_at, 'Europe/Stockholm') AS day_start
-    FROM ingest_stage s
-    WHERE s.component = 'weight' AND s.status <> 'rejected' AND s.value IS NOT NULL
-), bad AS (
-    SELECT cur.reading_id, cur.value - p.value AS change_kg
-    FROM cur CROSS JOIN LATERAL (
-        SELECT o.value FROM observation o
-        WHERE o.patient_id = cur.patient_id AND o.component = 'weight' AND o.status <> 'rejected'
-          AND o.value IS NOT NULL AND o.measured_at >= cur.prev_start AND o.measured_at < cur.day_start
-        ORDER BY o.measured_at DESC LIMIT 1
-    ) p
-    WHERE abs(cur.value - p.value) > %(max_change)s
-)
-UPDATE ingest_stage t
-SET status = 'rejected',
-    reject_reason = format('weight changed %%s kg from the previous day (likely another person)',
-                           round(bad.change_kg::numeric, 1))
-FROM bad WHERE t.reading_id = bad.reading_id
+SELECT cur.reading_id, cur.value - p.value AS change_kg
+FROM unnest(%(ids)b::uuid[], %(patients)b::uuid[], %(at)b::timestamptz[], %(kg)b::float8[])
+    AS cur(reading_id, patient_id, measured_at, value)
+CROSS JOIN LATERAL (
+    SELECT o.value FROM observation o
+    WHERE o.patient_id = cur.patient_id AND o.component = 'weight' AND o.status <> 'rejected'
+      AND o.value IS NOT NULL
+      AND o.measured_at >= (date_trunc('day', cur.measured_at, 'Europe/Stockholm') AT TIME ZONE 'Europe/Stockholm'
+                            - interval '1 day') AT TIME ZONE 'Europe/Stockholm'
+      AND o.measured_at < date_trunc('day', cur.measured_at, 'Europe/Stockholm')
+    ORDER BY o.measured_at DESC LIMIT 1
+) p
+WHERE abs(cur.value - p.value) > %(max_change)s
 """
 
 DEVICE_UPSERT = """
@@ -155,6 +111,35 @@ class StoreResult:
     dead_letters: Counter[str] = field(default_factory=Counter)  # by reason
     patients: list[uuid.UUID] = field(default_factory=list)
     statuses: int = 0
+    # How the readings were written: "direct" (COPY into the tables), "staged" (through
+    # the staging table, ON CONFLICT), or None when the batch held no storable reading.
+    path: str | None = None
+
+
+class DirectCopyGate:
+    """Whether the next batch should try the direct COPY.
+
+    Yes, unless a batch lately held readings that were already stored: then the next
+    ``quiet_batches`` batches take the staged way, and every staged batch that still finds
+    duplicates starts the count again. A refused direct COPY costs its COPY once more, so
+    during a burst of re-delivery this saves that waste; afterwards the fast way returns.
+    Shared by a worker's writer threads (plain int updates under the GIL).
+    """
+
+    def __init__(self, quiet_batches: int = 20) -> None:
+        self._quiet_batches = quiet_batches
+        self._staged_left = 0
+
+    def try_direct(self) -> bool:
+        return self._staged_left == 0
+
+    def record(self, result: StoreResult) -> None:
+        if result.path == "direct":
+            return
+        if result.path == "staged" and result.readings_duplicate == 0:
+            self._staged_left = max(0, self._staged_left - 1)
+        elif result.readings_duplicate:
+            self._staged_left = self._quiet_batches
 
 
 DeviceKey = tuple[str, str]
@@ -180,9 +165,25 @@ class DeviceCache:
 
 
 def setup_connection(conn: psycopg.Connection[Any]) -> None:
-    """Create the staging tables and prepared statements of a new connection."""
+    """Prepare a new connection: UTF-8 text (the COPY data is encoded so) and the staging tables."""
     with conn.transaction():
+        conn.execute("SET client_encoding TO 'UTF8'")
         conn.execute(STAGE_DDL)
+
+
+# An assignment as plain values: (patient, lower, upper, lower inclusive, upper inclusive);
+# comparing these inline is several times cheaper than psycopg's Range.__contains__.
+_Assignment = tuple[uuid.UUID, datetime | None, datetime | None, bool, bool]
+
+
+def _assigned_patient(assignments: list[_Assignment], t: datetime) -> uuid.UUID | None:
+    for patient, lower, upper, lower_inc, upper_inc in assignments:
+        if lower is not None and (t < lower or (t == lower and not lower_inc)):
+            continue
+        if upper is not None and (t > upper or (t == upper and not upper_inc)):
+            continue
+        return patient
+    return None
 
 
 def _resolve(
@@ -191,22 +192,22 @@ def _resolve(
     gateways = sorted({r.gateway_id for r in readings})
     rows = conn.execute(
         "SELECT g.id, a.patient_id, a.valid FROM gateway g"
-        " LEFT JOIN gateway_assignment a ON a.gateway_id = g.id WHERE g.id = ANY(%s)",
+        " LEFT JOIN gateway_assignment a ON a.gateway_id = g.id WHERE g.id = ANY(%b)",
         (gateways,),
     ).fetchall()
     known: set[str] = set()
-    assignments: dict[str, list[tuple[uuid.UUID, Range[datetime]]]] = defaultdict(list)
+    assignments: dict[str, list[_Assignment]] = defaultdict(list)
     for gw, patient, valid in rows:
         known.add(gw)
-        if patient is not None:
-            assignments[gw].append((patient, valid))
+        if patient is not None and not valid.isempty:
+            assignments[gw].append((patient, valid.lower, valid.upper, valid.lower_inc, valid.upper_inc))
     resolved: list[tuple[PreparedReading, uuid.UUID]] = []
     dead: list[DeadLetter] = []
     for r in readings:
         if r.gateway_id not in known:
             dead.append(reading_dead_letter(r, "unknown_gateway", f"gateway {r.gateway_id} is not registered"))
             continue
-        patient_id = next((p for p, valid in assignments[r.gateway_id] if r.measured_at in valid), None)
+        patient_id = _assigned_patient(assignments[r.gateway_id], r.measured_at)
         if patient_id is None:
             detail = f"gateway {r.gateway_id} has no patient at {r.measured_at.isoformat()}"
             dead.append(reading_dead_letter(r, "unassigned_gateway", detail))
@@ -216,30 +217,43 @@ def _resolve(
 
 
 def _device_rows(resolved: list[tuple[PreparedReading, uuid.UUID]]) -> dict[DeviceKey, DeviceRow]:
-    latest: dict[DeviceKey, DeviceRow] = {}
+    """Per device: its latest reading's details, first and last time seen in the batch."""
+    seen: dict[DeviceKey, list[Any]] = {}  # [latest reading, first seen, last seen]
     for r, _ in resolved:
+        at = r.reading.received_at
+        key = (r.gateway_id, r.reading.device.address)
+        entry = seen.get(key)
+        if entry is None:
+            seen[key] = [r, at, at]
+            continue
+        entry[1] = min(entry[1], at)
+        if at >= entry[2]:
+            entry[0], entry[2] = r, at
+    rows: dict[DeviceKey, DeviceRow] = {}
+    for key, (r, first, last) in seen.items():
         d = r.reading.device
-        key = (r.gateway_id, d.address)
-        seen = r.reading.received_at
-        prev = latest.get(key)
-        if prev is None or seen >= prev[8]:
-            first = seen if prev is None else min(prev[7], seen)
-            latest[key] = (
-                r.gateway_id,
-                d.address,
-                d.model,
-                d.serial,
-                d.firmware,
-                r.reading.kind.value,
-                d.battery_pct,
-                first,
-                seen,
-            )
-    return latest
+        rows[key] = (
+            r.gateway_id,
+            d.address,
+            d.model,
+            d.serial,
+            d.firmware,
+            r.reading.kind.value,
+            d.battery_pct,
+            first,
+            last,
+        )
+    return rows
 
 
-def _copy(
-    conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...], types: tuple[str, ...], rows: Any
+def _copy(conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...], data: Iterable[bytes]) -> None:
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        for chunk in data:
+            copy.write(chunk)
+
+
+def _copy_rows(
+    conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...], types: tuple[str, ...], rows: Iterable[Any]
 ) -> None:
     with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(list(types))
@@ -247,24 +261,79 @@ def _copy(
             copy.write_row(row)
 
 
-def _stage_rows(resolved: list[tuple[PreparedReading, uuid.UUID]]) -> Iterator[tuple[Any, ...]]:
-    """Staging rows in :data:`STAGE_COLUMNS` order; the reading_raw part on each reading's first row."""
-    device_json: dict[tuple[Any, ...], str] = {}
+def _copy_batch(
+    conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]], obs_table: str, raw_table: str
+) -> None:
+    raw = bytearray(SIGNATURE)
+    _copy(conn, obs_table, OBS_COLUMNS, encode_rows(resolved, raw))
+    raw += TRAILER
+    _copy(conn, raw_table, RAW_COLUMNS, (bytes(raw),))
+
+
+def _check_weights(
+    conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]], max_change_kg: float
+) -> list[tuple[PreparedReading, uuid.UUID]]:
+    """``resolved`` with the weights that changed too much since the previous day rejected."""
+    candidates: list[tuple[int, PreparedReading, uuid.UUID, float]] = []
+    for i, (r, patient) in enumerate(resolved):
+        w = r.reading.values.get("weight")
+        if w is not None and w.value is not None and r.status != "rejected":
+            candidates.append((i, r, patient, w.value))
+    if not candidates:
+        return resolved
+    params = {
+        "ids": [c[1].reading.reading_id for c in candidates],
+        "patients": [c[2] for c in candidates],
+        "at": [c[1].measured_at for c in candidates],
+        "kg": [c[3] for c in candidates],
+        "max_change": max_change_kg,
+    }
+    changes: dict[uuid.UUID, float] = dict(conn.execute(WEIGHT_CHECK, params).fetchall())
+    if not changes:
+        return resolved
+    out = list(resolved)
+    for i, r, patient, _ in candidates:
+        change = changes.get(r.reading.reading_id)
+        if change is not None:
+            reason = f"weight changed {change:.1f} kg from the previous day (likely another person)"
+            out[i] = (replace(r, status="rejected", reject_reason=reason), patient)
+    return out
+
+
+def _write_direct(conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]]) -> bool:
+    """COPY straight into the tables; False (nothing written) if any reading is already stored."""
+    try:
+        with conn.transaction():  # a savepoint: a refused COPY leaves the batch's transaction usable
+            _copy_batch(conn, resolved, "observation", "reading_raw")
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
+
+
+def _count_direct(result: StoreResult, resolved: list[tuple[PreparedReading, uuid.UUID]]) -> None:
+    patients: set[uuid.UUID] = set()
     for r, patient in resolved:
-        rows = observation_rows(r, patient)
-        yield (*rows[0], _device_json(r.reading.device, device_json), raw_bytes(r.reading))
-        for row in rows[1:]:
-            yield (*row, None, None)
+        n_rows = len(r.reading.values)
+        result.rows_stored += n_rows
+        result.rows_by_status[r.status] += n_rows
+        patients.add(patient)
+    result.patients = sorted(patients)
+    result.readings_stored = len(resolved)
 
 
-def _device_json(device: DeviceInfo, cache: dict[tuple[Any, ...], str]) -> str:
-    # A batch holds many readings of few devices: serialise each device once. Keyed by a
-    # plain tuple of all its field values, which hashes and compares far cheaper than the model.
-    key = tuple(device.__dict__.values())
-    text = cache.get(key)
-    if text is None:
-        text = cache[key] = device.model_dump_json(exclude_none=True)
-    return text
+def _write_staged(
+    conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]], result: StoreResult
+) -> None:
+    _copy_batch(conn, resolved, "ingest_stage_obs", "ingest_stage_raw")
+    patients: set[uuid.UUID] = set()
+    for patient, status, n_rows in conn.execute(INSERT_OBS).fetchall():
+        patients.add(patient)
+        result.rows_stored += n_rows
+        result.rows_by_status[status] += n_rows
+    result.patients = sorted(patients)
+    # Readings are counted once each through their reading_raw row.
+    result.readings_stored = conn.execute(INSERT_RAW).rowcount
+    result.readings_duplicate = len(resolved) - result.readings_stored
 
 
 def _notify(conn: psycopg.Connection[Any], patients: list[uuid.UUID]) -> None:
@@ -292,11 +361,13 @@ def store(
     *,
     max_weight_change_kg: float,
     device_cache: DeviceCache | None = None,
+    gate: DirectCopyGate | None = None,
 ) -> tuple[StoreResult, dict[DeviceKey, DeviceRow]]:
     """Write ``batch`` in one transaction (committed on return).
 
     Returns the result and the device rows written; the caller tells ``device_cache``
-    about them once the transaction has committed.
+    about them, and ``gate`` about the result, once the transaction has committed.
+    Without a gate the direct COPY is always tried first.
     """
     result = StoreResult()
     dead = list(batch.dead_letters)
@@ -308,18 +379,13 @@ def store(
         else:
             resolved = []
         if resolved:
-            _copy(conn, "ingest_stage", STAGE_COLUMNS, STAGE_TYPES, _stage_rows(resolved))
-            if any("weight" in r.reading.values for r, _ in resolved):
-                conn.execute(WEIGHT_CHECK, {"max_change": max_weight_change_kg})
-            patients: set[uuid.UUID] = set()
-            for patient, status, n_rows in conn.execute(INSERT_OBS).fetchall():
-                patients.add(patient)
-                result.rows_stored += n_rows
-                result.rows_by_status[status] += n_rows
-            result.patients = sorted(patients)
-            # Readings are counted once each through their reading_raw row.
-            result.readings_stored = conn.execute(INSERT_RAW).rowcount
-            result.readings_duplicate = len(resolved) - result.readings_stored
+            resolved = _check_weights(conn, resolved, max_weight_change_kg)
+            if (gate is None or gate.try_direct()) and _write_direct(conn, resolved):
+                result.path = "direct"
+                _count_direct(result, resolved)
+            else:
+                result.path = "staged"
+                _write_staged(conn, resolved, result)
             devices = _device_rows(resolved)
         for s in batch.statuses:
             result.statuses += 1
@@ -355,7 +421,7 @@ def store(
             with conn.cursor() as cur:
                 cur.executemany(DEVICE_UPSERT, list(devices.values()))
         if dead:
-            _copy(
+            _copy_rows(
                 conn,
                 "dead_letter",
                 DEAD_COLUMNS,

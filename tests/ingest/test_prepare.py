@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -11,7 +10,7 @@ from hypothesis import strategies as st
 
 from device_profiles.vocabulary import Kind
 from device_profiles.wire import parse_envelope, parse_reading, readings_topic, status_topic
-from ingest.prepare import Incoming, observation_rows, prepare
+from ingest.prepare import Incoming, prepare
 from tests.ingest.helpers import batch_bytes, make_reading
 
 GW = "gw-prepare-1"
@@ -31,14 +30,6 @@ def test_good_batch_gives_readings_with_status() -> None:
     assert batch.dead_letters == []
     assert [(r.status, r.reading_index) for r in batch.readings] == [("valid", 0), ("flagged", 1), ("rejected", 2)]
     assert "temperature 47 outside" in (batch.readings[2].reject_reason or "")
-
-
-def test_rows_are_one_per_component_in_stage_order() -> None:
-    batch = prepare([_msg(batch_bytes(GW, [make_reading(Kind.BLOOD_PRESSURE)]))])
-    patient = uuid.uuid4()
-    rows = observation_rows(batch.readings[0], patient)
-    assert {row[1] for row in rows} == {"systolic", "diastolic", "mean_arterial", "pulse"}
-    assert all(row[3] == patient and row[4] == GW and row[10] == "valid" for row in rows)
 
 
 def test_topic_gateway_is_authoritative() -> None:

@@ -12,7 +12,7 @@ import psycopg
 from device_profiles.messages import NEW_READINGS_CHANNEL
 from device_profiles.vocabulary import Kind
 from ingest.prepare import Incoming, prepare
-from ingest.store import NOTIFY_MAX_BYTES, _notify, setup_connection, store
+from ingest.store import NOTIFY_MAX_BYTES, DirectCopyGate, StoreResult, _notify, setup_connection, store
 from tests.ingest.helpers import Seed, batch_bytes, make_reading
 
 
@@ -39,3 +39,64 @@ def test_store_counts_new_and_duplicate_readings(db: psycopg.Connection[Any], da
     assert (first.readings_stored, first.readings_duplicate, first.rows_stored) == (3, 0, 12)
     assert first.patients == [seeded.patient_id]
     assert (again.readings_stored, again.readings_duplicate, again.rows_stored, again.patients) == (0, 6, 0, [])
+
+
+def _msg(seeded: Seed, readings: list[Any], mid: int = 1) -> Incoming:
+    return Incoming(seeded.topic, batch_bytes(seeded.gateway_id, readings), mid, 1, 0, datetime.now(UTC))
+
+
+def test_new_readings_are_copied_directly_and_a_batch_with_a_stored_one_goes_staged(
+    db: psycopg.Connection[Any], database_url: str, seeded: Seed
+) -> None:
+    old = make_reading(Kind.SPO2, seq=1)
+    new = [make_reading(Kind.SPO2, seq=i) for i in (2, 3)]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        setup_connection(conn)
+        first, _ = store(conn, prepare([_msg(seeded, [old])]), max_weight_change_kg=5.0)
+        mixed, _ = store(conn, prepare([_msg(seeded, [new[0], old, new[1]])]), max_weight_change_kg=5.0)
+        # Two copies of one new reading in one batch: the direct COPY refuses it too.
+        twice = make_reading(Kind.SPO2, seq=4)
+        within, _ = store(conn, prepare([_msg(seeded, [twice]), _msg(seeded, [twice], 2)]), max_weight_change_kg=5.0)
+    assert (first.path, first.readings_stored, first.rows_stored) == ("direct", 1, 2)
+    assert first.rows_by_status == {"valid": 2}
+    assert (mixed.path, mixed.readings_stored, mixed.readings_duplicate, mixed.rows_stored) == ("staged", 2, 1, 4)
+    assert mixed.patients == [seeded.patient_id]
+    assert (within.path, within.readings_stored, within.readings_duplicate) == ("staged", 1, 1)
+    rows = db.execute("SELECT count(*), count(DISTINCT reading_id) FROM observation").fetchone()
+    assert rows == (8, 4)
+    raw = db.execute("SELECT count(*) FROM reading_raw").fetchone()
+    assert raw == (4,)
+
+
+def test_the_gate_keeps_batches_staged_while_duplicates_keep_coming() -> None:
+    gate = DirectCopyGate(quiet_batches=3)
+    assert gate.try_direct()
+    gate.record(StoreResult(path="direct", readings_stored=5))
+    assert gate.try_direct()
+    gate.record(StoreResult(path="staged", readings_stored=3, readings_duplicate=2))  # a burst of re-delivery
+    seen = []
+    for duplicates in (0, 4, 0, 0, 0):  # the burst goes on once, then ends
+        seen.append(gate.try_direct())
+        gate.record(StoreResult(path="staged", readings_duplicate=duplicates))
+    assert seen == [False, False, False, False, False]
+    assert gate.try_direct()  # three duplicate-free staged batches after the last duplicate
+    gate.record(StoreResult(path=None))  # a batch of dead letters only says nothing
+    assert gate.try_direct()
+
+
+def test_store_uses_the_gate(db: psycopg.Connection[Any], database_url: str, seeded: Seed) -> None:
+    gate = DirectCopyGate(quiet_batches=1)
+    results = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        setup_connection(conn)
+        for batch in ([1], [1, 2], [3], [4]):
+            result, _ = store(
+                conn,
+                prepare([_msg(seeded, [make_reading(Kind.TEMPERATURE, seq=i) for i in batch])]),
+                max_weight_change_kg=5.0,
+                gate=gate,
+            )
+            gate.record(result)
+            results.append((result.path, result.readings_stored, result.readings_duplicate))
+    # [1, 2] finds 1 stored: staged; [3] is the one quiet staged batch; [4] is direct again.
+    assert results == [("direct", 1, 0), ("staged", 1, 1), ("staged", 1, 0), ("direct", 1, 0)]
