@@ -387,7 +387,9 @@ def store(
                 result.path = "staged"
                 _write_staged(conn, resolved, result)
             devices = _device_rows(resolved)
-        for s in batch.statuses:
+        # Rows are locked in key order (statuses by gateway, stably; devices by key): two
+        # writers storing overlapping batches then wait for each other, never deadlock.
+        for s in sorted(batch.statuses, key=lambda st: st.gateway_id):
             result.statuses += 1
             if s.status is None:
                 conn.execute(
@@ -419,7 +421,7 @@ def store(
         devices = {k: row for k, row in devices.items() if device_cache is None or device_cache.wanted(k, row)}
         if devices:
             with conn.cursor() as cur:
-                cur.executemany(DEVICE_UPSERT, list(devices.values()))
+                cur.executemany(DEVICE_UPSERT, [devices[k] for k in sorted(devices)])
         if dead:
             _copy_rows(
                 conn,

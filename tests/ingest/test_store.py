@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -100,3 +101,38 @@ def test_store_uses_the_gate(db: psycopg.Connection[Any], database_url: str, see
             results.append((result.path, result.readings_stored, result.readings_duplicate))
     # [1, 2] finds 1 stored: staged; [3] is the one quiet staged batch; [4] is direct again.
     assert results == [("direct", 1, 0), ("staged", 1, 1), ("staged", 1, 0), ("direct", 1, 0)]
+
+
+def test_two_writers_with_the_same_devices_in_opposite_orders_never_deadlock(database_url: str, seeded: Seed) -> None:
+    """Each batch upserts its devices; two transactions locking them in different orders used to deadlock."""
+    n_devices = 150
+
+    def batch(round_: int, reverse: bool) -> Any:
+        order = range(n_devices - 1, -1, -1) if reverse else range(n_devices)
+        readings = [make_reading(Kind.TEMPERATURE, serial=f"SN{i:05d}", seq=2 * round_ + reverse) for i in order]
+        return prepare([_msg(seeded, readings)])
+
+    work = {w: [batch(r, bool(w)) for r in range(8)] for w in (0, 1)}
+    failures: list[str] = []
+    start = threading.Barrier(2)
+
+    def writer(w: int) -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            setup_connection(conn)
+            start.wait()
+            for b in work[w]:
+                try:
+                    store(conn, b, max_weight_change_kg=5.0)
+                except psycopg.Error as err:
+                    failures.append(type(err).__name__)
+                    return
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert failures == []
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM device WHERE gateway_id = %s", (seeded.gateway_id,)).fetchone()
+    assert row == (n_devices,)
