@@ -253,6 +253,11 @@ def parse_reading(doc: Any) -> Reading:
         raise WireFormatError("bad_reading", detail=_explain(err)) from err
 
 
+_PLAUSIBLE: dict[str, tuple[float, float]] = {
+    name: (comp.plausible_low, comp.plausible_high) for name, comp in COMPONENTS.items()
+}
+
+
 def plausibility_problems(kind: Kind, values: dict[str, Value]) -> list[str]:
     """Reasons to reject the reading as implausible (CLINICAL_RULES.md), empty if none.
 
@@ -261,13 +266,12 @@ def plausibility_problems(kind: Kind, values: dict[str, Value]) -> list[str]:
     """
     problems: list[str] = []
     for name, v in values.items():
-        if v.value is None:
+        x = v.value
+        if x is None:
             continue
-        comp = COMPONENTS[name]
-        if not comp.plausible_low <= v.value <= comp.plausible_high:
-            problems.append(
-                f"{name} {v.value:g} outside {comp.plausible_low:g}-{comp.plausible_high:g} {comp.unit.value}"
-            )
+        low, high = _PLAUSIBLE[name]
+        if not low <= x <= high:
+            problems.append(f"{name} {x:g} outside {low:g}-{high:g} {COMPONENTS[name].unit.value}")
     if kind is Kind.BLOOD_PRESSURE:
         sys_v, dia_v = values["systolic"].value, values["diastolic"].value
         if sys_v is not None and dia_v is not None:
