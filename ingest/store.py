@@ -288,7 +288,11 @@ def _check_weights(
         "kg": [c[3] for c in candidates],
         "max_change": max_change_kg,
     }
-    changes: dict[uuid.UUID, float] = dict(conn.execute(WEIGHT_CHECK, params).fetchall())
+    # Planned afresh for every batch, never prepared: a plan cached while observation looked
+    # empty (just after a restore, a bulk delete or a TRUNCATE that autovacuum then saw)
+    # is a sequential scan per weight, and stayed in use as the table grew - seen as
+    # 60-80 s stalls per 200,000 readings. Planning costs about half a millisecond.
+    changes: dict[uuid.UUID, float] = dict(conn.execute(WEIGHT_CHECK, params, prepare=False).fetchall())
     if not changes:
         return resolved
     out = list(resolved)

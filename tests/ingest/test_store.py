@@ -136,3 +136,21 @@ def test_two_writers_with_the_same_devices_in_opposite_orders_never_deadlock(dat
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT count(*) FROM device WHERE gateway_id = %s", (seeded.gateway_id,)).fetchone()
     assert row == (n_devices,)
+
+
+def test_the_weight_check_is_never_prepared(database_url: str, seeded: Seed) -> None:
+    """A cached plan of the weight check outlives the table size it was made for.
+
+    psycopg prepares a statement after a few uses and PostgreSQL then keeps a generic plan;
+    made while observation looked empty, that plan scans the whole table once per weight
+    and ingest stalled as the table grew. The weight check is planned for every batch.
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        setup_connection(conn)
+        conn.execute("VACUUM observation")  # analysed while empty: no 10-page minimum estimate
+        for i in range(12):  # more than psycopg's prepare_threshold uses
+            readings = [make_reading(Kind.WEIGHT, serial="SN-w", seq=i), make_reading(Kind.BLOOD_PRESSURE, seq=i)]
+            store(conn, prepare([_msg(seeded, readings, i)]), max_weight_change_kg=5.0)
+        prepared = [row[0] for row in conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
+    assert prepared, "psycopg prepared none of the batch's statements: the test no longer tests anything"
+    assert not [s for s in prepared if "change_kg" in s]
