@@ -21,12 +21,14 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 import psycopg  # noqa: E402
+from fleet_publisher import FleetPublisher  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port  # noqa: E402
@@ -170,6 +173,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+class CpuMeter:
+    """CPU seconds each group of processes used since the previous lap."""
+
+    def __init__(self, **groups: list[int]) -> None:
+        self.groups = groups
+        self._last = {name: cpu_seconds(pids) for name, pids in groups.items()}
+
+    def lap(self) -> str:
+        now = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+        used = {name: now[name] - self._last[name] for name in now}
+        self._last = now
+        # The publisher is this process (paho's thread and the LISTEN wait included).
+        return ", ".join(f"{name} {secs:.2f} s" for name, secs in used.items())
+
+
 def postgres_pids(pg: LocalPostgres) -> list[int]:
     """The postmaster and its children (backends, checkpointer, WAL writer...)."""
     postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
@@ -183,8 +201,33 @@ def postgres_pids(pg: LocalPostgres) -> list[int]:
     return pids
 
 
+def publish(mqtt_url: str, msgs: list[tuple[str, bytes]], *, paho: bool) -> None:
+    """Publish every message at QoS 1 and return once the broker acknowledged them all."""
+    host, port = mqtt_url.removeprefix("mqtt://").split(":")
+    client_id = f"bench-pub-{uuid.uuid4().hex[:6]}"
+    if not paho:
+        fleet = FleetPublisher(host, int(port), client_id)
+        try:
+            fleet.publish_all(msgs)
+        finally:
+            fleet.close()
+        return
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.max_inflight_messages_set(0)  # unlimited: the broker config allows it too
+    client.max_queued_messages_set(0)
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in msgs]
+        for info in infos:
+            info.wait_for_publish(timeout=600)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def run_end_to_end(
-    ingest: Ingest, database_url: str, mqtt_url: str, msgs: list[tuple[str, bytes]], n_readings: int
+    ingest: Ingest, database_url: str, mqtt_url: str, msgs: list[tuple[str, bytes]], n_readings: int, *, paho: bool
 ) -> float:
     """Seconds from the first publish until ingest has committed all ``n_readings``.
 
@@ -194,17 +237,9 @@ def run_end_to_end(
     before = ingest.committed()
     listener = psycopg.connect(database_url, autocommit=True)
     listener.execute(f"LISTEN {NEW_READINGS_CHANNEL}")
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
-    client.max_inflight_messages_set(0)  # unlimited: the broker config allows it too
-    client.max_queued_messages_set(0)
-    host, port = mqtt_url.removeprefix("mqtt://").split(":")
-    client.connect(host, int(port))
-    client.loop_start()
     try:
         start = time.perf_counter()
-        infos = [client.publish(topic, payload, qos=1) for topic, payload in msgs]
-        for info in infos:
-            info.wait_for_publish(timeout=600)
+        publish(mqtt_url, msgs, paho=paho)
         published = time.perf_counter() - start
         while ingest.committed() - before < n_readings:
             if time.perf_counter() - start > 600:
@@ -214,17 +249,18 @@ def run_end_to_end(
         elapsed = time.perf_counter() - start
         print(f"  ({len(msgs)} messages: broker had all at {published:.2f} s, ingest committed at {elapsed:.2f} s)")
     finally:
-        client.disconnect()
-        client.loop_stop()
         listener.close()
     return elapsed
 
 
-def run_raw_copy(database_url: str, readings: list[tuple[str, Reading]], patients: dict[str, uuid.UUID]) -> float:
+def run_raw_copy(
+    database_url: str, readings: list[tuple[str, Reading]], patients: dict[str, uuid.UUID]
+) -> tuple[float, float]:
     """The same rows, binary COPY straight into observation and reading_raw, one transaction.
 
     The COPY data is encoded before the clock starts: only PostgreSQL taking the bytes is
-    timed, the fastest this schema can store these rows.
+    timed, the fastest this schema can store these rows. Returns the seconds and the CPU
+    seconds PostgreSQL's backend used.
     """
     now = datetime.now(UTC)
     resolved = [
@@ -236,13 +272,22 @@ def run_raw_copy(database_url: str, readings: list[tuple[str, Reading]], patient
     with psycopg.connect(database_url) as conn:
         conn.execute("TRUNCATE observation, reading_raw")
         conn.commit()
+        checkpoint(database_url)
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert backend is not None
+        cpu_before = cpu_seconds([backend[0]])
         start = time.perf_counter()
         with conn.cursor() as cur:
             for table, columns, data in (("observation", OBS_COLUMNS, obs), ("reading_raw", RAW_COLUMNS, bytes(raw))):
                 with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.write(data)
         conn.commit()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, cpu_seconds([backend[0]]) - cpu_before
+
+
+def checkpoint(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
 
 
 def seed(database_url: str, n_gateways: int) -> dict[str, uuid.UUID]:
@@ -271,15 +316,67 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+@dataclass
+class Trial:
+    single_s: float
+    batched_s: float
+    copy_s: float  # the faster of the COPYs just before and just after
+    copy_cpu_s: float  # PostgreSQL's CPU for that COPY
+    cpu_single: str
+    cpu_batched: str
+
+
+def run_trial(
+    number: int,
+    args: argparse.Namespace,
+    ingest: Ingest,
+    urls: tuple[str, str, str],
+    patients: dict[str, uuid.UUID],
+    meter: CpuMeter,
+) -> Trial:
+    db_url, copy_url, mqtt_url = urls
+    gateways = sorted(patients)
+    # Fresh readings every trial: ingest must store each one, not find it a duplicate.
+    single = make_readings(args.single, gateways, f"s{number}")
+    batched = make_readings(args.batched, gateways, f"b{number}")
+    single_msgs, batched_msgs = payloads(single, 1), payloads(batched, 100)
+    # Both sides start from empty tables and a fresh checkpoint, so neither pays for a larger
+    # index or for a checkpoint that the other side's writes brought on.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE observation, reading_raw")
+    copy_before = run_raw_copy(copy_url, batched, patients)
+    checkpoint(db_url)
+    meter.lap()
+    single_s = run_end_to_end(ingest, db_url, mqtt_url, single_msgs, len(single), paho=args.paho_publisher)
+    cpu_single = meter.lap()
+    batched_s = run_end_to_end(ingest, db_url, mqtt_url, batched_msgs, len(batched), paho=args.paho_publisher)
+    cpu_batched = meter.lap()
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT count(*) FROM reading_raw").fetchone()
+    if row is None or row[0] != len(single) + len(batched):
+        raise SystemExit(
+            f"trial {number + 1}: stored {row and row[0]} readings, published {len(single) + len(batched)}"
+        )
+    copy_after = run_raw_copy(copy_url, batched, patients)
+    copy_s, copy_cpu_s = min(copy_before, copy_after)
+    return Trial(single_s, batched_s, copy_s, copy_cpu_s, cpu_single, cpu_batched)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny run, to check that the benchmark works")
     ap.add_argument("--single", type=int, default=20_000, help="readings sent as 1-reading messages")
     ap.add_argument("--batched", type=int, default=200_000, help="readings sent as 100-reading messages")
     ap.add_argument("--gateways", type=int, default=50)
+    ap.add_argument("--trials", type=int, default=3, help="interleaved repetitions; the medians are the result")
+    ap.add_argument(
+        "--paho-publisher",
+        action="store_true",
+        help="publish through paho (costs this machine ~0.1 ms of CPU per message) instead of the lean fleet publisher",
+    )
     args = ap.parse_args()
     if args.smoke:
-        args.single, args.batched, args.gateways = 300, 2_000, 5
+        args.single, args.batched, args.gateways, args.trials = 300, 2_000, 5, 1
 
     load_start = _load()
     base = Path(tempfile.mkdtemp(prefix="egenmon-bench-"))
@@ -293,54 +390,38 @@ def main() -> None:
         broker.start()
         mode = migrate(pg.url)
         patients = seed(pg.url, args.gateways)
-        gateways = sorted(patients)
-        single = make_readings(args.single, gateways, "s")
-        batched = make_readings(args.batched, gateways, "b")
-        single_msgs = payloads(single, 1)
-        batched_msgs = payloads(batched, 100)
-
-        # The reference runs in a database of its own with the same schema, before and after
-        # the end-to-end runs; the faster of the two counts (the conservative ratio on a
-        # machine whose load changes).
+        # The reference runs in a database of its own with the same schema, just before and
+        # just after each trial's end-to-end runs; the faster of the two counts (the
+        # conservative ratio on a machine whose load changes).
         copy_url = pg.url.rsplit("/", 1)[0] + "/egenmon_copy"
         with psycopg.connect(pg.url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE egenmon_copy")
         migrate(copy_url)
-        t_copy_before = run_raw_copy(copy_url, batched, patients)
 
         ingest = Ingest(pg.url, broker.url, mqtt_base / "ingest.log")
-        t_single = run_end_to_end(ingest, pg.url, broker.url, single_msgs, len(single))
-        print(f"  (ingest so far: {ingest.batch_stats()})")
-        pids_pg = postgres_pids(pg)
-        cpu_before = (cpu_seconds([ingest.proc.pid]), cpu_seconds(pids_pg))
-        t_batched = run_end_to_end(ingest, pg.url, broker.url, batched_msgs, len(batched))
-        cpu_ingest = cpu_seconds([ingest.proc.pid]) - cpu_before[0]
-        cpu_pg = cpu_seconds(pids_pg) - cpu_before[1]
-        print(f"  (ingest so far: {ingest.batch_stats()})")
-        print(f"  (batched run CPU: ingest {cpu_ingest:.2f} s, PostgreSQL {cpu_pg:.2f} s)")
-        with psycopg.connect(pg.url) as conn:
-            row = conn.execute("SELECT count(*) FROM reading_raw").fetchone()
-            stored = int(row[0]) if row else 0
+        assert broker.process is not None
+        meter = CpuMeter(
+            ingest=[ingest.proc.pid],
+            postgresql=postgres_pids(pg),
+            mosquitto=[broker.process.pid],
+            publisher=[os.getpid()],
+        )
+        trials = []
+        for n in range(args.trials):
+            trial = run_trial(n, args, ingest, (pg.url, copy_url, broker.url), patients, meter)
+            trials.append(trial)
+            print(f"  (trial {n + 1}: 1-reading run CPU: {trial.cpu_single})")
+            print(
+                f"  (trial {n + 1}: batched run CPU: {trial.cpu_batched};"
+                f" raw COPY: postgresql {trial.copy_cpu_s:.2f} s)"
+            )
+        print(f"  (ingest: {ingest.batch_stats()})")
         ingest.stop()
         ingest = None
-        if stored != len(single) + len(batched):
-            raise SystemExit(f"stored {stored} readings, published {len(single) + len(batched)}")
-        t_copy = min(t_copy_before, run_raw_copy(copy_url, batched, patients))
-
-        rate_single = len(single) / t_single
-        rate_batched = len(batched) / t_batched
-        rate_copy = len(batched) / t_copy
-        rows_per_reading = sum(len(r.values) for _, r in batched) / len(batched)
-        print(f"ingest benchmark (storage: {mode}; {rows_per_reading:.2f} observation rows per reading)")
-        print(f"machine: {os.cpu_count()} CPUs, load average {load_start} at the start, {_load()} at the end")
-        for label, n, secs, rate in (
-            ("1 reading/message:", len(single), t_single, rate_single),
-            ("100 readings/message:", len(batched), t_batched, rate_batched),
-            ("raw binary COPY:", len(batched), t_copy, rate_copy),
-        ):
-            print(f"{label:<22}{n:>8} readings in {secs:7.2f} s = {rate:10.0f} readings/s")
-        print(f"batched / raw COPY:   {100 * rate_batched / rate_copy:.0f} % (target >= 50 %)")
-        print(f"1-reading messages:   {rate_single:.0f} readings/s (target >= 5000)")
+        # Ingest logs at WARNING here: anything in its log (a retry, a dead letter) is news.
+        warnings = (mqtt_base / "ingest.log").read_text().splitlines()
+        print(f"  (ingest logged {len(warnings)} warnings{': ' if warnings else ''}{' | '.join(warnings[:3])[:600]})")
+        report(args, mode, load_start, trials)
     finally:
         if ingest is not None:
             ingest.stop()
@@ -348,6 +429,28 @@ def main() -> None:
         pg.stop(mode="immediate")
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(mqtt_base, ignore_errors=True)
+
+
+def report(args: argparse.Namespace, mode: str, load_start: str, trials: list[Trial]) -> None:
+    rates = [
+        (args.single / t.single_s, args.batched / t.batched_s, args.batched / t.copy_s, t.copy_s / t.batched_s)
+        for t in trials
+    ]
+    rows_per_reading = sum(len(values) for _, values in MIX) / len(MIX)
+    print(
+        f"ingest benchmark (storage: {mode}; {rows_per_reading:.2f} observation rows per reading; {len(trials)} trials)"
+    )
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_start} at the start, {_load()} at the end")
+    print("trial  1 reading/msg  100 readings/msg  raw COPY    batched/COPY")
+    for n, (single, batched, copy, ratio) in enumerate(rates, 1):
+        print(f"{n:>5} {single:>12,.0f}/s {batched:>15,.0f}/s {copy:>9,.0f}/s {100 * ratio:>9.0f} %")
+    single, batched, copy, ratio = (statistics.median(col) for col in zip(*rates, strict=True))
+    print("medians:")
+    print(f"1 reading/message:    {args.single:>8} readings per trial, {single:10.0f} readings/s")
+    print(f"100 readings/message: {args.batched:>8} readings per trial, {batched:10.0f} readings/s")
+    print(f"raw binary COPY:      {args.batched:>8} readings per trial, {copy:10.0f} readings/s")
+    print(f"batched / raw COPY:   {100 * ratio:.0f} % (target >= 50 %)")
+    print(f"1-reading messages:   {single:.0f} readings/s (target >= 5000)")
 
 
 if __name__ == "__main__":
