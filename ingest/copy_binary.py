@@ -110,10 +110,6 @@ def bytea_field(value: bytes | None) -> bytes:
     return NULL if value is None else _I4.pack(len(value)) + value
 
 
-class _Cache(dict[object, bytes]):
-    """Encoded fields of values that repeat within a batch; lives for one batch."""
-
-
 def encode_rows(resolved: Iterable[tuple[PreparedReading, uuid.UUID]], raw_out: bytearray) -> Iterator[bytes]:
     """The observation COPY data (:data:`OBS_COLUMNS`) in chunks, signature to trailer.
 
@@ -121,10 +117,12 @@ def encode_rows(resolved: Iterable[tuple[PreparedReading, uuid.UUID]], raw_out: 
     ``raw_out`` along the way, without signature or trailer: the caller frames them
     (``SIGNATURE + raw_out + TRAILER``) once the observations are written.
     """
-    texts = _Cache()
-    patients = _Cache()
-    flag_sets = _Cache()
-    devices = _Cache()
+    # Encoded fields of values that repeat within the batch. The look-ups are written out
+    # (get, else setdefault) rather than in a helper: this loop runs for every reading.
+    texts: dict[object, bytes] = {}
+    patients: dict[uuid.UUID, bytes] = {}
+    flag_sets: dict[tuple[str, ...], bytes] = {}
+    devices: dict[tuple[object, ...], bytes] = {}
     out = bytearray(SIGNATURE)
     for r, patient in resolved:
         rd = r.reading

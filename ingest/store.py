@@ -112,7 +112,7 @@ class StoreResult:
     patients: list[uuid.UUID] = field(default_factory=list)
     statuses: int = 0
     # How the readings were written: "direct" (COPY into the tables), "staged" (through
-    # the staging table, ON CONFLICT), or None when the batch held no storable reading.
+    # the staging tables, ON CONFLICT), or None when the batch held no storable reading.
     path: str | None = None
 
 
@@ -134,12 +134,10 @@ class DirectCopyGate:
         return self._staged_left == 0
 
     def record(self, result: StoreResult) -> None:
-        if result.path == "direct":
-            return
-        if result.path == "staged" and result.readings_duplicate == 0:
-            self._staged_left = max(0, self._staged_left - 1)
-        elif result.readings_duplicate:
+        if result.readings_duplicate:
             self._staged_left = self._quiet_batches
+        elif result.path == "staged":
+            self._staged_left = max(0, self._staged_left - 1)
 
 
 DeviceKey = tuple[str, str]
