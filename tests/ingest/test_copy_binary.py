@@ -184,9 +184,10 @@ def _encoded(resolved: list[tuple[PreparedReading, uuid.UUID]]) -> tuple[bytes, 
     return obs, bytes(raw)
 
 
-# Any text a device could send, but NUL, which PostgreSQL text cannot hold (ingest turns
+# Any text a device could send: no lone surrogates (JSON cannot carry them) and no NUL,
+# which PostgreSQL text cannot hold (ingest turns
 # such a message into a storage_error dead letter).
-TEXT = st.text(st.characters(blacklist_characters="\x00"), max_size=12)
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 
 
 def _prepared(reading: Reading, status: str = "valid", reason: str | None = None) -> PreparedReading:
