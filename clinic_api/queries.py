@@ -189,15 +189,24 @@ def alert_action(
     return alert_for(conn, staff, alert_id)
 
 
+# Adherence over today and the six days before (local days): distinct (kind, day) measured,
+# out of what was due. Today counts only for the kinds already measured today, so a
+# measurement not yet taken this morning is not a missed one (at 01:00 every patient
+# would otherwise show 6/7). Days are counted in Europe/Stockholm time, DST included.
 ADHERENCE_SQL = """
     LEFT JOIN LATERAL (
         SELECT CASE WHEN cardinality(k.kinds) = 0 THEN NULL ELSE
                least(100, round(100.0 * count(DISTINCT (o.kind, (o.measured_at AT TIME ZONE 'Europe/Stockholm')::date))
-                     / (7 * cardinality(k.kinds)), 1))::float8 END AS adherence_7d_pct
+                     / (6 * cardinality(k.kinds) + count(DISTINCT o.kind) FILTER (WHERE o.measured_at >= d.today)),
+                     1))::float8 END AS adherence_7d_pct
         FROM (SELECT coalesce(ARRAY(SELECT jsonb_object_keys(cp.schedule)), '{}') AS kinds) k
+        CROSS JOIN (
+            SELECT date_trunc('day', now() AT TIME ZONE 'Europe/Stockholm') AT TIME ZONE 'Europe/Stockholm' AS today,
+                   (date_trunc('day', now() AT TIME ZONE 'Europe/Stockholm') - interval '6 days')
+                       AT TIME ZONE 'Europe/Stockholm' AS since
+        ) d
         LEFT JOIN observation o ON o.patient_id = p.id AND o.kind = ANY(k.kinds)
-             AND o.measured_at > (date_trunc('day', now() AT TIME ZONE 'Europe/Stockholm')
-                                 AT TIME ZONE 'Europe/Stockholm') - interval '6 days' AND o.status <> 'rejected'
+             AND o.measured_at >= d.since AND o.status <> 'rejected'
         GROUP BY k.kinds
     ) adh ON true
 """
