@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 
 import typer
@@ -12,6 +13,7 @@ from ingest.logs import configure
 from ingest.schema import migrate as migrate_schema
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from ingest.supervisor import SUPERVISOR_PID_ENV, Supervisor
 
 log = logging.getLogger(__name__)
 app = typer.Typer(add_completion=False, help="egenmon ingest: MQTT readings into PostgreSQL.", no_args_is_help=True)
@@ -28,9 +30,14 @@ def migrate() -> None:
 
 @app.command()
 def run() -> None:
-    """Consume readings from MQTT_URL into DATABASE_URL until SIGTERM/SIGINT."""
+    """Consume readings from MQTT_URL into DATABASE_URL until SIGTERM/SIGINT.
+
+    With EGENMON_INGEST_PROCESSES=N > 1, start N worker processes and supervise them.
+    """
     settings = IngestSettings()
     configure(settings.log_level)
+    if settings.processes > 1:
+        raise typer.Exit(Supervisor(settings).run_forever())
     # Parsing allocates many short-lived objects; with the default thresholds the cyclic
     # collector runs every few hundred readings and rescans the long-lived heap.
     gc.freeze()
@@ -38,4 +45,5 @@ def run() -> None:
     # paho's network thread reads one packet per wake-up; with the parser busy it would
     # wait a whole GIL switch interval (5 ms by default) for each small message.
     sys.setswitchinterval(settings.gil_switch_interval_s)
-    IngestService(settings).run_forever()
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+    raise typer.Exit(IngestService(settings).run_forever(supervisor_pid=int(supervisor) if supervisor else None))

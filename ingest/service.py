@@ -23,6 +23,7 @@ old connection that were committed but not acknowledged are re-delivered by the 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
@@ -442,7 +443,9 @@ class IngestService:
             self._health.stop()
         log.info("ingest stopped", extra={"batches": self.batches_committed, "readings": self.readings_committed})
 
-    def run_forever(self) -> None:
+    def run_forever(self, *, supervisor_pid: int | None = None) -> int:
+        """Until SIGTERM/SIGINT (exit code 0), a dead thread or, under a supervisor, its
+        death (1)."""
         done = threading.Event()
 
         def _signal(signum: int, frame: FrameType | None) -> None:
@@ -455,6 +458,10 @@ class IngestService:
             while not done.wait(1.0):
                 if not (all(w.is_alive() for w in self._writers) and self._parser.is_alive()):
                     log.error("a worker thread died")
-                    break
+                    return 1
+                if supervisor_pid is not None and os.getppid() != supervisor_pid:
+                    log.error("the ingest supervisor is gone; stopping", extra={"supervisor_pid": supervisor_pid})
+                    return 1
+            return 0
         finally:
             self.stop()

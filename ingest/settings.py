@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.errors import ConfigError
@@ -71,6 +71,9 @@ class IngestSettings(BaseSettings):
     # Writer threads, each with its own PostgreSQL connection: while one waits for its
     # commit, the next batch is already being written.
     writers: int = Field(default=2, ge=1, le=8)
+    # Worker processes started by one `egenmon-ingest run` (ingest/supervisor.py): one
+    # process parses on one core, so more cores take more processes.
+    processes: int = Field(default=1, ge=1, le=64)
     # How long a busy thread may hold the GIL before the network thread gets it back.
     # Python's 5 ms starves paho's network thread on small messages; 0.5 ms cost ~10 % of
     # the worker's CPU in GIL hand-overs between parser and writers under batched load.
@@ -87,6 +90,13 @@ class IngestSettings(BaseSettings):
         if urlsplit(url).scheme not in {"mqtt", "mqtts"}:
             raise ValueError("MQTT_URL must start with mqtt:// or mqtts://")
         return url
+
+    @model_validator(mode="after")
+    def _metrics_ports_fit(self) -> IngestSettings:
+        if self.metrics_port and self.metrics_port + self.processes - 1 > 65_535:
+            last = self.metrics_port + self.processes - 1
+            raise ValueError(f"metrics ports {self.metrics_port}..{last} exceed 65535")
+        return self
 
     def mqtt_endpoint(self) -> MqttEndpoint:
         parts = urlsplit(self.mqtt_url)

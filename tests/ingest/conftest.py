@@ -1,9 +1,11 @@
-"""Fixtures of the ingest tests: an in-process ingest worker on the session broker."""
+"""Fixtures of the ingest tests: in-process workers on the session broker, worker subprocesses."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -12,6 +14,7 @@ import pytest
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
 from tests.ingest.helpers import Seed, purge_session, seed_patient
+from tests.ingest.processes import IngestProcess
 
 
 @pytest.fixture
@@ -47,3 +50,24 @@ def start_ingest(database_url: str, mqtt_url: str) -> Iterator[Callable[..., Ing
 @pytest.fixture
 def seeded(db: psycopg.Connection[Any]) -> Seed:
     return seed_patient(db)
+
+
+@pytest.fixture
+def ingest_processes(tmp_path: Path) -> Iterator[Callable[..., IngestProcess]]:
+    procs: list[IngestProcess] = []
+
+    def start(database_url: str, mqtt_url: str, client_id: str | None = None, **kwargs: Any) -> IngestProcess:
+        p = IngestProcess(
+            database_url, mqtt_url, client_id or f"ingest-{uuid.uuid4().hex[:8]}", tmp_path / "ingest.log", **kwargs
+        )
+        procs.append(p)
+        return p
+
+    try:
+        yield start
+    finally:
+        for p in procs:
+            p.stop()
+        log = tmp_path / "ingest.log"
+        if log.exists():
+            sys.stderr.write(log.read_text()[-5000:])

@@ -1,0 +1,145 @@
+"""``egenmon-ingest run`` with ``processes`` > 1: worker processes under one supervisor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from pydantic import ValidationError
+
+from deploy.localstack import LocalMosquitto, free_port
+from ingest.settings import IngestSettings
+from ingest.supervisor import SUPERVISOR_PID_ENV, WorkerSpec, worker_env, worker_specs
+from tests.ingest.helpers import Publisher, purge_session, wait_until
+from tests.ingest.processes import IngestProcess, assert_exactly_once, reading_stream, seed_gateway, stored_count
+
+
+def test_worker_specs_keep_the_first_session_and_count_ports_up() -> None:
+    settings = IngestSettings(client_id="ingest-a", metrics_port=9200, processes=3)
+    assert worker_specs(settings) == [
+        WorkerSpec(0, "ingest-a", 9200),
+        WorkerSpec(1, "ingest-a-1", 9201),
+        WorkerSpec(2, "ingest-a-2", 9202),
+    ]
+    free = IngestSettings(client_id="x", metrics_port=0, processes=2)
+    assert [s.metrics_port for s in worker_specs(free)] == [0, 0]
+
+
+def test_worker_env_overrides_any_spelling_of_the_per_worker_settings() -> None:
+    base = {"egenmon_ingest_client_id": "lower", "EGENMON_INGEST_PROCESSES": "4", "MQTT_URL": "mqtt://b:1883"}
+    env = worker_env(base, WorkerSpec(2, "ingest-a-2", 9202), supervisor_pid=4321)
+    assert "egenmon_ingest_client_id" not in env
+    assert env["EGENMON_INGEST_CLIENT_ID"] == "ingest-a-2"
+    assert env["EGENMON_INGEST_PROCESSES"] == "1"
+    assert env["EGENMON_INGEST_METRICS_PORT"] == "9202"
+    assert env[SUPERVISOR_PID_ENV] == "4321"
+    assert env["MQTT_URL"] == "mqtt://b:1883"
+
+
+def test_metrics_ports_must_fit() -> None:
+    with pytest.raises(ValidationError, match="exceed 65535"):
+        IngestSettings(metrics_port=65_535, processes=2)
+    with pytest.raises(ValidationError):
+        IngestSettings(processes=0)
+
+
+def _consecutive_free_ports(n: int) -> int:
+    for _ in range(50):
+        first = free_port()
+        socks = []
+        try:
+            for port in range(first, first + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) has stopped working too.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _start_pair(
+    ingest_processes: Callable[..., IngestProcess], database_url: str, broker: LocalMosquitto
+) -> tuple[IngestProcess, list[int]]:
+    port = _consecutive_free_ports(2)
+    sup = ingest_processes(database_url, broker.url, metrics_port=port, env={"EGENMON_INGEST_PROCESSES": "2"})
+    ports = [port, port + 1]
+    wait_until(lambda: all((h := sup.health(p)) and all(h.values()) for p in ports), timeout_s=40)
+    assert len(_children(sup.proc.pid)) == 2
+    return sup, ports
+
+
+@pytest.mark.slow
+def test_processes_split_the_subscription_and_stop_together(
+    database_url: str, make_mosquitto: Callable[..., LocalMosquitto], ingest_processes: Callable[..., IngestProcess]
+) -> None:
+    broker = make_mosquitto()
+    seed = seed_gateway(database_url)
+    payloads, readings = reading_stream(4_000, 4, seed.gateway_id, "SN-procs")
+    sup, ports = _start_pair(ingest_processes, database_url, broker)
+    children = _children(sup.proc.pid)
+    pub = Publisher(broker.url)
+    try:
+        pub.publish(seed.topic, payloads)
+    finally:
+        pub.close()
+    wait_until(lambda: stored_count(database_url) == 4_000, timeout_s=60)
+    with psycopg.connect(database_url) as conn:
+        assert_exactly_once(conn, readings)
+    stored = [sup.metric("egenmon_ingest_readings_stored_total", p) for p in ports]
+    assert sum(stored) == 4_000
+    assert all(n > 0 for n in stored), f"one process did nothing: {stored}"
+    sup.proc.send_signal(signal.SIGTERM)
+    assert sup.proc.wait(timeout=30) == 0
+    assert not any(_alive(c) for c in children)
+    for client_id in (sup.client_id, f"{sup.client_id}-1"):
+        purge_session(broker.url, client_id)
+
+
+@pytest.mark.slow
+def test_a_dead_worker_stops_the_supervisor_with_an_error(
+    database_url: str, make_mosquitto: Callable[..., LocalMosquitto], ingest_processes: Callable[..., IngestProcess]
+) -> None:
+    broker = make_mosquitto()
+    sup, _ = _start_pair(ingest_processes, database_url, broker)
+    first, second = _children(sup.proc.pid)
+    os.kill(second, signal.SIGKILL)
+    # Non-zero, so that systemd restarts the set; the sibling was stopped, not orphaned.
+    assert sup.proc.wait(timeout=30) == 1
+    assert not _alive(first)
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_supervisor_is_killed(
+    database_url: str, make_mosquitto: Callable[..., LocalMosquitto], ingest_processes: Callable[..., IngestProcess]
+) -> None:
+    broker = make_mosquitto()
+    sup, _ = _start_pair(ingest_processes, database_url, broker)
+    children = _children(sup.proc.pid)
+    sup.kill()
+    deadline = time.monotonic() + 20
+    while any(_alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(c) for c in children), "workers ran on without their supervisor"
