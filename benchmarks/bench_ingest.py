@@ -10,7 +10,7 @@ moment ingest has committed the last reading:
 * and, as the reference, a raw binary COPY of the same rows straight into the same schema
   (a database of its own, run before and after the end-to-end runs; the faster counts).
 
-Usage: ``python benchmarks/bench_ingest.py [--smoke] [--single N] [--batched N]``.
+Usage: ``python benchmarks/bench_ingest.py [--smoke] [--trials N] [--ingest-processes N]``.
 PostgreSQL runs durable (fsync on) unless BENCH_DURABLE=0.
 Targets (issue 2): batched >= 50 % of the raw COPY rate; 1-reading messages >= 5,000/s.
 """
@@ -41,7 +41,7 @@ import psycopg  # noqa: E402
 from fleet_publisher import FleetPublisher  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port  # noqa: E402
+from deploy.localstack import LocalMosquitto, LocalPostgres, free_port_range, wait_for_port  # noqa: E402
 from device_profiles.messages import NEW_READINGS_CHANNEL  # noqa: E402
 from device_profiles.vocabulary import COMPONENTS, Kind  # noqa: E402
 from device_profiles.wire import DeviceInfo, Reading, ReadingBatch, Value, reading_id, readings_topic  # noqa: E402
@@ -102,62 +102,76 @@ def payloads(readings: list[tuple[str, Reading]], per_message: int) -> list[tupl
 
 
 class Ingest:
-    def __init__(self, database_url: str, mqtt_url: str, log_path: Path) -> None:
-        self.port = free_port()
+    """``python -m ingest run`` with ``processes`` workers; counters summed over them."""
+
+    def __init__(self, database_url: str, mqtt_url: str, log_path: Path, processes: int) -> None:
+        first = free_port_range(processes)
+        self.ports = list(range(first, first + processes))
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "DATABASE_URL": database_url,
             "MQTT_URL": mqtt_url,
             "EGENMON_INGEST_CLIENT_ID": "bench-ingest",
-            "EGENMON_INGEST_METRICS_PORT": str(self.port),
+            "EGENMON_INGEST_METRICS_PORT": str(first),
+            "EGENMON_INGEST_PROCESSES": str(processes),
             "EGENMON_INGEST_LOG_LEVEL": "WARNING",
         }
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ingest", "run"], cwd=ROOT, env=env, stdout=self._log, stderr=self._log
         )
-        wait_for_port(self.port, timeout_s=30)
         deadline = time.monotonic() + 30
-        while not all(self._get("/healthz", json_=True).values()):
-            if time.monotonic() > deadline:
-                raise RuntimeError("ingest did not become healthy")
-            time.sleep(0.05)
+        for port in self.ports:
+            wait_for_port(port, timeout_s=30)
+            while not all(self._get(port, "/healthz", json_=True).values()):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("ingest did not become healthy")
+                time.sleep(0.05)
 
-    def _get(self, path: str, json_: bool = False) -> Any:
+    @property
+    def pids(self) -> list[int]:
+        """The ingest process and, with processes > 1, its workers."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return [self.proc.pid, *map(int, children)]
+
+    def _get(self, port: int, path: str, json_: bool = False) -> Any:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
                 body = resp.read()
         except urllib.error.HTTPError as err:
             body = err.read()
         return json.loads(body) if json_ else body.decode()
 
+    def _sum(self, *names: str) -> dict[str, float]:
+        values = dict.fromkeys(names, 0.0)
+        for port in self.ports:
+            for line in self._get(port, "/metrics").splitlines():
+                name = line.split("{", 1)[0].split(" ", 1)[0]
+                if name in values:
+                    values[name] += float(line.rsplit(" ", 1)[1])
+        return values
+
     def committed(self) -> float:
-        total = 0.0
-        for line in self._get("/metrics").splitlines():
-            if line.startswith(("egenmon_ingest_readings_stored_total", "egenmon_ingest_readings_duplicate_total")):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return sum(
+            self._sum("egenmon_ingest_readings_stored_total", "egenmon_ingest_readings_duplicate_total").values()
+        )
 
     def batch_stats(self) -> str:
-        values: dict[str, float] = {}
-        for line in self._get("/metrics").splitlines():
-            for name in (
-                "egenmon_ingest_batch_messages_sum",
-                "egenmon_ingest_batch_messages_count",
-                "egenmon_ingest_commit_seconds_sum",
-            ):
-                if line.startswith(name + " "):
-                    values[name] = float(line.rsplit(" ", 1)[1])
-        n = values.get("egenmon_ingest_batch_messages_count", 0.0) or 1.0
+        values = self._sum(
+            "egenmon_ingest_batch_messages_sum",
+            "egenmon_ingest_batch_messages_count",
+            "egenmon_ingest_commit_seconds_sum",
+        )
+        n = values["egenmon_ingest_batch_messages_count"] or 1.0
         return (
-            f"{n:.0f} transactions, {values.get('egenmon_ingest_batch_messages_sum', 0.0) / n:.0f} messages"
-            f" and {1000 * values.get('egenmon_ingest_commit_seconds_sum', 0.0) / n:.1f} ms each on average"
+            f"{n:.0f} transactions, {values['egenmon_ingest_batch_messages_sum'] / n:.0f} messages"
+            f" and {1000 * values['egenmon_ingest_commit_seconds_sum'] / n:.1f} ms each on average"
         )
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(timeout=20)
+        self.proc.wait(timeout=40)
         self._log.close()
 
 
@@ -374,6 +388,12 @@ def main() -> None:
         action="store_true",
         help="publish through paho (costs this machine ~0.1 ms of CPU per message) instead of the lean fleet publisher",
     )
+    ap.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=1,
+        help="EGENMON_INGEST_PROCESSES: worker processes on the shared subscription",
+    )
     args = ap.parse_args()
     if args.smoke:
         args.single, args.batched, args.gateways, args.trials = 300, 2_000, 5, 1
@@ -398,10 +418,10 @@ def main() -> None:
             conn.execute("CREATE DATABASE egenmon_copy")
         migrate(copy_url)
 
-        ingest = Ingest(pg.url, broker.url, mqtt_base / "ingest.log")
+        ingest = Ingest(pg.url, broker.url, mqtt_base / "ingest.log", args.ingest_processes)
         assert broker.process is not None
         meter = CpuMeter(
-            ingest=[ingest.proc.pid],
+            ingest=ingest.pids,
             postgresql=postgres_pids(pg),
             mosquitto=[broker.process.pid],
             publisher=[os.getpid()],
@@ -438,7 +458,8 @@ def report(args: argparse.Namespace, mode: str, load_start: str, trials: list[Tr
     ]
     rows_per_reading = sum(len(values) for _, values in MIX) / len(MIX)
     print(
-        f"ingest benchmark (storage: {mode}; {rows_per_reading:.2f} observation rows per reading; {len(trials)} trials)"
+        f"ingest benchmark (storage: {mode}; {rows_per_reading:.2f} observation rows per reading;"
+        f" {args.ingest_processes} ingest process{'es' if args.ingest_processes > 1 else ''}; {len(trials)} trials)"
     )
     print(f"machine: {os.cpu_count()} CPUs, load average {load_start} at the start, {_load()} at the end")
     print("trial  1 reading/msg  100 readings/msg  raw COPY    batched/COPY")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
-from deploy.localstack import LocalMosquitto, free_port
+from deploy.localstack import LocalMosquitto, free_port_range
 from ingest.settings import IngestSettings
 from ingest.supervisor import SUPERVISOR_PID_ENV, WorkerSpec, worker_env, worker_specs
 from tests.ingest.helpers import Publisher, purge_session, wait_until
@@ -49,24 +48,6 @@ def test_metrics_ports_must_fit() -> None:
         IngestSettings(processes=0)
 
 
-def _consecutive_free_ports(n: int) -> int:
-    for _ in range(50):
-        first = free_port()
-        socks = []
-        try:
-            for port in range(first, first + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no {n} consecutive free ports")
-
-
 def _children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -83,7 +64,7 @@ def _alive(pid: int) -> bool:
 def _start_pair(
     ingest_processes: Callable[..., IngestProcess], database_url: str, broker: LocalMosquitto
 ) -> tuple[IngestProcess, list[int]]:
-    port = _consecutive_free_ports(2)
+    port = free_port_range(2)
     sup = ingest_processes(database_url, broker.url, metrics_port=port, env={"EGENMON_INGEST_PROCESSES": "2"})
     ports = [port, port + 1]
     wait_until(lambda: all((h := sup.health(p)) and all(h.values()) for p in ports), timeout_s=40)
