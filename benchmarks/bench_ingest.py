@@ -391,8 +391,8 @@ def main() -> None:
     ap.add_argument(
         "--ingest-processes",
         type=int,
-        default=1,
-        help="EGENMON_INGEST_PROCESSES: worker processes on the shared subscription",
+        default=2,
+        help="EGENMON_INGEST_PROCESSES: worker processes on the shared subscription (1: a single worker)",
     )
     args = ap.parse_args()
     if args.smoke:

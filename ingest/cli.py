@@ -47,3 +47,23 @@ def run() -> None:
     sys.setswitchinterval(settings.gil_switch_interval_s)
     supervisor = os.environ.get(SUPERVISOR_PID_ENV)
     raise typer.Exit(IngestService(settings).run_forever(supervisor_pid=int(supervisor) if supervisor else None))
+
+
+@app.command()
+def retire(
+    client_id: str = typer.Argument(help="client id of the retired worker (e.g. egenmon-ingest-host1-2)"),
+    idle_s: float = typer.Option(5.0, min=0.5, help="quiet seconds with everything stored before the session ends"),
+    timeout_s: float = typer.Option(600.0, min=1.0, help="give up (session kept) after this long"),
+) -> None:
+    """Store what the broker still queues for a retired worker, then end its session.
+
+    Stop that worker first. Exit status 0 when the session was drained and ended.
+    """
+    settings = IngestSettings(client_id=client_id, processes=1, metrics_port=0)
+    configure(settings.log_level)
+    service = IngestService(settings, retiring=True)
+    ended = service.retire(idle_s=idle_s, timeout_s=timeout_s)
+    found = "had a session" if service.session_present else "had no session"
+    outcome = "session ended" if ended else "session kept (see the log)"
+    typer.echo(f"{client_id} {found}: {service.readings_committed} readings stored; {outcome}")
+    raise typer.Exit(0 if ended else 1)

@@ -66,9 +66,16 @@ def _is_transient(err: BaseException, conn: psycopg.Connection[Any] | None) -> b
 class IngestService:
     """One ingest worker. ``start()``/``stop()``, or ``run_forever()`` from the CLI."""
 
-    def __init__(self, settings: IngestSettings, *, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: IngestSettings, *, metrics: Metrics | None = None, retiring: bool = False) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
+        # Retiring: take over the session, unsubscribe, store what it had queued (see retire()).
+        self.retiring = retiring
+        self._received = 0
+        self._settled = 0
+        self._last_message_at = time.monotonic()
+        self._end_session = False
+        self.session_present: bool | None = None
         # SimpleQueue: the C implementation, cheapest put() for the network thread.
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self._gen_lock = threading.Lock()
@@ -125,6 +132,7 @@ class IngestService:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         return client
 
     def _connect_properties(self) -> Properties:
@@ -147,6 +155,13 @@ class IngestService:
         self._mqtt_connected = True
         self.metrics.mqtt_connected.set(1)
         log.info("mqtt connected (session present: %s, client id %s)", flags.session_present, self.settings.client_id)
+        if self.session_present is None:
+            self.session_present = flags.session_present
+        if self.retiring:
+            # The broker stops handing us new messages; what it had queued for this session
+            # still comes (MQTT 5, 3.10.4), and so does what it assigned us before this.
+            client.unsubscribe([READINGS_SUBSCRIPTION, STATUS_SUBSCRIPTION])
+            return
         opts = SubscribeOptions(qos=1)
         client.subscribe([(READINGS_SUBSCRIPTION, opts), (STATUS_SUBSCRIPTION, opts)])
 
@@ -156,6 +171,13 @@ class IngestService:
         if any(rc.is_failure for rc in rcs):
             log.error("subscription refused: %s", [str(rc) for rc in rcs])
             return
+        self._subscribed.set()
+
+    def _on_unsubscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Properties | None
+    ) -> None:
+        # "No subscription existed" is fine: a session that had none, or none left.
+        self._last_message_at = time.monotonic()
         self._subscribed.set()
 
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
@@ -184,6 +206,8 @@ class IngestService:
             # Invalid UTF-8 in a topic: keep the message, it becomes a bad_topic dead letter.
             topic = msg._topic.decode("utf-8", "replace")
         (self._m_status if topic.endswith("/status") else self._m_readings).inc()
+        self._received += 1
+        self._last_message_at = time.monotonic()
         self._queue.put(Incoming(topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, datetime.now(UTC)))
 
     def _ack(self, msgs: Sequence[Incoming]) -> None:
@@ -349,6 +373,7 @@ class IngestService:
                 self._ack_cond.wait(0.1)
             if results is not None:
                 self._ack(msgs)
+                self._settled += len(msgs)
                 self._record(msgs, results)
                 self._observe_lag(prepared.sent_at)
             self._ack_turn += 1
@@ -432,8 +457,13 @@ class IngestService:
         for w in self._writers:
             w.join(timeout_s)
         # Queued PUBACKs go out before the DISCONNECT; the session (and whatever was not
-        # acknowledged) stays on the broker for the next start.
-        self._client.disconnect()
+        # acknowledged) stays on the broker for the next start, unless retire() drained it.
+        if self._end_session:
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+            self._client.disconnect(properties=props)
+        else:
+            self._client.disconnect()
         self._client.loop_stop()
         for conn in self._conns.values():
             if conn is not None:
@@ -442,6 +472,38 @@ class IngestService:
         if self._health:
             self._health.stop()
         log.info("ingest stopped", extra={"batches": self.batches_committed, "readings": self.readings_committed})
+
+    def _threads_alive(self) -> bool:
+        return all(w.is_alive() for w in self._writers) and self._parser.is_alive()
+
+    def retire(self, *, idle_s: float = 5.0, timeout_s: float = 600.0) -> bool:
+        """Store what the broker still holds for this session, then end the session.
+
+        For a worker taken out of service for good (fewer ``processes``, a host removed):
+        the broker keeps assigning it a share of the readings, and drops them when the
+        session expires. Stop that worker first; two connections with one client id take
+        the session from each other. True when the session was drained and ended; False
+        (session kept, nothing lost) when messages were still coming or unsettled after
+        ``timeout_s``.
+        """
+        if not self.retiring:
+            raise RuntimeError("retire() needs IngestService(..., retiring=True)")
+        self.start()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline and self._threads_alive():
+                quiet = time.monotonic() - self._last_message_at >= idle_s
+                if self._mqtt_connected and self._subscribed.is_set() and quiet and self._received == self._settled:
+                    self._end_session = True
+                    return True
+                time.sleep(0.1)
+            log.error(
+                "session not drained; kept",
+                extra={"client_id": self.settings.client_id, "received": self._received, "settled": self._settled},
+            )
+            return False
+        finally:
+            self.stop()
 
     def run_forever(self, *, supervisor_pid: int | None = None) -> int:
         """Until SIGTERM/SIGINT (exit code 0), a dead thread or, under a supervisor, its
@@ -456,7 +518,7 @@ class IngestService:
         self.start()
         try:
             while not done.wait(1.0):
-                if not (all(w.is_alive() for w in self._writers) and self._parser.is_alive()):
+                if not self._threads_alive():
                     log.error("a worker thread died")
                     return 1
                 if supervisor_pid is not None and os.getppid() != supervisor_pid:

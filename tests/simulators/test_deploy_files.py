@@ -26,7 +26,11 @@ def test_compose_has_the_platform_with_health_checks() -> None:
     services = _compose()["services"]
     assert set(services) >= {"timescaledb", "mosquitto", "migrate", "ingest", "alerting", "clinic_api"}
     assert services["timescaledb"]["image"] == "timescale/timescaledb:latest-pg16"
-    assert str(services["ingest"]["deploy"]["replicas"]).endswith("2}")
+    ingest_env = services["ingest"]["environment"]
+    # Stable session names: workers of one container, not replicas named after containers.
+    assert "deploy" not in services["ingest"]
+    assert ingest_env["EGENMON_INGEST_PROCESSES"].endswith("2}")
+    assert "EGENMON_INGEST_CLIENT_ID" in ingest_env
     for name, svc in services.items():
         if name != "migrate":
             assert "healthcheck" in svc, name
