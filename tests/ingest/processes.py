@@ -17,7 +17,7 @@ import psycopg
 from deploy.localstack import free_port
 from device_profiles.vocabulary import Kind
 from device_profiles.wire import Reading
-from tests.ingest.helpers import Seed, batch_bytes, count, make_reading, seed_patient, wait_until
+from tests.ingest.helpers import Publisher, Seed, batch_bytes, count, make_reading, seed_patient, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = [Kind.BLOOD_PRESSURE, Kind.GLUCOSE_CGM, Kind.WEIGHT, Kind.SPO2, Kind.TEMPERATURE]
@@ -125,3 +125,17 @@ def stored_count(database_url: str) -> int:
             return count(conn, "SELECT count(*) FROM reading_raw")
     except psycopg.OperationalError:
         return -1
+
+
+def publish_and_await(
+    database_url: str, broker_url: str, topic: str, payloads: list[bytes], readings: list[Reading]
+) -> None:
+    """Publish everything at once; wait until all readings are stored, each exactly once."""
+    pub = Publisher(broker_url)
+    try:
+        pub.publish(topic, payloads)
+    finally:
+        pub.close()
+    wait_until(lambda: stored_count(database_url) == len(readings), timeout_s=60)
+    with psycopg.connect(database_url) as conn:
+        assert_exactly_once(conn, readings)

@@ -19,7 +19,14 @@ from tests.ingest.helpers import (
     purge_session,
     wait_until,
 )
-from tests.ingest.processes import IngestProcess, assert_exactly_once, reading_stream, seed_gateway, stored_count
+from tests.ingest.processes import (
+    IngestProcess,
+    assert_exactly_once,
+    publish_and_await,
+    reading_stream,
+    seed_gateway,
+    stored_count,
+)
 
 
 def _publish_paced(url: str, topic: str, payloads: list[bytes], per_second: float) -> threading.Thread:
@@ -116,14 +123,7 @@ def test_two_workers_share_the_subscription_without_duplicates(
     workers = [ingest_processes(database_url, broker.url) for _ in range(2)]
     for w in workers:
         w.wait_ready()
-    pub = Publisher(broker.url)
-    try:
-        pub.publish(seed.topic, payloads)
-    finally:
-        pub.close()
-    wait_until(lambda: stored_count(database_url) == 4_000, timeout_s=60)
-    with psycopg.connect(database_url) as conn:
-        assert_exactly_once(conn, readings)
+    publish_and_await(database_url, broker.url, seed.topic, payloads, readings)
     stored = [w.metric("egenmon_ingest_readings_stored_total") for w in workers]
     assert sum(stored) == 4_000
     assert all(n > 0 for n in stored), f"one worker did nothing: {stored}"

@@ -8,15 +8,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
 import pytest
 from pydantic import ValidationError
 
 from deploy.localstack import LocalMosquitto, free_port_range
 from ingest.settings import IngestSettings
 from ingest.supervisor import SUPERVISOR_PID_ENV, WorkerSpec, worker_env, worker_specs
-from tests.ingest.helpers import Publisher, purge_session, wait_until
-from tests.ingest.processes import IngestProcess, assert_exactly_once, reading_stream, seed_gateway, stored_count
+from tests.ingest.helpers import purge_session, wait_until
+from tests.ingest.processes import (
+    IngestProcess,
+    publish_and_await,
+    reading_stream,
+    seed_gateway,
+)
 
 
 def test_worker_specs_keep_the_first_session_and_count_ports_up() -> None:
@@ -81,14 +85,7 @@ def test_processes_split_the_subscription_and_stop_together(
     payloads, readings = reading_stream(4_000, 4, seed.gateway_id, "SN-procs")
     sup, ports = _start_pair(ingest_processes, database_url, broker)
     children = _children(sup.proc.pid)
-    pub = Publisher(broker.url)
-    try:
-        pub.publish(seed.topic, payloads)
-    finally:
-        pub.close()
-    wait_until(lambda: stored_count(database_url) == 4_000, timeout_s=60)
-    with psycopg.connect(database_url) as conn:
-        assert_exactly_once(conn, readings)
+    publish_and_await(database_url, broker.url, seed.topic, payloads, readings)
     stored = [sup.metric("egenmon_ingest_readings_stored_total", p) for p in ports]
     assert sum(stored) == 4_000
     assert all(n > 0 for n in stored), f"one process did nothing: {stored}"
