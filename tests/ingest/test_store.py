@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
 from device_profiles.messages import NEW_READINGS_CHANNEL
 from device_profiles.vocabulary import Kind
@@ -179,3 +180,30 @@ def test_assignment_bounds_follow_the_range_they_came_from() -> None:
     other = uuid.uuid4()
     two = [(other, None, t0, False, False), (patient, t0, None, True, False)]  # a gateway handed on at t0
     assert (_assigned_patient(two, t0 - timedelta(seconds=1)), _assigned_patient(two, t0)) == (other, patient)
+
+
+@pytest.mark.timescaledb
+def test_direct_and_staged_writes_into_compressed_chunks(timescaledb_url: str, seeded: Seed) -> None:
+    """A late backlog lands in chunks the policy already compressed: new readings still go
+    in directly, and a re-delivered batch is still recognised against compressed rows."""
+    early = [make_reading(Kind.BLOOD_PRESSURE, seq=i) for i in range(5)]
+    late = [make_reading(Kind.BLOOD_PRESSURE, seq=i) for i in range(5, 10)]
+    with psycopg.connect(timescaledb_url, autocommit=True) as conn:
+        setup_connection(conn)
+        first, _ = store(conn, prepare([_msg(seeded, early)]), max_weight_change_kg=5.0)
+        for table in ("observation", "reading_raw"):
+            conn.execute(f"SELECT compress_chunk(c) FROM show_chunks('{table}') c")
+        compressed = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name IN"
+            " ('observation', 'reading_raw') AND is_compressed"
+        ).fetchone()
+        assert compressed == (2,)
+        second, _ = store(conn, prepare([_msg(seeded, late)]), max_weight_change_kg=5.0)
+        again, _ = store(conn, prepare([_msg(seeded, early + late)]), max_weight_change_kg=5.0)
+        rows = conn.execute("SELECT count(*), count(DISTINCT reading_id) FROM observation").fetchone()
+        raw = conn.execute("SELECT count(*) FROM reading_raw").fetchone()
+    assert (first.path, first.readings_stored) == ("direct", 5)
+    assert (second.path, second.readings_stored, second.rows_stored) == ("direct", 5, 20)
+    assert (again.path, again.readings_stored, again.readings_duplicate) == ("staged", 0, 10)
+    assert rows == (40, 10)
+    assert raw == (10,)
