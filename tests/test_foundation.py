@@ -176,3 +176,51 @@ def test_timescaledb_compressed_chunks_stay_readable_and_deduplicated(timescaled
             (before[0], before[1], patient),
         )
         assert conn.execute("SELECT count(*) FROM observation WHERE patient_id = %s", (patient,)).fetchone() == (7,)
+
+
+@pytest.mark.timescaledb
+def test_timescaledb_policies_compress_old_chunks_and_materialise_recent_days(timescaledb_url: str) -> None:
+    """The policies as the job scheduler runs them (``run_job``, not the functions below them)."""
+    with psycopg.connect(timescaledb_url, autocommit=True) as conn:
+        patient = _patient_with_weights(conn, days=0)
+        for age, kg in (("60 days", 79.0), ("2 days", 80.0)):
+            conn.execute(
+                "INSERT INTO observation (reading_id, component, measured_at, patient_id, gateway_id,"
+                " device_address, kind, value, unit, received_at)"
+                " VALUES (gen_random_uuid(), 'weight', now() - %s::interval, %s, 'gw-ts', 'AA', 'weight', %s, 'kg',"
+                " now())",
+                (age, patient, kg),
+            )
+            conn.execute(
+                "INSERT INTO reading_raw (reading_id, measured_at, gateway_id, device, raw)"
+                " VALUES (gen_random_uuid(), now() - %s::interval, 'gw-ts', '{}', '\\x00')",
+                (age,),
+            )
+        jobs = conn.execute(
+            "SELECT job_id FROM timescaledb_information.jobs"
+            " WHERE proc_name IN ('policy_compression', 'policy_refresh_continuous_aggregate')"
+        ).fetchall()
+        assert len(jobs) == 3
+        for (job,) in jobs:
+            conn.execute("CALL run_job(%s)", (job,))
+        chunks = conn.execute(
+            "SELECT DISTINCT hypertable_name, range_end < now() - interval '30 days', is_compressed"
+            " FROM timescaledb_information.chunks WHERE hypertable_name IN ('observation', 'reading_raw')"
+            " ORDER BY 1, 2"
+        ).fetchall()
+        # Older than EGENMON_COMPRESS_AFTER (30 days): compressed; the recent chunk: not yet.
+        assert chunks == [
+            ("observation", False, False),
+            ("observation", True, True),
+            ("reading_raw", False, False),
+            ("reading_raw", True, True),
+        ]
+        # The refresh policy materialised the recent day (its window is the last 40 days).
+        conn.execute("ALTER MATERIALIZED VIEW observation_daily SET (timescaledb.materialized_only = true)")
+        try:
+            materialised = conn.execute(
+                "SELECT n, mean FROM observation_daily WHERE patient_id = %s AND component = 'weight'", (patient,)
+            ).fetchall()
+        finally:
+            conn.execute("ALTER MATERIALIZED VIEW observation_daily SET (timescaledb.materialized_only = false)")
+        assert materialised == [(1, 80.0)]
