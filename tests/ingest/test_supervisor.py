@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from deploy.localstack import LocalMosquitto, free_port_range
 from ingest.settings import IngestSettings
-from ingest.supervisor import SUPERVISOR_PID_ENV, WorkerSpec, worker_env, worker_specs
+from ingest.supervisor import SUPERVISOR_PID_ENV, Supervisor, WorkerSpec, worker_env, worker_specs
 from tests.ingest.helpers import purge_session, wait_until
 from tests.ingest.processes import (
     IngestProcess,
@@ -50,6 +51,32 @@ def test_metrics_ports_must_fit() -> None:
         IngestSettings(metrics_port=65_535, processes=2)
     with pytest.raises(ValidationError):
         IngestSettings(processes=0)
+
+
+def _fake_workers(code: str, **kwargs: float) -> Supervisor:
+    """A supervisor over stand-in workers (any command), to test its own logic quickly."""
+    settings = IngestSettings(client_id="fake", metrics_port=0, processes=2)
+    return Supervisor(settings, command=[sys.executable, "-c", code], **kwargs)
+
+
+def test_a_worker_ignoring_sigterm_is_killed_after_the_stop_timeout() -> None:
+    sup = _fake_workers(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)", stop_timeout_s=1.0
+    )
+    sup.start()
+    time.sleep(0.5)  # let them install the handler
+    sup.request_stop()
+    started = time.monotonic()
+    assert sup.wait() == 1
+    assert time.monotonic() - started < 10
+    assert [proc.returncode for _, proc in sup.workers] == [-signal.SIGKILL, -signal.SIGKILL]
+
+
+def test_a_worker_that_exits_on_its_own_fails_the_set_even_with_status_0() -> None:
+    sup = _fake_workers("import os, time; time.sleep(0.2 if os.environ['EGENMON_INGEST_CLIENT_ID'] == 'fake' else 60)")
+    sup.start()
+    assert sup.wait() == 1
+    assert [proc.returncode for _, proc in sup.workers] == [0, -signal.SIGTERM]
 
 
 def _children(pid: int) -> list[int]:
