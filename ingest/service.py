@@ -73,7 +73,6 @@ class IngestService:
         self.retiring = retiring
         self._received = 0
         self._settled = 0
-        self._last_message_at = time.monotonic()
         self._end_session = False
         self.session_present: bool | None = None
         # SimpleQueue: the C implementation, cheapest put() for the network thread.
@@ -177,7 +176,6 @@ class IngestService:
         self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Properties | None
     ) -> None:
         # "No subscription existed" is fine: a session that had none, or none left.
-        self._last_message_at = time.monotonic()
         self._subscribed.set()
 
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
@@ -207,7 +205,6 @@ class IngestService:
             topic = msg._topic.decode("utf-8", "replace")
         (self._m_status if topic.endswith("/status") else self._m_readings).inc()
         self._received += 1
-        self._last_message_at = time.monotonic()
         self._queue.put(Incoming(topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, datetime.now(UTC)))
 
     def _ack(self, msgs: Sequence[Incoming]) -> None:
@@ -490,10 +487,15 @@ class IngestService:
             raise RuntimeError("retire() needs IngestService(..., retiring=True)")
         self.start()
         deadline = time.monotonic() + timeout_s
+        # Quiet since: the last time a message arrived or the connection was not ready;
+        # watched here, so the network thread only counts messages.
+        seen, quiet_since = -1, time.monotonic()
         try:
-            while time.monotonic() < deadline and self._threads_alive():
-                quiet = time.monotonic() - self._last_message_at >= idle_s
-                if self._mqtt_connected and self._subscribed.is_set() and quiet and self._received == self._settled:
+            while (now := time.monotonic()) < deadline and self._threads_alive():
+                ready = self._mqtt_connected and self._subscribed.is_set()
+                if not ready or self._received != seen:
+                    seen, quiet_since = self._received, now
+                elif now - quiet_since >= idle_s and self._received == self._settled:
                     self._end_session = True
                     return True
                 time.sleep(0.1)

@@ -93,8 +93,8 @@ class IngestSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _metrics_ports_fit(self) -> IngestSettings:
-        if self.metrics_port and self.metrics_port + self.processes - 1 > 65_535:
-            last = self.metrics_port + self.processes - 1
+        last = self.metrics_port + self.processes - 1
+        if self.metrics_port and last > 65_535:
             raise ValueError(f"metrics ports {self.metrics_port}..{last} exceed 65535")
         return self
 
