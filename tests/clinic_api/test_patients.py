@@ -6,9 +6,11 @@ import datetime as dt
 from collections.abc import Callable
 
 import numpy as np
+import psycopg
 import pytest
 
 from clinic_api.downsample import bucket
+from clinic_api.queries import series
 from tests.clinic_api.conftest import NURSE, PHYSICIAN, Seed, TestClient
 
 Auth = Callable[[str], dict[str, str]]
@@ -176,3 +178,30 @@ def test_care_plan_form_on_the_patient_page(client: TestClient, auth: Auth, seed
     assert bad.status_code == 422
     denied = client.post(f"/ui/patients/{pid}/care-plan", headers=auth(NURSE), data=form)
     assert denied.status_code == 404
+
+
+def test_series_times_are_the_stored_instants_exactly(seed: Seed) -> None:
+    """The packed series' float seconds equal datetime.timestamp() of the stored instants:
+    the numpy bucketing must see a reading on a bucket boundary where the reference does."""
+    pid = seed.patients["P-DEMO0002"]
+    # Instants whose seconds, divided first and offset by the epoch after, were a bit off.
+    instants = [
+        dt.datetime(2026, 12, 2, 1, 31, 16, 720977, tzinfo=dt.UTC) - dt.timedelta(minutes=30 * j) for j in (0, 1, 2)
+    ]
+    with psycopg.connect(seed.url, autocommit=True) as conn:
+        for at in instants:
+            conn.execute(
+                "INSERT INTO observation (reading_id, component, measured_at, patient_id, gateway_id,"
+                " device_address, kind, value, unit, received_at)"
+                " VALUES (gen_random_uuid(), 'temperature', %s, %s, 'gw-t', 'AA', 'temperature', 36.6, 'Cel', now())",
+                (at, pid),
+            )
+        got = series(
+            conn,
+            pid,
+            "temperature",
+            start=instants[-1] - dt.timedelta(milliseconds=1),
+            end=instants[0] + dt.timedelta(milliseconds=1),
+            max_points=100,
+        )
+    assert got.t_s.tolist() == [at.timestamp() for at in reversed(instants)]
