@@ -179,11 +179,11 @@ def _open(
     cur.execute(
         """
         WITH a AS (
-            INSERT INTO alert (patient_id, rule_id, condition, status, severity, title, opened_at, updated_at,
-                               last_fired_at, fire_count, latest_value, evidence)
-            VALUES (%(pid)s, %(rule)s, %(cond)s, 'open', %(sev)s, %(title)s, %(now)s, %(now)s, %(fired)s, 1,
-                    %(value)s, %(evidence)s)
-            ON CONFLICT (patient_id, rule_id) WHERE status <> 'resolved' DO NOTHING
+            INSERT INTO alert (patient_id, rule_id, event_type, condition, status, severity, title, opened_at,
+                               updated_at, shown_to_staff_at, last_fired_at, fire_count, latest_value, evidence)
+            VALUES (%(pid)s, %(rule)s, %(rule)s, %(cond)s, 'open', %(sev)s, %(title)s, %(now)s, %(now)s, %(now)s,
+                    %(fired)s, 1, %(value)s, %(evidence)s)
+            ON CONFLICT (patient_id, event_type) WHERE status <> 'resolved' DO NOTHING
             RETURNING id
         )
         INSERT INTO alert_event (alert_id, event, at, details)

@@ -86,11 +86,14 @@ def seed(url: str, *, cgm_points: int, queue_patients: int) -> uuid.UUID:
             ).fetchone()
             assert row is not None
             conn.execute(
-                """INSERT INTO alert (patient_id, rule_id, condition, severity, title, opened_at, evidence)
-                   VALUES (%s, 'HF1', 'heart_failure', %s, 'Viktökning > 2 kg på 3 dygn', %s, %s)""",
+                """INSERT INTO alert (patient_id, rule_id, event_type, condition, severity, title, opened_at,
+                                      shown_to_staff_at, evidence)
+                   VALUES (%s, 'HF1', 'fluid_retention', 'heart_failure', %s, 'Viktökning > 2 kg på 3 dygn', %s, %s,
+                           %s)""",
                 (
                     row[0],
                     severities[i % 5],
+                    now - dt.timedelta(minutes=i),
                     now - dt.timedelta(minutes=i),
                     Jsonb({"rule_id": "HF1", "gain_kg": 2.4, "threshold_kg": 2.0, "threshold_source": "default"}),
                 ),

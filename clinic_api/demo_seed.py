@@ -293,10 +293,22 @@ def _seed_alerts(conn: psycopg.Connection[Any], patient_id: uuid.UUID, condition
         )
     for rule, cond, sev, title, age, ev in alerts:
         row = conn.execute(
-            """INSERT INTO alert (patient_id, rule_id, condition, severity, title, opened_at, last_fired_at,
-                                 evidence, updated_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-            (patient_id, rule, cond, sev, title, now - age, now - age, Jsonb({"rule_id": rule, **ev}), now - age),
+            """INSERT INTO alert (patient_id, rule_id, event_type, condition, severity, title, opened_at,
+                                 shown_to_staff_at, last_fired_at, evidence, updated_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+            (
+                patient_id,
+                rule,
+                rule,
+                cond,
+                sev,
+                title,
+                now - age,
+                now - age,
+                now - age,
+                Jsonb({"rule_id": rule, **ev}),
+                now - age,
+            ),
         ).fetchone()
         assert row is not None
         conn.execute("INSERT INTO alert_event (alert_id, event, at) VALUES (%s, 'opened', %s)", (row[0], now - age))

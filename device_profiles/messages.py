@@ -103,3 +103,43 @@ class EnrollmentResponse(_Model):
     mqtt_password: str
     ca_cert_pem: str | None = None
     config_url: HttpUrl | None = None
+
+
+def feedback_topic(gateway_id: str) -> str:
+    """Platform → gateway: one message to the patient (QoS 1, not retained)."""
+    return f"egenmon/v1/gw/{gateway_id}/feedback"
+
+
+def feedback_ack_topic(gateway_id: str) -> str:
+    """Gateway → platform: delivery/seen acknowledgements of feedback messages (QoS 1)."""
+    return f"egenmon/v1/gw/{gateway_id}/feedback/ack"
+
+
+class FeedbackMessage(_Model):
+    """One message to the patient, on egenmon/v1/gw/{id}/feedback.
+
+    ``level`` is a ``device_profiles.vocabulary.MessageLevel`` value; the gateway shows or
+    says ``message_sv`` and ignores a message past ``expires_at``. ``kind`` names the
+    measurement it concerns (for ``measure_again``, ``receipt`` and ``reminder``).
+    """
+
+    schema_: Literal[1] = Field(default=1, alias="schema")
+    id: str = Field(min_length=1, max_length=64)
+    level: Literal["receipt", "measure_again", "reminder", "contact_care", "call_1177_or_112"]
+    message_sv: str = Field(min_length=1, max_length=280)
+    kind: str | None = Field(default=None, max_length=64)
+    created_at: AwareDatetime
+    expires_at: AwareDatetime
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FeedbackAck(_Model):
+    """The gateway's acknowledgement of a FeedbackMessage: delivered to an output, or seen."""
+
+    schema_: Literal[1] = Field(default=1, alias="schema")
+    id: str = Field(min_length=1, max_length=64)
+    state: Literal["delivered", "seen", "expired"]
+    at: AwareDatetime
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

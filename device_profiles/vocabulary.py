@@ -211,3 +211,93 @@ class Severity(StrEnum):
 
 
 _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class EventType(StrEnum):
+    """Clinical events: what one staff-facing alert is about (the rules of one family feed it).
+
+    The label is the Swedish title shown to staff and, where it reaches them, patients.
+    """
+
+    HYPOGLYCAEMIA = "hypoglycaemia"
+    HYPERGLYCAEMIA = "hyperglycaemia"
+    GLYCAEMIC_CONTROL = "glycaemic_control"
+    FLUID_RETENTION = "fluid_retention"
+    HYPOTENSION = "hypotension"
+    BP_CRISIS = "bp_crisis"
+    BP_CONTROL = "bp_control"
+    PULSE = "pulse"
+    HYPOXAEMIA = "hypoxaemia"
+    COPD_EXACERBATION = "copd_exacerbation"
+    ASTHMA_EXACERBATION = "asthma_exacerbation"
+    HF_SYMPTOMS = "hf_symptoms"
+    DETERIORATION = "deterioration"
+    MISSING_DATA = "missing_data"
+    DEVICE_PROBLEM = "device_problem"
+    GATEWAY_OFFLINE = "gateway_offline"
+
+    @property
+    def label_sv(self) -> str:
+        return _EVENT_LABEL_SV[self]
+
+
+_EVENT_LABEL_SV = {
+    EventType.HYPOGLYCAEMIA: "Lågt blodsocker",
+    EventType.HYPERGLYCAEMIA: "Högt blodsocker",
+    EventType.GLYCAEMIC_CONTROL: "Glukoskontroll (14 dagar)",
+    EventType.FLUID_RETENTION: "Vätskeansamling / viktuppgång",
+    EventType.HYPOTENSION: "Lågt blodtryck",
+    EventType.BP_CRISIS: "Mycket högt blodtryck",
+    EventType.BP_CONTROL: "Blodtryck över målet",
+    EventType.PULSE: "Avvikande puls",
+    EventType.HYPOXAEMIA: "Låg syremättnad",
+    EventType.COPD_EXACERBATION: "KOL-försämring",
+    EventType.ASTHMA_EXACERBATION: "Astmaförsämring",
+    EventType.HF_SYMPTOMS: "Hjärtsviktssymtom",
+    EventType.DETERIORATION: "Allmän försämring (partiell NEWS2)",
+    EventType.MISSING_DATA: "Uteblivna mätningar",
+    EventType.DEVICE_PROBLEM: "Mätarproblem",
+    EventType.GATEWAY_OFFLINE: "Hemenheten är offline",
+}
+
+
+class Route(StrEnum):
+    """Who must act on a finding: the monitoring team, the patient, technical support, or nobody."""
+
+    STAFF = "staff"
+    PATIENT = "patient"
+    TECHNICAL = "technical"
+    RECORD = "record"
+
+
+class AlertStatus(StrEnum):
+    """Alert statuses; ``awaiting_confirmation`` is hidden from staff until a repeat confirms it."""
+
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class ResolutionReason(StrEnum):
+    """Why staff closed an alert (structured, for analytics), or why the platform did."""
+
+    CONTACTED_PATIENT = "contacted_patient"
+    NO_ACTION_NEEDED = "no_action_needed"
+    REFERRED = "referred"
+    MEDICATION_CHANGED = "medication_changed"
+    DEVICE_PROBLEM = "device_problem"
+    MEASUREMENT_ERROR = "measurement_error"
+    NOT_CONFIRMED = "not_confirmed"  # the platform: the repeat measurement was normal
+    CONDITION_CLEARED = "condition_cleared"
+
+
+class MessageLevel(StrEnum):
+    """What a message to the patient asks of them (the gateway's feedback contract)."""
+
+    RECEIPT = "receipt"
+    MEASURE_AGAIN = "measure_again"
+    REMINDER = "reminder"
+    CONTACT_CARE = "contact_care"
+    CALL_1177_OR_112 = "call_1177_or_112"

@@ -58,9 +58,9 @@ def test_seed_fleet_and_score_end_to_end(tmp_path: Path, database_url: str, mqtt
     ep = lab.episodes[0]
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO alert (patient_id, rule_id, severity, title, opened_at)"
-            " SELECT id, 'X1', 'medium', 't', %s FROM patient WHERE pseudonym = %s",
-            (ep.start + (ep.end - ep.start) / 2, ep.patient),
+            "INSERT INTO alert (patient_id, rule_id, event_type, severity, title, opened_at, shown_to_staff_at)"
+            " SELECT id, 'X1', 'X1', 'medium', 't', %s, %s FROM patient WHERE pseudonym = %s",
+            (ep.start + (ep.end - ep.start) / 2, ep.start + (ep.end - ep.start) / 2, ep.patient),
         )
     scored = json.loads(run("score", "--labels", str(labels), "--json", env=env).stdout)
     row = next(

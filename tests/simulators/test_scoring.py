@@ -101,8 +101,9 @@ def test_load_alerts_from_the_database(database_url: str) -> None:
     p = cohort.patients[0]
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO alert (patient_id, rule_id, severity, title, opened_at) VALUES (%s, 'D1', 'medium', 't', %s)",
-            (p.patient_id, T0 + H),
+            "INSERT INTO alert (patient_id, rule_id, event_type, severity, title, opened_at, shown_to_staff_at)"
+            " VALUES (%s, 'D1', 'hypoglycaemia', 'medium', 't', %s, %s)",
+            (p.patient_id, T0 + H, T0 + H),
         )
     alerts = load_alerts(database_url)
     assert alerts == [AlertRecord(p.pseudonym, "D1", T0 + H, "medium")]
