@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import sys
 import time
 from typing import Annotated, Any
 
@@ -16,27 +14,13 @@ from alerting.load import load_cohort, load_dataset
 from alerting.rules import REGISTRY
 from alerting.service import AlertingService, evaluate_and_store
 from alerting.settings import AlertingSettings
+from device_profiles.logs import configure
 
 app = typer.Typer(help="egenmon alerting: the rules engine and alert lifecycle", no_args_is_help=True)
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
-
-
 def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    configure(level)
 
 
 def _resolve_patient(conn: psycopg.Connection[Any], patient: str) -> str:

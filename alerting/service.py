@@ -99,6 +99,7 @@ class AlertingService:
         for severity, n in conn.execute("SELECT severity, count(*) FROM alert WHERE status <> 'resolved' GROUP BY 1"):
             metrics.OPEN_ALERTS.labels(severity).set(n)
         self._last_sweep = time.monotonic()
+        metrics.LAST_SWEEP.set(now)
         log.info(
             "sweep done patients=%d escalated=%d snoozes_ended=%d", len(ids), hk.escalated, hk.reopened_after_snooze
         )

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from clinic_api import demo_seed
 from clinic_api.app import create_app
 from clinic_api.settings import Settings, get_settings
+from device_profiles.logs import configure
 
-LOG_FORMAT = '{"at":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
 app = typer.Typer(add_completion=False, help="egenmon clinic API and web pages")
 
 
@@ -35,7 +35,7 @@ def run(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """Serve the API and pages with uvicorn."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure(logging.INFO)
     settings = _settings()
     if workers > 1:
         uvicorn.run(
@@ -45,9 +45,16 @@ def run(
             port=port or settings.port,
             workers=workers,
             log_level="warning",
+            log_config=None,  # uvicorn's lines go through our JSON handler too
         )
     else:
-        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="warning")
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="warning",
+            log_config=None,
+        )
 
 
 def factory() -> object:

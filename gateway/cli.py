@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from device_profiles.logs import configure
 from gateway import GatewayError
 from gateway.settings import GatewaySettings, load_settings
 
@@ -25,22 +25,8 @@ ConfigOpt = Annotated[
 ]
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "msg": record.getMessage(),
-            }
-        )
-
-
 def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    configure(logging.DEBUG if verbose else logging.INFO)
 
 
 def _settings(config: Path | None) -> GatewaySettings:

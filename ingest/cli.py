@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from ingest.logs import configure
+from device_profiles.logs import configure
 from ingest.schema import migrate as migrate_schema
 from ingest.service import IngestService
 from ingest.settings import IngestSettings

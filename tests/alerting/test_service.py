@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import prometheus_client
 import psycopg
 import pytest
 
@@ -222,6 +223,11 @@ def test_sweep_evaluates_everyone_in_chunks(db: psycopg.Connection[Any], databas
     pids = [make_patient(db, ["diabetes_t1"], schedule={"glucose_cgm": 288}) for _ in range(3)]
     add_observation(db, pids[0], "glucose_cgm", "glucose_interstitial", time.time() - 30 * 3600, 6.0)
     settings = AlertingSettings(database_url=database_url, sweep_chunk=2, metrics_port=0)
+    before = time.time()
     AlertingService(settings).sweep(db)
+    # The health gauge documented in alerting/README.md says when the last sweep finished.
+    swept_at = prometheus_client.REGISTRY.get_sample_value("egenmon_alerting_last_sweep_timestamp_seconds")
+    assert swept_at is not None
+    assert swept_at >= before
     rows = db.execute("SELECT patient_id::text, severity FROM alert WHERE rule_id = 'D10'").fetchall()
     assert dict(rows) == {pids[0]: "info", pids[1]: "low", pids[2]: "low"}
