@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from alerting.cohort import Cohort
-from alerting.rules import REGISTRY, Context, Occurrences, Rule, _params_for, rule_param
+from alerting.rules import REGISTRY, Context, Occurrences, Rule, params_for, rule_param
 from alerting.series import F64, Dataset, Series
 from device_profiles.vocabulary import Severity
 
@@ -127,7 +127,7 @@ def evaluate(
         enrolled = cohort.has(*rule.conditions) if rule.conditions else all_patients
         if not enrolled.any():
             continue
-        occ = rule.evaluate(ctx, _params_for(cohort, rule))
+        occ = rule.evaluate(ctx, params_for(cohort, rule))
         best = best_per_patient(occ, enrolled, now, rule.lookback_s)
         params = {name: rule_param(cohort, rule, name) for name in rule.params}
         for k in range(len(best.pat)):
@@ -151,7 +151,7 @@ def evaluate_columns(
     all_patients = np.ones(cohort.n, dtype=bool)
     for rule in (REGISTRY[r] for r in (rules if rules is not None else REGISTRY)):
         enrolled = cohort.has(*rule.conditions) if rule.conditions else all_patients
-        out[rule.id] = best_per_patient(rule.evaluate(ctx, _params_for(cohort, rule)), enrolled, now, rule.lookback_s)
+        out[rule.id] = best_per_patient(rule.evaluate(ctx, params_for(cohort, rule)), enrolled, now, rule.lookback_s)
     return out
 
 

@@ -1,6 +1,6 @@
 """A slow, obviously-correct reference implementation: plain Python, one patient at a time.
 
-It restates the rules of alerting/rules.py from CLINICAL_RULES.md without numpy or any
+It restates the rules of alerting/rules/ from CLINICAL_RULES.md without numpy or any
 vectorised trick, so the property tests can check the engine against it. It covers the
 rules listed in RULES (device-driven point, run and day rules); the others are tested
 with hand-built series only.
@@ -347,22 +347,22 @@ def news2(pt: Patient) -> list[Occ]:
     return []
 
 
-def _cgm_14d(pt: Patient) -> tuple[list[float], float, bool]:
-    """(values of the last 14 days, % of expected readings, sufficient per D9)."""
+def _cgm_14d(pt: Patient, rule: str, min_pct_param: str) -> tuple[list[float], float, bool]:
+    """(values of the last 14 days, % of expected readings, sufficient by that rule's own parameters)."""
     vals = [v for t, v in pt.r("glucose_cgm.glucose_interstitial") if pt.now - 14 * DAY < t <= pt.now]
-    expected = 14 * 24 * 60 / pt.p("D9", "expected_interval_min", 5)
+    expected = 14 * 24 * 60 / pt.p(rule, "expected_interval_min", 5)
     pct = len(vals) / expected * 100
-    return vals, pct, pct >= pt.p("D9", "min_pct", 70)
+    return vals, pct, pct >= pt.p(rule, min_pct_param, 70)
 
 
 def d9(pt: Patient) -> list[Occ]:
     users = bool(pt.r("glucose_cgm.glucose_interstitial")) or bool(pt.cohort.expects("glucose_cgm")[pt.i])
-    _, pct, ok = _cgm_14d(pt)
+    _, pct, ok = _cgm_14d(pt, "D9", "min_pct")
     return [(INFO, pt.day_start(28), pct)] if users and not ok else []
 
 
 def d8(pt: Patient) -> list[Occ]:
-    vals, _, ok = _cgm_14d(pt)
+    vals, _, ok = _cgm_14d(pt, "D8", "min_data_pct")
     if not ok or not vals:
         return []
     n = len(vals)

@@ -13,8 +13,8 @@ from alerting.rules import (
     SYMPTOM_HTN,
     SYSTOLIC,
     TEMPERATURE,
-    news2_scores,
 )
+from alerting.rules.across import news2_scores
 from tests.alerting.helpers import DAY, HOUR, MIN, cohort, fire, series, severity
 
 ASTHMA = cohort("asthma", personal_best_pef=500.0)

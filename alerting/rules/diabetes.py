@@ -1,0 +1,331 @@
+"""Diabetes rules D1–D10 (CLINICAL_RULES.md, "Diabetes")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from alerting.rules.common import (
+    gap_occurrences,
+)
+from alerting.rules.framework import (
+    CAPILLARY,
+    CGM,
+    CGM_MAX_GAP_S,
+    CHUNK_VALUES,
+    DIABETES,
+    HIGH,
+    INFO,
+    LOOKBACK_MARGIN_H,
+    LOW,
+    MEDIUM,
+    NONE,
+    Context,
+    Occurrences,
+    Params,
+    max_severity,
+    rule,
+)
+from alerting.series import (
+    F64,
+    I64,
+    SEC_PER_DAY,
+    SEC_PER_MIN,
+    B,
+    Series,
+    lag_index,
+    run_start_times,
+    segment_chunks,
+    segment_sums,
+)
+
+# Episode rules look back 24 h; 4 h more history lets an episode that began earlier be measured.
+CGM_RECENT_H = 28.0
+
+
+def _cgm_episode(ctx: Context, p: Params, above: bool, strictly_longer: bool, sev: int) -> Occurrences:
+    s = ctx.s(CGM, CGM_RECENT_H)
+    th = p("threshold_mmol_l")[s.pat]
+    cond = s.v > th if above else s.v < th
+    since = run_start_times(s, cond, CGM_MAX_GAP_S)
+    dur = s.t - since
+    need = p("min_duration_min")[s.pat] * SEC_PER_MIN
+    with np.errstate(invalid="ignore"):
+        fired = cond & ((dur > need) if strictly_longer else (dur >= need))
+    return Occurrences.of(s.pat, np.where(fired, sev, NONE), s.t, s.v, since)
+
+
+@rule(
+    "D1",
+    "Hypoglycaemia level 1 (CGM < 3.9 mmol/L ≥ 15 min)",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=1,
+    lookback_h=24,
+    hysteresis_h=0.25,  # the episode ends after ≥ 15 min ≥ 3.9
+    params={"threshold_mmol_l": 3.9, "min_duration_min": 15},
+    severities="medium",
+)
+def d1(ctx: Context, p: Params) -> Occurrences:
+    return _cgm_episode(ctx, p, above=False, strictly_longer=False, sev=MEDIUM)
+
+
+@rule(
+    "D2",
+    "Hypoglycaemia level 2 (CGM < 3.0 mmol/L ≥ 15 min)",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=1,
+    lookback_h=24,
+    hysteresis_h=0.25,
+    params={"threshold_mmol_l": 3.0, "min_duration_min": 15},
+    severities="high",
+)
+def d2(ctx: Context, p: Params) -> Occurrences:
+    return _cgm_episode(ctx, p, above=False, strictly_longer=False, sev=HIGH)
+
+
+@rule(
+    "D3",
+    "Prolonged hypoglycaemia (CGM < 3.9 mmol/L > 120 min)",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=1,
+    lookback_h=24,
+    hysteresis_h=0.25,
+    params={"threshold_mmol_l": 3.9, "min_duration_min": 120},
+    severities="high",
+)
+def d3(ctx: Context, p: Params) -> Occurrences:
+    return _cgm_episode(ctx, p, above=False, strictly_longer=True, sev=HIGH)
+
+
+@rule(
+    "D4",
+    "Low capillary glucose",
+    conditions=DIABETES,
+    reads=(CAPILLARY,),
+    window_days=1,
+    lookback_h=24,
+    hysteresis_h=4,
+    params={"high_below_mmol_l": 3.0, "medium_below_mmol_l": 3.9},
+    severities="< 3.0 high; < 3.9 medium",
+)
+def d4(ctx: Context, p: Params) -> Occurrences:
+    s = ctx.s(CAPILLARY, LOOKBACK_MARGIN_H)
+    sev = max_severity((s.v < p("medium_below_mmol_l")[s.pat], MEDIUM), (s.v < p("high_below_mmol_l")[s.pat], HIGH))
+    return Occurrences.of(s.pat, sev, s.t, s.v)
+
+
+_D6_FIXED = {"slope_window_min": 15}
+
+
+@rule(
+    "D6",
+    "Rapidly falling glucose (CGM 15-min slope)",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=1,
+    lookback_h=6,
+    hysteresis_h=0.5,
+    params={"low_fall_mmol_l_min": 0.11, "medium_fall_mmol_l_min": 0.17},
+    fixed=_D6_FIXED,
+    severities="falling ≥ 0.11 mmol/L/min low; ≥ 0.17 medium",
+)
+def d6(ctx: Context, p: Params) -> Occurrences:
+    s = ctx.s(CGM, CGM_RECENT_H)
+    # The slope window is a rule constant here (per-patient lags would need one search per value).
+    lag = float(_D6_FIXED["slope_window_min"]) * SEC_PER_MIN
+    j = lag_index(s, lag, lag + 5 * SEC_PER_MIN)
+    ok = j >= 0
+    jj = np.maximum(j, 0)
+    ok &= np.isfinite(s.v) & np.isfinite(s.v[jj])  # a censored value has no slope
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fall = np.where(ok, (s.v[jj] - s.v) / ((s.t - s.t[jj]) / SEC_PER_MIN), np.nan)
+        sev = max_severity(
+            (fall >= p("low_fall_mmol_l_min")[s.pat], LOW), (fall >= p("medium_fall_mmol_l_min")[s.pat], MEDIUM)
+        )
+    return Occurrences.of(s.pat, sev, s.t, fall, np.where(ok, s.t[jj], s.t))
+
+
+@rule(
+    "D5",
+    "Predicted urgent low in 20 min (CGM linear forecast)",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=1,
+    lookback_h=2,
+    hysteresis_h=0.5,
+    params={"predicted_at_or_below_mmol_l": 3.1, "horizon_min": 20},
+    severities="high; linear extrapolation of the 15-min slope, only while falling and not already < 3.9",
+)
+def d5(ctx: Context, p: Params) -> Occurrences:
+    s = ctx.s(CGM, CGM_RECENT_H)
+    lag = 15 * SEC_PER_MIN
+    j = lag_index(s, lag, lag + 5 * SEC_PER_MIN)
+    ok = j >= 0
+    jj = np.maximum(j, 0)
+    ok &= np.isfinite(s.v) & np.isfinite(s.v[jj])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(ok, (s.v - s.v[jj]) / ((s.t - s.t[jj]) / SEC_PER_MIN), np.nan)  # mmol/L/min, + rising
+        predicted = s.v + rate * p("horizon_min")[s.pat]
+        # A low already present is D1/D2's business; D5 warns ahead of it.
+        fired = ok & (rate < 0) & (s.v >= 3.9) & (predicted <= p("predicted_at_or_below_mmol_l")[s.pat])
+    return Occurrences.of(s.pat, np.where(fired, HIGH, NONE), s.t, predicted, np.where(ok, s.t[jj], s.t))
+
+
+@rule(
+    "D7",
+    "Hyperglycaemia (CGM > 13.9 mmol/L)",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=1,
+    lookback_h=24,
+    hysteresis_h=0.25,
+    params={"threshold_mmol_l": 13.9, "min_duration_min": 15, "type1_duration_min": 120},
+    severities="≥ 15 min low; ≥ 2 h in type 1 medium (prompt ketone check)",
+)
+def d7(ctx: Context, p: Params) -> Occurrences:
+    s = ctx.s(CGM, CGM_RECENT_H)
+    cond = s.v > p("threshold_mmol_l")[s.pat]
+    since = run_start_times(s, cond, CGM_MAX_GAP_S)
+    dur = s.t - since
+    t1 = ctx.cohort.has("diabetes_t1")[s.pat]
+    with np.errstate(invalid="ignore"):
+        sev = max_severity(
+            (cond & (dur >= p("min_duration_min")[s.pat] * SEC_PER_MIN), LOW),
+            (cond & t1 & (dur >= p("type1_duration_min")[s.pat] * SEC_PER_MIN), MEDIUM),
+        )
+    return Occurrences.of(s.pat, sev, s.t, s.v, since)
+
+
+def _cgm_14d(ctx: Context) -> tuple[Series, F64]:
+    def make() -> tuple[Series, F64]:
+        w = ctx.s(CGM).between(ctx.now - 14 * SEC_PER_DAY, ctx.now)
+        return w, segment_sums(w, ctx.cohort.n, None)
+
+    return ctx.cached("cgm14", make)
+
+
+def _cgm_users(ctx: Context) -> B:
+    return ctx.cohort.expects("glucose_cgm") | (ctx.last_time(CGM) > 0)
+
+
+def _cgm_sufficient(ctx: Context, expected_interval_min: F64, min_pct: F64) -> tuple[B, F64]:
+    _, count = _cgm_14d(ctx)
+    expected = 14 * 24 * 60 / expected_interval_min
+    pct = count / expected * 100
+    return pct >= min_pct, pct
+
+
+@rule(
+    "D9",
+    "CGM data insufficient for 14-day metrics",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=14,
+    lookback_h=24,
+    hysteresis_h=0,
+    params={"expected_interval_min": 5, "min_pct": 70},
+    severities="info",
+)
+def d9(ctx: Context, p: Params) -> Occurrences:
+    ok, pct = _cgm_sufficient(ctx, p("expected_interval_min"), p("min_pct"))
+    fire = _cgm_users(ctx) & ~ok
+    return Occurrences.of(np.arange(ctx.cohort.n), np.where(fire, INFO, NONE), ctx.grid.bounds[-2], pct)
+
+
+@rule(
+    "D8",
+    "14-day CGM metrics outside targets (TIR/TBR/TAR/CV)",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=14,
+    lookback_h=24,
+    hysteresis_h=0,
+    params={
+        "tir_min_pct": 70,
+        "tbr_3_9_max_pct": 4,
+        "tbr_3_0_max_pct": 1,
+        "tar_10_max_pct": 25,
+        "tar_13_9_max_pct": 5,
+        "cv_max_pct": 36,
+        # The same sufficiency test as D9, with D8's own parameters.
+        "expected_interval_min": 5,
+        "min_data_pct": 70,
+    },
+    severities="low (weekly review); only with ≥ 70 % of the expected readings (as D9)",
+)
+def d8(ctx: Context, p: Params) -> Occurrences:
+    w, count = _cgm_14d(ctx)
+    n = ctx.cohort.n
+
+    # Band counts and sums per patient, in chunks of whole patients: a fortnight of CGM for a
+    # region is tens of millions of values, and temporaries the size of the whole series are
+    # slow to allocate (page faults); chunk-sized ones are recycled by the allocator.
+    by_band = np.zeros((n, 5))
+    sums = np.zeros((n, 3))  # numeric count, sum, sum of squares
+    starts_all = np.searchsorted(w.pat, np.arange(n + 1))
+    for lo, hi, a, b in segment_chunks(w, n, CHUNK_VALUES):
+        v = w.v[a:b]
+        # Patients of the chunk with readings: their segments are contiguous, so reduceat
+        # sums each one without a per-reading patient index.
+        present = lo + np.flatnonzero(count[lo:hi] > 0)
+        if len(present) == 0:
+            continue
+        starts = starts_all[present] - a
+
+        def seg(x: NDArray[Any], starts: I64 = starts) -> F64:
+            return np.add.reduceat(x, starts, dtype=np.float64)
+
+        # Bands <3.0, 3.0-3.9, 3.9-10, 10-13.9, >13.9; censored LOW/HIGH fall in the outer ones.
+        below30, below39 = seg(v < 3.0), seg(v < 3.9)
+        above10, above139 = seg(v > 10.0), seg(v > 13.9)
+        total = count[present]
+        by_band[present] = np.stack(
+            [below30, below39 - below30, total - below39 - above10, above10 - above139, above139], axis=1
+        )
+        # CV from the numeric values only: a censored LOW/HIGH has no magnitude.
+        cens = np.isinf(v)
+        fv = np.where(cens, 0.0, v)
+        sums[present, 0] = total - seg(cens)
+        sums[present, 1] = seg(fv)
+        sums[present, 2] = seg(fv * fv)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = by_band / count[:, None] * 100
+        k = sums[:, 0]
+        mean = sums[:, 1] / k
+        var = (sums[:, 2] - k * mean * mean) / (k - 1)
+        cv = np.sqrt(np.maximum(var, 0.0)) / mean * 100
+    tbr30, tbr39 = frac[:, 0], frac[:, 0] + frac[:, 1]
+    tir = frac[:, 2]
+    tar10, tar139 = frac[:, 3] + frac[:, 4], frac[:, 4]
+    sufficient, _ = _cgm_sufficient(ctx, p("expected_interval_min"), p("min_data_pct"))
+    with np.errstate(invalid="ignore"):
+        breach = (
+            (tir < p("tir_min_pct"))
+            | (tbr39 >= p("tbr_3_9_max_pct"))
+            | (tbr30 >= p("tbr_3_0_max_pct"))
+            | (tar10 >= p("tar_10_max_pct"))
+            | (tar139 >= p("tar_13_9_max_pct"))
+            | (cv > p("cv_max_pct"))
+        )
+    fire = sufficient & breach & (count > 0)
+    return Occurrences.of(np.arange(n), np.where(fire, LOW, NONE), ctx.grid.bounds[-2], tir)
+
+
+@rule(
+    "D10",
+    "CGM data gap",
+    conditions=DIABETES,
+    reads=(CGM,),
+    window_days=28,
+    lookback_h=24 * 365,
+    hysteresis_h=0,
+    params={"info_after_h": 24, "low_after_h": 72},
+    severities="no data > 24 h info; > 72 h low",
+)
+def d10(ctx: Context, p: Params) -> Occurrences:
+    return gap_occurrences(ctx, ctx.last_time(CGM), _cgm_users(ctx), p("info_after_h"), p("low_after_h"))
