@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 
 from alerting import events
+from alerting.rules import REGISTRY
 from alerting.service import evaluate_and_store
 from device_profiles.vocabulary import EventType, Route
 from tests.alerting.dbdata import add_observation, make_patient
@@ -116,8 +117,6 @@ def test_routing_table() -> None:
     assert events.event_type("NEWS2", ("copd",)) is EventType.COPD_EXACERBATION
     assert events.event_type("NEWS2", ("heart_failure",)) is EventType.DETERIORATION
     # Every registered rule belongs to an event.
-    from alerting.rules import REGISTRY
-
     assert set(REGISTRY) <= set(events.EVENT_OF_RULE)
 
 
