@@ -47,6 +47,7 @@ from alerting.series import (
     hysteresis_h=24,
     params={"medium_below_pct": 92, "medium_below_pct_hypercapnic": 88, "high_below_pct": 88, "critical_below_pct": 85},
     severities="< 92 % medium (< 88 % with a hypercapnic 88–92 % target); < 88 % high; < 85 % critical",
+    safety_net=CRITICAL,
 )
 def c1(ctx: Context, p: Params) -> Occurrences:
     s = ctx.s(SPO2, LOOKBACK_MARGIN_H)

@@ -447,6 +447,17 @@ RULES: dict[str, tuple[tuple[str, ...], float, Callable[[Patient], list[Occ]]]] 
 }
 
 
+# Issue 12's safety net: life-threatening levels apply to every patient who measures the kind,
+# from this severity up, except patients of the listed conditions (COPD lives at SpO2 88-92 %).
+SAFETY_NET: dict[str, tuple[int, tuple[str, ...]]] = {
+    "D2": (HIGH, ()),
+    "H3": (HIGH, ()),
+    "HF7": (HIGH, ("copd",)),
+    "C1": (CRITICAL, ()),
+    "A3": (CRITICAL, ()),
+}
+
+
 def reference_findings(data: Dataset, cohort: Cohort, now: float) -> set[tuple[int, str, str, float]]:
     """{(patient, rule, severity, time)}: per patient and rule the most severe, then newest, occurrence."""
     out = set()
@@ -454,9 +465,12 @@ def reference_findings(data: Dataset, cohort: Cohort, now: float) -> set[tuple[i
     for i in range(cohort.n):
         pt = Patient(index, cohort, i, now)
         for rule_id, (conds, lookback_h, fn) in RULES.items():
+            floor = INFO
             if conds and not pt.has(*conds):
-                continue
-            occ = [o for o in fn(pt) if now - lookback_h * HOUR < o[1] <= now]
+                if rule_id not in SAFETY_NET or pt.has(*SAFETY_NET[rule_id][1]):
+                    continue
+                floor = SAFETY_NET[rule_id][0]
+            occ = [o for o in fn(pt) if now - lookback_h * HOUR < o[1] <= now and o[0] >= floor]
             if occ:
                 sev, t, _ = max(occ, key=lambda o: (o[0], o[1]))
                 out.add((i, rule_id, SEVERITIES[sev], t))
