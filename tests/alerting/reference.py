@@ -8,6 +8,7 @@ with hand-built series only.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -249,8 +250,26 @@ def hf7(pt: Patient) -> list[Occ]:
     return [(HIGH, t, lv) for t, lv in _confirmed(pt.r("spo2.spo2")) if lv <= pt.p("HF7", "high_at_or_below_pct", 91)]
 
 
+def _spo2_target_low(pt: Patient) -> bool:
+    """The 88–92 % target: a hypercapnic care plan, or COPD with an own SpO2 baseline ≤ 92 %.
+
+    Baseline: median of the daily mean SpO2 on days −28..−8 (local days), at least 7 such days.
+    """
+    if bool(pt.cohort.hypercapnic[pt.i]):
+        return True
+    if not pt.has("copd"):
+        return False
+    by_day: dict[int, list[float]] = {}
+    for t, v in pt.r("spo2.spo2"):
+        k = pt.day(t)
+        if k is not None and k <= 20:  # index 0 is day −28, index 20 day −8
+            by_day.setdefault(k, []).append(v)
+    means = [sum(vs) / len(vs) for vs in by_day.values()]
+    return len(means) >= 7 and statistics.median(means) <= 92.0
+
+
 def c1(pt: Patient) -> list[Occ]:
-    hyper = bool(pt.cohort.hypercapnic[pt.i])
+    hyper = _spo2_target_low(pt)
     med = pt.p("C1", "medium_below_pct_hypercapnic", 88) if hyper else pt.p("C1", "medium_below_pct", 92)
     out = []
     for t, lv in _confirmed(pt.r("spo2.spo2")):
@@ -330,7 +349,7 @@ def news2(pt: Patient) -> list[Occ]:
     scored = []
     for r, score in (
         (pulse, _news_pulse),
-        (latest("spo2.spo2"), lambda v: _news_spo2(v, bool(pt.cohort.hypercapnic[pt.i]))),
+        (latest("spo2.spo2"), lambda v: _news_spo2(v, _spo2_target_low(pt))),
         (latest("blood_pressure.systolic"), _news_sys),
         (latest("temperature.temperature"), _news_temp),
     ):
