@@ -44,8 +44,9 @@ EVENT_OF_RULE: Mapping[str, EventType] = {
 # glucose, eat), and staff cannot act faster than the patient can. A forecast or a fast
 # fall that becomes a real low reaches staff as D1/D2/D4.
 PATIENT_RULES = frozenset({"D5", "D6"})
-# Reminders: an info-level gap is the patient's to fix; staff see the low level.
-REMINDER_RULES = frozenset({"NODATA", "D10", "HF9"})
+# Info findings the patient acts on: a gap to fix (staff see the low level), a first PEF in
+# the yellow zone (the action plan is the patient's; staff see it once a second session confirms).
+PATIENT_INFO_RULES = frozenset({"NODATA", "D10", "HF9", "A1"})
 
 _RANK = {s.value: s.rank for s in Severity}
 
@@ -71,7 +72,7 @@ def route(rule_id: str, severity: str, overrides: Mapping[str, str] | None = Non
     if rule_id in PATIENT_RULES:
         return Route.PATIENT
     if severity == Severity.INFO:
-        return Route.PATIENT if rule_id in REMINDER_RULES else Route.RECORD
+        return Route.PATIENT if rule_id in PATIENT_INFO_RULES else Route.RECORD
     return Route.STAFF
 
 
@@ -96,6 +97,9 @@ _MESSAGES_SV: Mapping[str, PatientMessage] = {
         MessageLevel.REMINDER, "Glukosmätaren har inte skickat värden. Kontrollera sensorn.", "glucose_cgm"
     ),
     "HF9": PatientMessage(MessageLevel.REMINDER, "Kom ihåg att väga dig i morgon bitti.", "weight"),
+    "A1": PatientMessage(
+        MessageLevel.MEASURE_AGAIN, "Ditt PEF är i gula zonen. Följ din astmaplan och blås igen i kväll.", "spirometry"
+    ),
 }
 CALL_1177_OR_112 = PatientMessage(
     MessageLevel.CALL_1177_OR_112,

@@ -26,6 +26,7 @@ from alerting.rules.framework import (
     rule,
 )
 from alerting.series import (
+    SEC_PER_HOUR,
     Series,
     Sessions,
     daily_first,
@@ -40,19 +41,29 @@ def _pef_sessions(ctx: Context, hours: float | None = LOOKBACK_MARGIN_H) -> Sess
     return ctx.cached(f"pefs@{hours}", lambda: sessions(ctx.s(PEF, hours), SESSION_GAP_S))
 
 
-def _pef_zone(ctx: Context, p: Params, sev: int, banded: bool) -> Occurrences:
+def _pef_zone(ctx: Context, p: Params, sev: int, banded: bool, repeat: bool = False) -> Occurrences:
     """PEF zones: best of a session's blows as % of personal best.
 
     A banded zone fires only from ``band_floor_pct`` up (the next zone's limit), so one blow
-    is reported by one zone rule.
+    is reported by one zone rule. With ``repeat``, the zone's severity needs the patient's
+    previous session within ``repeat_within_h`` below ``below_pct`` too; a first session in
+    the zone is ``info`` (the patient follows the action plan and measures again).
     """
-    ss = _pef_sessions(ctx)
+    # A repeat looks one more day back, so a session near the lookback's edge has its predecessor.
+    ss = _pef_sessions(ctx, 2 * LOOKBACK_MARGIN_H if repeat else LOOKBACK_MARGIN_H)
     pct = ss.max / ctx.cohort.personal_best_pef[ss.pat] * 100
     with np.errstate(invalid="ignore"):
-        fired = pct < p("below_pct")[ss.pat]
-        if banded:
-            fired &= pct >= p("band_floor_pct")[ss.pat]
-    return Occurrences.of(ss.pat, np.where(fired, sev, NONE), ss.t, pct, ss.t_first)
+        below = pct < p("below_pct")[ss.pat]
+        fired = below & (pct >= p("band_floor_pct")[ss.pat]) if banded else below
+    if not repeat:
+        return Occurrences.of(ss.pat, np.where(fired, sev, NONE), ss.t, pct, ss.t_first)
+    prev = np.zeros(len(ss.pat), dtype=bool)
+    if len(ss.pat) > 1:
+        same = (ss.pat[1:] == ss.pat[:-1]) & (ss.t[1:] - ss.t[:-1] <= p("repeat_within_h")[ss.pat[1:]] * SEC_PER_HOUR)
+        prev[1:] = same & below[:-1]
+    since = np.where(prev, np.concatenate([[np.nan], ss.t_first[:-1]]), ss.t_first)
+    level = np.where(fired & prev, sev, np.where(fired, INFO, NONE))
+    return Occurrences.of(ss.pat, level, ss.t, pct, since)
 
 
 def _pef_zone_rule(
@@ -73,9 +84,15 @@ def _pef_zone_rule(
     )
 
 
-@_pef_zone_rule("A1", "PEF < 80 % of personal best (yellow zone)", {"below_pct": 80, "band_floor_pct": 60}, "low")
+# Yellow zone: the action plan is the patient's; staff look when a second session confirms it.
+@_pef_zone_rule(
+    "A1",
+    "PEF < 80 % of personal best (yellow zone), confirmed by the next session",
+    {"below_pct": 80, "band_floor_pct": 60, "repeat_within_h": 24},
+    "low when the previous session within 24 h was also < 80 %; a single session info (to the patient)",
+)
 def a1(ctx: Context, p: Params) -> Occurrences:
-    return _pef_zone(ctx, p, LOW, banded=True)
+    return _pef_zone(ctx, p, LOW, banded=True, repeat=True)
 
 
 @_pef_zone_rule("A2", "PEF < 60 % of personal best", {"below_pct": 60, "band_floor_pct": 50}, "high")

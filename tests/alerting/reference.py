@@ -282,24 +282,30 @@ def c1(pt: Patient) -> list[Occ]:
     return out
 
 
-def _pef_zone(pt: Patient, sev: int, rule: str, default: float, lower: tuple[str, float] | None) -> list[Occ]:
+def _pef_zone(pt: Patient, sev: int, rule: str, default: float, floor: float | None, repeat: bool = False) -> list[Occ]:
+    """Sessions in the zone; with ``repeat`` the previous session within 24 h must be below too, else info."""
     best = pt.cohort.personal_best_pef[pt.i]
     if best != best:
         return []
     out = []
+    below = pt.p(rule, "below_pct", default)
+    prev: tuple[float, float] | None = None  # (time, pct) of the previous session
     for t, _, mx in _sessions(pt.r("spirometry.pef")):
         pct = mx / best * 100
-        if pct < pt.p(rule, "below_pct", default) and (lower is None or pct >= pt.p(lower[0], "below_pct", lower[1])):
-            out.append((sev, t, pct))
+        in_zone = pct < below and (floor is None or pct >= pt.p(rule, "band_floor_pct", floor))
+        if in_zone:
+            confirmed = prev is not None and t - prev[0] <= pt.p(rule, "repeat_within_h", 24) * HOUR and prev[1] < below
+            out.append((sev if confirmed or not repeat else INFO, t, pct))
+        prev = (t, pct)
     return out
 
 
 def a1(pt: Patient) -> list[Occ]:
-    return _pef_zone(pt, LOW, "A1", 80, ("A2", 60))
+    return _pef_zone(pt, LOW, "A1", 80, 60, repeat=True)
 
 
 def a2(pt: Patient) -> list[Occ]:
-    return _pef_zone(pt, HIGH, "A2", 60, ("A3", 50))
+    return _pef_zone(pt, HIGH, "A2", 60, 50)
 
 
 def a3(pt: Patient) -> list[Occ]:

@@ -26,13 +26,28 @@ def blows(*values: float, ago: float = HOUR) -> dict[str, object]:
 
 
 def test_pef_zones_are_exclusive_bands_on_best_of_three() -> None:
-    assert severity("A1", blows(350.0, 390.0, 380.0), ASTHMA) == "low"  # best 390 = 78 %
+    # best 390 = 78 %; one session in the yellow zone is the patient's (info), see the repeat test
+    assert severity("A1", blows(350.0, 390.0, 380.0), ASTHMA) == "info"
     assert severity("A1", blows(350.0, 400.0, 380.0), ASTHMA) is None  # exactly 80 %
     assert severity("A2", blows(280.0, 290.0), ASTHMA) == "high"
     assert severity("A1", blows(280.0, 290.0), ASTHMA) is None  # the A2 band, not A1
     assert severity("A3", blows(200.0, 240.0), ASTHMA) == "critical"
     assert severity("A2", blows(200.0, 240.0), ASTHMA) is None
     assert severity("A1", blows(200.0), cohort("asthma")) is None  # no personal best: no zones
+
+
+def test_a1_needs_a_second_session_in_the_zone() -> None:
+    twice = {PEF: series([(13 * HOUR, 370.0), (13 * HOUR - 20, 385.0), (HOUR, 390.0), (HOUR - 20, 380.0)])}
+    assert severity("A1", twice, ASTHMA) == "low"
+    # The earlier session was fine: still only the patient's.
+    recovered = {PEF: series([(13 * HOUR, 450.0), (HOUR, 390.0)])}
+    assert severity("A1", recovered, ASTHMA) == "info"
+    # Sessions more than 24 h apart are not a repeat.
+    far = {PEF: series([(26 * HOUR, 370.0), (HOUR, 390.0)])}
+    assert severity("A1", far, ASTHMA) == "info"
+    # A previous session in a lower zone confirms too.
+    from_red = {PEF: series([(13 * HOUR, 280.0), (HOUR, 390.0)])}
+    assert severity("A1", from_red, ASTHMA) == "low"
 
 
 def test_a1_override() -> None:
