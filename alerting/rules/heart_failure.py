@@ -119,7 +119,18 @@ def hf3(ctx: Context, p: Params) -> Occurrences:
     return Occurrences.from_grid(np.where(fired, MEDIUM, NONE), mt, excess, 7.0)
 
 
-_HF4_FIXED = {"min_sigma_kg": 0.3, "cusum_h": 4.0, "cusum_k": 0.5, "ewma_lambda": 0.2, "macd_sd": 2.0}
+_HF4_FIXED = {
+    "min_sigma_kg": 0.3,
+    "cusum_h": 4.0,
+    "cusum_k": 0.5,
+    "ewma_lambda": 0.2,
+    "macd_sd": 2.0,
+    # Arming: a control chart on a thin or unsteady baseline alarms on noise. Two thirds of
+    # the 21 baseline days weighed, and a spread a stable patient's scale gives (a scale
+    # shared with someone else, or a patient already decompensating, spreads wider).
+    "min_baseline_days": 14,
+    "max_sigma_kg": 1.5,
+}
 
 
 @rule(
@@ -132,19 +143,21 @@ _HF4_FIXED = {"min_sigma_kg": 0.3, "cusum_h": 4.0, "cusum_k": 0.5, "ewma_lambda"
     hysteresis_h=48,
     params={},
     fixed=_HF4_FIXED,
-    severities="medium; needs ≥ 7 baseline days in days −28..−8",
+    severities="medium; arms with ≥ 14 weighed days in days −28..−8 and a baseline spread σ ≤ 1.5 kg",
 )
 def hf4(ctx: Context, p: Params) -> Occurrences:
     mw, mt = _morning_weight(ctx)
     d = _HF4_FIXED
     # The control-chart constants are cohort-wide (per-patient charts would need per-patient loops);
     # the σ floor stops a perfectly stable weight from making 0.1 kg an alarm.
-    base = baselines.median_mad(mw, min_sigma=float(d["min_sigma_kg"]))
+    base = baselines.median_mad(mw, min_points=int(d["min_baseline_days"]), min_sigma=float(d["min_sigma_kg"]))
+    with np.errstate(invalid="ignore"):
+        armed = base.sufficient & (base.sigma <= d["max_sigma_kg"])
     alarm = (
         baselines.ewma_alarm(mw, base, lam=float(d["ewma_lambda"]))
         | baselines.cusum_alarm(mw, base, k=float(d["cusum_k"]), h=float(d["cusum_h"]))
         | baselines.macd_alarm(mw, n_sd=float(d["macd_sd"]))
-    )
+    ) & armed[:, None]
     return Occurrences.from_grid(np.where(alarm, MEDIUM, NONE), mt, mw - base.median[:, None], 8.0)
 
 

@@ -61,6 +61,18 @@ def test_hf4_baseline_insufficient_then_trend() -> None:
     assert severity("HF4", weights(*stable, *[80.1, 79.9, 80.0, 80.2, 79.8, 80.0, 80.1, 80.0]), HF) is None
 
 
+def test_hf4_arms_only_on_enough_stable_baseline() -> None:
+    rising = [80.3, 80.8, 81.2, 81.5, 81.9, 82.2, 82.4, 82.6]
+    # Ten weighed baseline days (enough before, for 7): not armed yet.
+    ten = [None] * 11 + [80.0 + (0.2 if k % 2 else -0.2) for k in range(10)]
+    assert severity("HF4", weights(*ten, *rising), HF) is None
+    fourteen = [None] * 7 + [80.0 + (0.2 if k % 2 else -0.2) for k in range(14)]
+    assert severity("HF4", weights(*fourteen, *rising), HF) == "medium"
+    # A baseline spread over ±3 kg (σ ≈ 3 kg: a shared scale, or no stable period) is no baseline.
+    unsteady = [80.0 + d for d in (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0) * 3]
+    assert severity("HF4", weights(*unsteady, 80.0, 84.0, 85.0, 85.5, 86.0, 86.0, 86.5, 87.0), HF) is None
+
+
 def test_hf5_low_systolic_mean_of_duplicate() -> None:
     assert severity("HF5", {SYSTOLIC: series([(HOUR + 2 * MIN, 88.0), (HOUR, 90.0)])}, HF) == "high"
     assert severity("HF5", {SYSTOLIC: series([(HOUR + 2 * MIN, 88.0), (HOUR, 92.0)])}, HF) is None  # mean 90
