@@ -151,6 +151,18 @@ def d6(ctx: Context, p: Params) -> Occurrences:
     return Occurrences.of(s.pat, sev, s.t, fall, np.where(ok, s.t[jj], s.t))
 
 
+def _cgm_rate(s: Series, lag_min: float) -> tuple[B, F64, I64]:
+    """Rate of change (mmol/L/min, + rising) vs the reading lag_min..lag_min+5 min earlier."""
+    lag = lag_min * SEC_PER_MIN
+    j = lag_index(s, lag, lag + 5 * SEC_PER_MIN)
+    ok = j >= 0
+    jj = np.maximum(j, 0)
+    ok &= np.isfinite(s.v) & np.isfinite(s.v[jj])  # a censored value has no slope
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(ok, (s.v - s.v[jj]) / ((s.t - s.t[jj]) / SEC_PER_MIN), np.nan)
+    return ok, rate, jj
+
+
 @rule(
     "D5",
     "Predicted urgent low in 20 min (CGM linear forecast)",
@@ -159,21 +171,35 @@ def d6(ctx: Context, p: Params) -> Occurrences:
     window_days=1,
     lookback_h=2,
     hysteresis_h=0.5,
-    params={"predicted_at_or_below_mmol_l": 3.1, "horizon_min": 20},
-    severities="high; linear extrapolation of the 15-min slope, only while falling and not already < 3.9",
+    params={"predicted_at_or_below_mmol_l": 3.1, "horizon_min": 20, "quiet_after_low_min": 60},
+    severities=(
+        "high (routed to the patient); linear extrapolation of the 15-min slope, confirmed by the last"
+        " 5 minutes' slope; only while falling, not already < 3.9 and not within an hour of a reading < 3.9"
+    ),
 )
 def d5(ctx: Context, p: Params) -> Occurrences:
     s = ctx.s(CGM, CGM_RECENT_H)
-    lag = 15 * SEC_PER_MIN
-    j = lag_index(s, lag, lag + 5 * SEC_PER_MIN)
-    ok = j >= 0
-    jj = np.maximum(j, 0)
-    ok &= np.isfinite(s.v) & np.isfinite(s.v[jj])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(ok, (s.v - s.v[jj]) / ((s.t - s.t[jj]) / SEC_PER_MIN), np.nan)  # mmol/L/min, + rising
-        predicted = s.v + rate * p("horizon_min")[s.pat]
-        # A low already present is D1/D2's business; D5 warns ahead of it.
-        fired = ok & (rate < 0) & (s.v >= 3.9) & (predicted <= p("predicted_at_or_below_mmol_l")[s.pat])
+    ok, rate, jj = _cgm_rate(s, 15)
+    ok5, rate5, _ = _cgm_rate(s, 5)
+    horizon = p("horizon_min")[s.pat]
+    limit = p("predicted_at_or_below_mmol_l")[s.pat]
+    # A low in the last hour (an episode recovering, or one D1/D2 already report): no forecast.
+    last_low = np.maximum.accumulate(np.where(s.v < 3.9, np.arange(len(s)), -1)) if len(s) else np.zeros(0, int)
+    had_low = (last_low >= 0) & (s.pat[np.maximum(last_low, 0)] == s.pat)
+    since_low = np.where(had_low, s.t - s.t[np.maximum(last_low, 0)], np.inf)
+    with np.errstate(invalid="ignore"):
+        predicted = s.v + rate * horizon
+        # A real projected crossing: the 15-min trend and the latest 5 minutes both project to
+        # the limit. A post-meal fall flattening out towards its nadir fails the second test.
+        fired = (
+            ok
+            & ok5
+            & (rate < 0)
+            & (s.v >= 3.9)
+            & (predicted <= limit)
+            & (s.v + rate5 * horizon <= limit)
+            & ~(since_low < p("quiet_after_low_min")[s.pat] * SEC_PER_MIN)
+        )
     return Occurrences.of(s.pat, np.where(fired, HIGH, NONE), s.t, predicted, np.where(ok, s.t[jj], s.t))
 
 

@@ -155,3 +155,18 @@ def test_d5_forecast_urgent_low() -> None:
     # already low: D1/D2 cover it
     assert severity("D5", {CGM: cgm([5.0, 4.5, 4.0, 3.5])}, T1) is None
     assert severity("D5", {CGM: cgm([6.5, 6.0, 5.5, LOW_CENSORED])}, T1) is None
+
+
+def test_d5_needs_the_latest_minutes_to_agree() -> None:
+    # A post-meal fall flattening towards its nadir: the 15-min slope projects 3.0, the last
+    # 5 minutes (-0.02/min) project 4.7: no real crossing ahead.
+    assert severity("D5", {CGM: cgm([6.6, 5.8, 5.1, 5.0])}, T1) is None
+    # Falling steadily at the end too: a real crossing.
+    assert severity("D5", {CGM: cgm([6.6, 6.1, 5.6, 5.1])}, T1) == "high"
+
+
+def test_d5_is_quiet_for_an_hour_after_a_low() -> None:
+    recovering = [3.5, 3.6, 3.8, 4.5, 5.5, 6.5, 6.0, 5.5, 5.0]  # a bounce after a treated low
+    assert severity("D5", {CGM: cgm(recovering)}, T1) is None
+    later = [3.5, 3.6, 3.8] + [4.5, 5.5, 6.5] + [7.0] * 12 + [6.5, 6.0, 5.5, 5.0]
+    assert severity("D5", {CGM: cgm(later)}, T1) == "high"
