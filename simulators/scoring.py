@@ -233,3 +233,178 @@ def format_rows(rows: Sequence[RuleScore]) -> list[list[str]]:
             ]
         )
     return out
+
+
+# --- staff-facing scoring (issue 12) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffAlert:
+    """One alert row as staff experience it.
+
+    ``shown_at`` is when it entered a staff queue (``shown_to_staff_at``); None when it
+    never did (routed to the patient, to technical support or only to the record). Rows
+    of the older engine, which does not set the column, fall back to ``opened_at`` for
+    non-info rows (see :func:`staff_time`).
+    """
+
+    patient: str
+    rule_id: str
+    opened_at: datetime
+    shown_at: datetime | None
+    route: str = "staff"
+
+
+def staff_time(
+    opened_at: datetime, shown_at: datetime | None, route: str, severity: str, *, engine_sets_shown: bool
+) -> datetime | None:
+    """When the alert reached staff, or None: not a staff alert and not a detection."""
+    if route != "staff":
+        return None
+    if shown_at is not None:
+        return shown_at
+    if engine_sets_shown:
+        return None
+    return None if severity == "info" else opened_at
+
+
+@dataclass(frozen=True)
+class StaffScore:
+    condition: Condition
+    patients: int
+    stable_patients: int
+    episodes: int
+    detected: int
+    sensitivity_by_type: dict[str, tuple[int, int]]  # type -> (detected, episodes), types with >= 20
+    median_delay_h: float | None  # episode start -> first staff alert
+    median_lead_h: float | None  # first staff alert -> episode end
+    staff_per_pm: float
+    false_staff_per_pm_stable: float
+
+    @property
+    def sensitivity(self) -> float | None:
+        return self.detected / self.episodes if self.episodes else None
+
+
+MIN_EPISODES_PER_TYPE = 20
+
+
+def score_staff(
+    alerts: Sequence[StaffAlert],
+    episodes: Sequence[Episode],
+    conditions: dict[str, tuple[Condition, ...]],
+    days: float,
+    *,
+    windows: dict[Condition, Window] | None = None,
+    ignore_rules: frozenset[str] = frozenset(),
+) -> list[StaffScore]:
+    """Per condition: sensitivity, delay and staff load, counting only alerts shown to staff.
+
+    Detection uses the shown time (an alert in a patient or record route detects nothing);
+    an alert detects an episode when shown inside the episode's window (:data:`DEFAULT_WINDOWS`).
+    Stable patients are those with no episode at all in the scored period.
+    """
+    shown = [
+        AlertRecord(a.patient, a.rule_id, a.shown_at)
+        for a in alerts
+        if a.shown_at is not None and a.rule_id not in ignore_rules
+    ]
+    matching = match_alerts(shown, episodes, windows)
+    months = days / DAYS_PER_MONTH
+    with_episode = {e.patient for e in episodes}
+    out: list[StaffScore] = []
+    for condition in Condition:
+        patients = {p for p, cs in conditions.items() if condition in cs}
+        if not patients:
+            continue
+        stable = patients - with_episode
+        ep_idx = [k for k, e in enumerate(episodes) if e.condition is condition and e.patient in patients]
+        delays: list[float] = []
+        leads: list[float] = []
+        per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        detected = 0
+        for k in ep_idx:
+            ep = episodes[k]
+            per_type[ep.type][1] += 1
+            hits = matching.alerts_of_episode[k]
+            if not hits:
+                continue
+            detected += 1
+            per_type[ep.type][0] += 1
+            first = min(shown[a].opened_at for a in hits)
+            delays.append((first - ep.start).total_seconds() / 3600)
+            leads.append((ep.end - first).total_seconds() / 3600)
+        n_staff = sum(1 for a in shown if a.patient in patients)
+        n_false_stable = sum(1 for a in shown if a.patient in stable)
+        out.append(
+            StaffScore(
+                condition=condition,
+                patients=len(patients),
+                stable_patients=len(stable),
+                episodes=len(ep_idx),
+                detected=detected,
+                sensitivity_by_type={t: (d, n) for t, (d, n) in sorted(per_type.items()) if n >= MIN_EPISODES_PER_TYPE},
+                median_delay_h=statistics.median(delays) if delays else None,
+                median_lead_h=statistics.median(leads) if leads else None,
+                staff_per_pm=n_staff / (len(patients) * months) if months else 0.0,
+                false_staff_per_pm_stable=n_false_stable / (len(stable) * months) if stable and months else 0.0,
+            )
+        )
+    return out
+
+
+def load_staff_alerts(database_url: str) -> list[StaffAlert]:
+    """Every alert with its staff time (:func:`staff_time`).
+
+    When no alert row at all has ``shown_to_staff_at`` set, the engine is taken to be
+    the older one that does not set it, and non-info staff-route rows count from
+    ``opened_at``.
+    """
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT p.pseudonym, a.rule_id, a.opened_at, a.shown_to_staff_at, a.route, a.severity"
+            " FROM alert a JOIN patient p ON p.id = a.patient_id ORDER BY a.opened_at"
+        ).fetchall()
+    sets_shown = any(r[3] is not None for r in rows)
+    return [
+        StaffAlert(r[0], r[1], r[2], staff_time(r[2], r[3], r[4], r[5], engine_sets_shown=sets_shown), r[4])
+        for r in rows
+    ]
+
+
+def format_staff(rows: Sequence[StaffScore], label: str) -> list[list[str]]:
+    """Table cells (header first) for :func:`score_staff` rows; ``label`` names the detector."""
+    out = [
+        [
+            "detector",
+            "condition",
+            "patients",
+            "stable",
+            "episodes",
+            "sensitivity",
+            "by type (>=20 ep.)",
+            "median delay h",
+            "median lead h",
+            "staff/pm",
+            "false staff/pm stable",
+        ]
+    ]
+    for r in rows:
+        sens = "-" if r.sensitivity is None else f"{100 * r.sensitivity:.0f}%"
+        types = ", ".join(f"{t} {100 * d / n:.0f}% of {n}" for t, (d, n) in r.sensitivity_by_type.items()) or "-"
+        out.append(
+            [
+                label,
+                r.condition.value,
+                str(r.patients),
+                str(r.stable_patients),
+                str(r.episodes),
+                sens,
+                types,
+                "-" if r.median_delay_h is None else f"{r.median_delay_h:.1f}",
+                "-" if r.median_lead_h is None else f"{r.median_lead_h:.1f}",
+                f"{r.staff_per_pm:.2f}",
+                f"{r.false_staff_per_pm_stable:.2f}",
+            ]
+        )
+    return out
