@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--step-hours", type=float, default=1.0)
+    parser.add_argument(
+        "--hard", action=argparse.BooleanOptionalAction, default=True, help="the hard cohort (simulators/realism.py)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="egenmon-score-"))
@@ -112,7 +115,9 @@ def main() -> None:
     try:
         pg.start()
         migrate(pg.url)
-        cohort = generate_cohort(CohortConfig(args.patients, seed=args.seed, days=args.days))
+        cohort = generate_cohort(
+            CohortConfig(args.patients, seed=args.seed, days=args.days, realism="hard" if args.hard else "default")
+        )
         seed_database(pg.url, cohort)
         t0 = time.perf_counter()
         store_direct(pg.url, cohort, cohort.config.start + timedelta(days=args.days))
@@ -135,6 +140,7 @@ def main() -> None:
                 "patients": args.patients,
                 "days": args.days,
                 "seed": args.seed,
+                "cohort": "hard" if args.hard else "default",
                 "step_hours": args.step_hours,
                 "observations": stored,
                 "runtime_s": round(runtime, 1),
@@ -148,6 +154,8 @@ def main() -> None:
             }
             print(json.dumps(doc, indent=1))
             return
+        cohort_name = "hard" if args.hard else "default"
+        print(f"cohort {cohort_name}: {args.patients} patients x {args.days} days, seed {args.seed}")
         print(
             f"stored {stored} observations in {t_store:.1f} s;"
             f" {steps} evaluations every {args.step_hours:g} h in {t_replay:.1f} s"
