@@ -19,6 +19,7 @@ import numpy as np
 from device_profiles.vocabulary import Condition, Kind
 from simulators.errors import SimulatorError
 from simulators.physiology import MODELS, Habits, Params
+from simulators.realism import make_hard
 from simulators.series import Episode, PatientSeries, to_datetime, to_epoch_s
 
 # A mix that resembles a regional remote-monitoring programme.
@@ -146,12 +147,16 @@ class CohortConfig:
     mix: dict[Condition, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     habits: Habits = field(default_factory=Habits)
     gateway_prefix: str = "gw"
+    # "default": the clean simulator; "hard": everyday measurement mess (simulators/realism.py).
+    realism: str = "default"
 
     def __post_init__(self) -> None:
         if self.n_patients < 1 or self.days < 1:
             raise SimulatorError("a cohort needs at least one patient and one day")
         if self.start.tzinfo is None:
             raise SimulatorError("cohort start must be timezone-aware")
+        if self.realism not in ("default", "hard"):
+            raise SimulatorError(f"unknown realism {self.realism!r}")
 
 
 def _condition_for(index: int, seed: int, mix: dict[Condition, float]) -> Condition:
@@ -215,7 +220,11 @@ def _mac(seed: int, index: int, j: int) -> str:
 def simulate_patient(config: CohortConfig, patient: PatientSpec) -> PatientSeries:
     rng = np.random.default_rng([config.seed, patient.index, 1])
     model = MODELS[patient.condition]
-    return model.simulate(rng, patient.params, to_epoch_s(config.start), config.days, config.habits)
+    sim = model.simulate(rng, patient.params, to_epoch_s(config.start), config.days, config.habits)
+    if config.realism == "hard":
+        # A separate stream, so the default cohort's draws are unchanged.
+        sim = make_hard(np.random.default_rng([config.seed, patient.index, 7]), patient.condition, patient.params, sim)
+    return sim
 
 
 @dataclass(frozen=True)

@@ -209,175 +209,6 @@ def load_alerts(database_url: str, patients: Iterable[str] | None = None) -> lis
     return [AlertRecord(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-@dataclass(frozen=True)
-class ConditionSummary:
-    """The figures a region decides on, per condition: what is found, how fast, at what burden."""
-
-    condition: Condition
-    patients: int
-    episodes: int
-    detected: int
-    # The lowest sensitivity among episode types with at least MIN_EPISODES_PER_TYPE episodes.
-    worst_type: str | None
-    worst_type_sensitivity: float | None
-    median_delay_h: float | None  # first staff alert minus episode start
-    staff_per_patient_month: float
-    false_per_stable_patient_month: float  # alerts of patients without any episode
-
-    @property
-    def sensitivity(self) -> float | None:
-        return self.detected / self.episodes if self.episodes else None
-
-
-MIN_EPISODES_PER_TYPE = 20
-
-
-def summarise(
-    alerts: Sequence[AlertRecord],
-    episodes: Sequence[Episode],
-    conditions: dict[str, tuple[Condition, ...]],
-    days: float,
-    *,
-    windows: dict[Condition, Window] | None = None,
-    ignore_rules: frozenset[str] = frozenset(),
-) -> list[ConditionSummary]:
-    """Per condition: sensitivity (overall and worst episode type), median delay, burden."""
-    alerts = [a for a in alerts if a.rule_id not in ignore_rules]
-    matching = match_alerts(alerts, episodes, windows)
-    months = days / DAYS_PER_MONTH
-    with_episodes = {e.patient for e in episodes}
-    out = []
-    for condition in Condition:
-        patients = {p for p, cs in conditions.items() if condition in cs}
-        if not patients:
-            continue
-        eps = [k for k, e in enumerate(episodes) if e.condition is condition and e.patient in patients]
-        delays: list[float] = []
-        found_by_type: dict[str, list[bool]] = defaultdict(list)
-        for k in eps:
-            hits = matching.alerts_of_episode[k]
-            if hits:
-                first = min(alerts[a].opened_at for a in hits)
-                delays.append((first - episodes[k].start).total_seconds() / 3600)
-            found_by_type[episodes[k].type].append(bool(hits))
-        typed = {t: sum(v) / len(v) for t, v in found_by_type.items() if len(v) >= MIN_EPISODES_PER_TYPE}
-        worst = min(typed, key=lambda t: typed[t]) if typed else None
-        mine = [a for a in alerts if a.patient in patients and a.severity != "info"]
-        stable = patients - with_episodes
-        stable_alerts = sum(1 for a in mine if a.patient in stable)
-        out.append(
-            ConditionSummary(
-                condition=condition,
-                patients=len(patients),
-                episodes=len(eps),
-                detected=len(delays),
-                worst_type=worst,
-                worst_type_sensitivity=typed[worst] if worst else None,
-                median_delay_h=statistics.median(delays) if delays else None,
-                staff_per_patient_month=len(mine) / (len(patients) * months) if months else 0.0,
-                false_per_stable_patient_month=stable_alerts / (len(stable) * months) if stable and months else 0.0,
-            )
-        )
-    return out
-
-
-def format_summary(engine: Sequence[ConditionSummary], baseline: Sequence[ConditionSummary] | None = None) -> str:
-    """A plain-text table: the engine's figures, and the fixed-threshold baseline's beside them."""
-
-    def pct(x: float | None) -> str:
-        return "-" if x is None else f"{100 * x:.0f}%"
-
-    def hours(x: float | None) -> str:
-        return "-" if x is None else f"{x:.1f}"
-
-    head = (
-        "condition | patients | episodes | sensitivity | worst type (n>=20) | median delay h | staff/pm"
-        " | false/stable pm"
-    )
-    if baseline is not None:
-        head += " | fixed: sensitivity | fixed: delay h | fixed: staff/pm | fixed: false/stable pm"
-    lines = [head]
-    base = {b.condition: b for b in baseline or ()}
-    for s in engine:
-        worst = "-" if s.worst_type is None else f"{s.worst_type} {pct(s.worst_type_sensitivity)}"
-        cells = [
-            s.condition.value,
-            str(s.patients),
-            str(s.episodes),
-            pct(s.sensitivity),
-            worst,
-            hours(s.median_delay_h),
-            f"{s.staff_per_patient_month:.2f}",
-            f"{s.false_per_stable_patient_month:.2f}",
-        ]
-        b = base.get(s.condition)
-        if baseline is not None and b is not None:
-            cells += [
-                pct(b.sensitivity),
-                hours(b.median_delay_h),
-                f"{b.staff_per_patient_month:.2f}",
-                f"{b.false_per_stable_patient_month:.2f}",
-            ]
-        lines.append(" | ".join(cells))
-    return "\n".join(lines)
-
-
-# Plain fixed thresholds as a published programme would run them, for comparison: one alert
-# per patient, rule and local day, straight from the stored (non-rejected) readings.
-FIXED_THRESHOLDS_SQL = """
-WITH obs AS (
-    SELECT o.patient_id, o.kind, o.component, o.measured_at, o.value, o.censored,
-           (o.measured_at AT TIME ZONE 'Europe/Stockholm')::date AS day
-    FROM observation o WHERE o.status <> 'rejected'
-), hits AS (
-    -- CGM below 3.0 mmol/L on three consecutive readings (~15 min at 5-min sampling).
-    SELECT patient_id, 'FIX-CGM<3.0' AS rule, measured_at FROM (
-        SELECT patient_id, measured_at,
-               bool_and(value < 3.0 OR censored = 'low') OVER w AS low3, count(*) OVER w AS n
-        FROM obs WHERE kind = 'glucose_cgm'
-        WINDOW w AS (PARTITION BY patient_id ORDER BY measured_at ROWS 2 PRECEDING)
-    ) c WHERE low3 AND n = 3
-    UNION ALL
-    SELECT patient_id, 'FIX-GLU<3.0', measured_at FROM obs
-        WHERE kind = 'glucose_capillary' AND (value < 3.0 OR censored = 'low')
-    UNION ALL
-    -- Morning weight more than 2 kg above the lowest morning weight of the 3 days before.
-    SELECT m.patient_id, 'FIX-WEIGHT+2', m.measured_at FROM (
-        SELECT DISTINCT ON (patient_id, day) patient_id, day, measured_at, value
-        FROM obs WHERE kind = 'weight' AND component = 'weight' ORDER BY patient_id, day, measured_at
-    ) m WHERE m.value - (
-        SELECT min(p.value) FROM obs p
-        WHERE p.patient_id = m.patient_id AND p.kind = 'weight' AND p.component = 'weight'
-          AND p.day BETWEEN m.day - 3 AND m.day - 1
-    ) > 2.0
-    UNION ALL
-    SELECT patient_id, 'FIX-BP>=180/110', measured_at FROM obs
-        WHERE kind = 'blood_pressure' AND ((component = 'systolic' AND value >= 180)
-                                        OR (component = 'diastolic' AND value >= 110))
-    UNION ALL
-    SELECT patient_id, 'FIX-SPO2<88', measured_at FROM obs WHERE kind = 'spo2' AND component = 'spo2' AND value < 88
-    UNION ALL
-    SELECT patient_id, 'FIX-PULSE>120', measured_at FROM obs WHERE component = 'pulse' AND value > 120
-    UNION ALL
-    SELECT o.patient_id, 'FIX-PEF<60%', o.measured_at FROM obs o
-        JOIN care_plan_current cp ON cp.patient_id = o.patient_id
-        WHERE o.kind = 'spirometry' AND o.component = 'pef' AND cp.personal_best_pef > 0
-          AND o.value < 0.6 * cp.personal_best_pef
-)
-SELECT p.pseudonym, h.rule, min(h.measured_at)
-FROM hits h JOIN patient p ON p.id = h.patient_id
-GROUP BY p.pseudonym, h.rule, (h.measured_at AT TIME ZONE 'Europe/Stockholm')::date
-ORDER BY 3
-"""
-
-
-def fixed_threshold_alerts(database_url: str) -> list[AlertRecord]:
-    """The baseline's alerts: what fixed published thresholds would have raised on the same data."""
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute(FIXED_THRESHOLDS_SQL).fetchall()
-    return [AlertRecord(r[0], r[1], r[2], "medium") for r in rows]
-
-
 def format_rows(rows: Sequence[RuleScore]) -> list[list[str]]:
     """Table cells for printing (header first)."""
     out = [
@@ -407,6 +238,185 @@ def format_rows(rows: Sequence[RuleScore]) -> list[list[str]]:
                 lead,
                 f"{r.false_per_patient_month:.2f}",
                 f"{r.reviewed_per_patient_month:.2f}",
+            ]
+        )
+    return out
+
+
+# --- staff-facing scoring (issue 12) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffAlert:
+    """One alert row as staff experience it.
+
+    ``shown_at`` is when it entered a staff queue (``shown_to_staff_at``); None when it
+    never did (routed to the patient, to technical support or only to the record). Rows
+    of the older engine, which does not set the column, fall back to ``opened_at`` for
+    non-info rows (see :func:`staff_time`).
+    """
+
+    patient: str
+    rule_id: str
+    opened_at: datetime
+    shown_at: datetime | None
+    route: str = "staff"
+
+
+def staff_time(
+    opened_at: datetime, shown_at: datetime | None, route: str, severity: str, *, engine_sets_shown: bool
+) -> datetime | None:
+    """When the alert reached staff, or None: not a staff alert and not a detection."""
+    if route != "staff":
+        return None
+    if shown_at is not None:
+        return shown_at
+    if engine_sets_shown:
+        return None
+    return None if severity == "info" else opened_at
+
+
+@dataclass(frozen=True)
+class StaffScore:
+    condition: Condition
+    patients: int
+    stable_patients: int
+    episodes: int
+    detected: int
+    sensitivity_by_type: dict[str, tuple[int, int]]  # type -> (detected, episodes), types with >= 20
+    median_delay_h: float | None  # episode start -> first staff alert
+    median_lead_h: float | None  # first staff alert -> episode end
+    staff_per_pm: float
+    false_staff_per_pm_stable: float
+
+    @property
+    def sensitivity(self) -> float | None:
+        return self.detected / self.episodes if self.episodes else None
+
+
+MIN_EPISODES_PER_TYPE = 20
+
+
+def score_staff(
+    alerts: Sequence[StaffAlert],
+    episodes: Sequence[Episode],
+    conditions: dict[str, tuple[Condition, ...]],
+    days: float,
+    *,
+    windows: dict[Condition, Window] | None = None,
+    ignore_rules: frozenset[str] = frozenset(),
+    not_detections: frozenset[str] = frozenset(),
+) -> list[StaffScore]:
+    """Per condition: sensitivity, delay and staff load, counting only alerts shown to staff.
+
+    Detection uses the shown time (an alert in a patient or record route detects nothing);
+    an alert detects an episode when shown inside the episode's window (:data:`DEFAULT_WINDOWS`).
+    Stable patients are those with no episode at all in the scored period. Alerts of
+    ``not_detections`` (missing-data rules) are staff load but never detect an episode: a
+    gap that happens to fall in an episode's window found nothing.
+    """
+    shown = [
+        AlertRecord(a.patient, a.rule_id, a.shown_at)
+        for a in alerts
+        if a.shown_at is not None and a.rule_id not in ignore_rules
+    ]
+    detecting = [a for a in shown if a.rule_id not in not_detections]
+    matching = match_alerts(detecting, episodes, windows)
+    months = days / DAYS_PER_MONTH
+    with_episode = {e.patient for e in episodes}
+    out: list[StaffScore] = []
+    for condition in Condition:
+        patients = {p for p, cs in conditions.items() if condition in cs}
+        if not patients:
+            continue
+        stable = patients - with_episode
+        ep_idx = [k for k, e in enumerate(episodes) if e.condition is condition and e.patient in patients]
+        delays: list[float] = []
+        leads: list[float] = []
+        per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        detected = 0
+        for k in ep_idx:
+            ep = episodes[k]
+            per_type[ep.type][1] += 1
+            hits = matching.alerts_of_episode[k]
+            if not hits:
+                continue
+            detected += 1
+            per_type[ep.type][0] += 1
+            first = min(detecting[a].opened_at for a in hits)
+            delays.append((first - ep.start).total_seconds() / 3600)
+            leads.append((ep.end - first).total_seconds() / 3600)
+        n_staff = sum(1 for a in shown if a.patient in patients)
+        n_false_stable = sum(1 for a in shown if a.patient in stable)
+        out.append(
+            StaffScore(
+                condition=condition,
+                patients=len(patients),
+                stable_patients=len(stable),
+                episodes=len(ep_idx),
+                detected=detected,
+                sensitivity_by_type={t: (d, n) for t, (d, n) in sorted(per_type.items()) if n >= MIN_EPISODES_PER_TYPE},
+                median_delay_h=statistics.median(delays) if delays else None,
+                median_lead_h=statistics.median(leads) if leads else None,
+                staff_per_pm=n_staff / (len(patients) * months) if months else 0.0,
+                false_staff_per_pm_stable=n_false_stable / (len(stable) * months) if stable and months else 0.0,
+            )
+        )
+    return out
+
+
+def load_staff_alerts(database_url: str) -> list[StaffAlert]:
+    """Every alert with its staff time (:func:`staff_time`).
+
+    When no alert row at all has ``shown_to_staff_at`` set, the engine is taken to be
+    the older one that does not set it, and non-info staff-route rows count from
+    ``opened_at``.
+    """
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT p.pseudonym, a.rule_id, a.opened_at, a.shown_to_staff_at, a.route, a.severity"
+            " FROM alert a JOIN patient p ON p.id = a.patient_id ORDER BY a.opened_at"
+        ).fetchall()
+    sets_shown = any(r[3] is not None for r in rows)
+    return [
+        StaffAlert(r[0], r[1], r[2], staff_time(r[2], r[3], r[4], r[5], engine_sets_shown=sets_shown), r[4])
+        for r in rows
+    ]
+
+
+def format_staff(rows: Sequence[StaffScore], label: str) -> list[list[str]]:
+    """Table cells (header first) for :func:`score_staff` rows; ``label`` names the detector."""
+    out = [
+        [
+            "detector",
+            "condition",
+            "patients",
+            "stable",
+            "episodes",
+            "sensitivity",
+            "by type (>=20 ep.)",
+            "median delay h",
+            "median lead h",
+            "staff/pm",
+            "false staff/pm stable",
+        ]
+    ]
+    for r in rows:
+        sens = "-" if r.sensitivity is None else f"{100 * r.sensitivity:.0f}%"
+        types = ", ".join(f"{t} {100 * d / n:.0f}% of {n}" for t, (d, n) in r.sensitivity_by_type.items()) or "-"
+        out.append(
+            [
+                label,
+                r.condition.value,
+                str(r.patients),
+                str(r.stable_patients),
+                str(r.episodes),
+                sens,
+                types,
+                "-" if r.median_delay_h is None else f"{r.median_delay_h:.1f}",
+                "-" if r.median_lead_h is None else f"{r.median_lead_h:.1f}",
+                f"{r.staff_per_pm:.2f}",
+                f"{r.false_staff_per_pm_stable:.2f}",
             ]
         )
     return out

@@ -1,0 +1,179 @@
+"""Fast scoring of the real alerting engine: no broker, readings stored in-process.
+
+    python benchmarks/bench_score.py --patients 200 --days 60
+    python benchmarks/bench_score.py --patients 400 --days 60 --json > score.json
+
+A throwaway PostgreSQL is started and migrated, the cohort seeded (``simulators.seed``),
+and every simulated reading stored by ingest's own ``prepare`` and ``store`` functions
+(the same parsing, dead-lettering and COPY as the ingest worker, without MQTT). Then
+``alerting.service.evaluate_and_store`` is replayed at ``--step-hours`` historical
+steps from day 1 to the end. Between steps, staff (a) resolve alerts the platform
+suggests resolving, as ``bench_fleet.py --score`` does, and (b) acknowledge open alerts
+shown to them, as a nurse working the queue would (so severity escalation and
+re-notification behave as in real use). Finally the alerts are scored with
+``simulators.scoring.score_staff`` (staff-shown alerts only; definitions in
+simulators/README.md) and with the per-rule table of ``score``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg
+
+from alerting.service import evaluate_and_store
+from deploy.localstack import LocalPostgres
+from device_profiles.vocabulary import WEIGHT_MAX_DAILY_CHANGE_KG
+from ingest.prepare import Incoming, prepare
+from ingest.schema import migrate
+from ingest.store import setup_connection, store
+from simulators.baseline import baseline_alerts
+from simulators.cohort import Cohort, CohortConfig, generate_cohort
+from simulators.fleet import GatewayState, batches, gateway_readings
+from simulators.scoring import (
+    format_rows,
+    format_staff,
+    load_alerts,
+    load_staff_alerts,
+    score,
+    score_staff,
+)
+from simulators.seed import seed_database
+
+IGNORE = frozenset({"NODATA"})  # the per-rule table: adherence, not detection
+# Missing-data alerts are staff load when they reach the queue, but detect no episode.
+GAP_RULES = frozenset({"NODATA", "D10", "HF9"})
+
+
+def store_direct(url: str, cohort: Cohort, until: datetime, batch_size: int = 288) -> int:
+    """Store the cohort's history up to ``until`` as ingest would; the readings stored."""
+    lo = int(cohort.config.start.timestamp())
+    hi = int(until.timestamp())
+    n = 0
+    now = datetime.now(UTC)
+    with psycopg.connect(url) as conn:
+        setup_connection(conn)
+        for patient in cohort.patients:
+            state = GatewayState(patient, cohort.series(patient))
+            msgs = [
+                Incoming(topic, payload, mid, 1, 0, now)
+                for mid, (topic, payload, _) in enumerate(
+                    batches(state, gateway_readings(patient, state.sim, lo, hi), batch_size)
+                )
+            ]
+            for k in range(0, len(msgs), 20):
+                result, _ = store(conn, prepare(msgs[k : k + 20]), max_weight_change_kg=WEIGHT_MAX_DAILY_CHANGE_KG)
+                n += result.readings_stored
+    return n
+
+
+def replay(url: str, cohort: Cohort, days: int, step_h: float) -> int:
+    t = cohort.config.start.timestamp() + 86_400
+    end = cohort.config.start.timestamp() + days * 86_400
+    steps = 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        while t <= end:
+            evaluate_and_store(conn, None, now=t, trigger="replay")
+            conn.execute(
+                "UPDATE alert SET status = 'resolved', resolved_at = to_timestamp(%s)"
+                " WHERE status <> 'resolved' AND resolution_suggested_at IS NOT NULL",
+                (t,),
+            )
+            # A nurse works the queue: open alerts shown to staff are acknowledged.
+            conn.execute(
+                "UPDATE alert SET status = 'acknowledged', acknowledged_at = to_timestamp(%s)"
+                " WHERE status = 'open' AND route = 'staff'",
+                (t,),
+            )
+            t += step_h * 3600
+            steps += 1
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--step-hours", type=float, default=1.0)
+    parser.add_argument(
+        "--hard", action=argparse.BooleanOptionalAction, default=True, help="the hard cohort (simulators/realism.py)"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="egenmon-score-"))
+    base.chmod(0o755)
+    pg = LocalPostgres(base / "pg", durable=False)
+    t_all = time.perf_counter()
+    try:
+        pg.start()
+        migrate(pg.url)
+        cohort = generate_cohort(
+            CohortConfig(args.patients, seed=args.seed, days=args.days, realism="hard" if args.hard else "default")
+        )
+        seed_database(pg.url, cohort)
+        t0 = time.perf_counter()
+        store_direct(pg.url, cohort, cohort.config.start + timedelta(days=args.days))
+        with psycopg.connect(pg.url) as conn:
+            row = conn.execute("SELECT count(*) FROM observation").fetchone()
+        stored = int(row[0]) if row else 0
+        t_store = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        steps = replay(pg.url, cohort, args.days, args.step_hours)
+        t_replay = time.perf_counter() - t0
+        conditions = {p.pseudonym: p.conditions for p in cohort.patients}
+        staff = score_staff(
+            load_staff_alerts(pg.url), cohort.episodes(), conditions, args.days, not_detections=GAP_RULES
+        )
+        lo = int(cohort.config.start.timestamp())
+        base_alerts = baseline_alerts(((p, cohort.series(p)) for p in cohort.patients), lo, lo + args.days * 86_400)
+        fixed = score_staff(base_alerts, cohort.episodes(), conditions, args.days)
+        rules = score(load_alerts(pg.url), cohort.episodes(), conditions, args.days, ignore_rules=IGNORE)
+        runtime = time.perf_counter() - t_all
+        if args.json:
+            doc = {
+                "patients": args.patients,
+                "days": args.days,
+                "seed": args.seed,
+                "cohort": "hard" if args.hard else "default",
+                "step_hours": args.step_hours,
+                "observations": stored,
+                "runtime_s": round(runtime, 1),
+                "engine": [
+                    dict(zip(format_staff(staff, "engine")[0], c, strict=True))
+                    for c in format_staff(staff, "engine")[1:]
+                ],
+                "baseline": [
+                    dict(zip(format_staff(fixed, "fixed")[0], c, strict=True)) for c in format_staff(fixed, "fixed")[1:]
+                ],
+            }
+            print(json.dumps(doc, indent=1))
+            return
+        cohort_name = "hard" if args.hard else "default"
+        print(f"cohort {cohort_name}: {args.patients} patients x {args.days} days, seed {args.seed}")
+        print(
+            f"stored {stored} observations in {t_store:.1f} s;"
+            f" {steps} evaluations every {args.step_hours:g} h in {t_replay:.1f} s"
+        )
+        for cells in [*format_staff(staff, "engine"), *format_staff(fixed, "fixed")[1:]]:
+            print(" | ".join(cells))
+        print()
+        for cells in format_rows(rules):
+            print(" | ".join(cells))
+        print(f"total runtime {runtime:.1f} s")
+    finally:
+        pg.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
