@@ -91,7 +91,7 @@ def apply_findings(
     grouped = events.group_events(staff, conditions_of)
     event_types = sorted({events.event_type(r, c) for r in rule_ids for c in (("copd",), ())})
     with conn.transaction():
-        stats.messages += _store_findings(conn, cohort, routed, at_now, rule_ids)
+        messages = _store_findings(conn, cohort, routed, at_now, rule_ids, conditions_of=conditions_of)
         rows = conn.execute(
             """
             SELECT id, patient_id::text, event_type, status, severity, last_fired_at, snoozed_until,
@@ -185,6 +185,10 @@ def apply_findings(
                     "alert opened rule=%s severity=%s patient=%s", f.rule_id, f.severity, _pseudo(cohort, f.patient)
                 )
         _link_findings(conn, cohort, staff, conditions_of)
+        # After the alerts exist, so a message about a staff event is on that event's timeline.
+        for pid, msg, msg_event in messages:
+            _queue_message(conn, pid, msg, at_now, msg_event)
+        stats.messages += len(messages)
     return stats
 
 
@@ -210,11 +214,14 @@ def _store_findings(
     routed: Sequence[tuple[Finding, Route]],
     at_now: datetime,
     rule_ids: Sequence[str],
-) -> int:
-    """Keep every rule's finding (one current row per patient and rule); queue patient messages.
+    *,
+    conditions_of: dict[int, tuple[str, ...]],
+) -> list[tuple[str, events.PatientMessage, EventType | None]]:
+    """Keep every rule's finding (one current row per patient and rule); say which messages to send.
 
     A message goes out when a finding first appears or rises in severity, so a condition that
-    lasts does not repeat it at every evaluation. Returns the number of messages queued.
+    lasts does not repeat it at every evaluation. Returned: (patient, message, the staff event
+    it belongs to, if any).
     """
     current = {
         (r[1], r[2]): r
@@ -225,7 +232,7 @@ def _store_findings(
         )
     }
     seen: set[tuple[str, str]] = set()
-    messages = 0
+    messages: list[tuple[str, events.PatientMessage, EventType | None]] = []
     with conn.pipeline():
         for f, r in routed:
             pid = cohort.patient_ids[f.patient]
@@ -248,8 +255,8 @@ def _store_findings(
                 )
             msg = events.patient_message_for(f.rule_id, f.severity) if rises else None
             if msg is not None and (r is Route.PATIENT or f.severity == "critical"):
-                _queue_message(conn, pid, msg, at_now)
-                messages += 1
+                event = events.event_type(f.rule_id, conditions_of.get(f.patient, ())) if r is Route.STAFF else None
+                messages.append((pid, msg, event))
         # A finding that stopped for longer than its rule's hysteresis is cleared.
         for key, row in current.items():
             if key in seen:
@@ -260,16 +267,21 @@ def _store_findings(
     return messages
 
 
-def _queue_message(conn: psycopg.Connection[Any], pid: str, msg: events.PatientMessage, at_now: datetime) -> None:
+def _queue_message(
+    conn: psycopg.Connection[Any], pid: str, msg: events.PatientMessage, at_now: datetime, event: EventType | None
+) -> None:
     """A message to the patient's current gateway (delivered by the feedback publisher)."""
     conn.execute(
         """
-        INSERT INTO patient_message (patient_id, gateway_id, level, kind, message_sv, created_at, expires_at)
+        INSERT INTO patient_message (patient_id, gateway_id, alert_id, level, kind, message_sv, created_at,
+                                     expires_at)
         SELECT %(pid)s, (SELECT gateway_id FROM gateway_assignment
                          WHERE patient_id = %(pid)s AND valid @> %(now)s::timestamptz LIMIT 1),
+               (SELECT id FROM alert WHERE patient_id = %(pid)s AND event_type = %(event)s AND status <> 'resolved'),
                %(level)s, %(kind)s, %(text)s, %(now)s, %(expires)s
         """,
         {
+            "event": event.value if event else None,
             "pid": pid,
             "level": msg.level.value,
             "kind": msg.kind,

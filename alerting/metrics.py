@@ -23,3 +23,6 @@ NOTIFY_LAG = Histogram(
 ERRORS = Counter("egenmon_alerting_errors_total", "Evaluation errors", ["stage"])
 LAST_SWEEP = Gauge("egenmon_alerting_last_sweep_timestamp_seconds", "When the last complete sweep finished (health)")
 LISTENING = Gauge("egenmon_alerting_listening", "1 while LISTENing for new-readings notifications (health)")
+PATIENT_MESSAGES = Counter(
+    "egenmon_alerting_patient_messages_total", "Messages to patients: sent, delivered, seen, expired", ["state"]
+)

@@ -23,6 +23,7 @@ from prometheus_client import start_http_server
 
 from alerting import metrics
 from alerting.engine import evaluate
+from alerting.feedback import FeedbackPublisher
 from alerting.lifecycle import LifecycleStats, apply_findings, housekeeping
 from alerting.load import load_cohort, load_dataset
 from alerting.settings import AlertingSettings
@@ -84,13 +85,17 @@ class AlertingService:
         self.settings = settings
         self.stop_event = threading.Event()
         self._last_sweep = 0.0
+        self.feedback = FeedbackPublisher(settings) if settings.mqtt_url else None
 
     def sweep(self, conn: psycopg.Connection[Any]) -> None:
         ids = [str(r[0]) for r in conn.execute("SELECT id::text FROM patient WHERE active ORDER BY id")]
         now = time.time()
         step = self.settings.sweep_chunk
+        queued = 0
         for k in range(0, len(ids), step):
-            evaluate_and_store(conn, ids[k : k + step], now, trigger="sweep")
+            queued += evaluate_and_store(conn, ids[k : k + step], now, trigger="sweep")[1].messages
+        if queued and self.feedback is not None:
+            self.feedback.wake.set()
         hk = housekeeping(conn, now, self.settings.escalation_deadlines_min)
         if hk.escalated:
             metrics.ALERTS.labels("escalated").inc(hk.escalated)
@@ -107,6 +112,25 @@ class AlertingService:
     def run(self) -> None:
         if self.settings.metrics_port:
             start_http_server(self.settings.metrics_port)
+        feedback_thread = None
+        if self.feedback is not None:
+            feedback_thread = threading.Thread(target=self.feedback.run, name="feedback", daemon=True)
+            feedback_thread.start()
+        else:
+            log.warning("no MQTT URL: messages to patients are queued but not sent")
+        try:
+            self._run()
+        finally:
+            if self.feedback is not None and feedback_thread is not None:
+                self.feedback.stop()
+                feedback_thread.join(timeout=10)
+
+    def _evaluate(self, conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None, trigger: str) -> None:
+        _, stats = evaluate_and_store(conn, patient_ids, trigger=trigger)
+        if stats.messages and self.feedback is not None:
+            self.feedback.wake.set()
+
+    def _run(self) -> None:
         with (
             psycopg.connect(self.settings.database_url, autocommit=True) as listen_conn,
             psycopg.connect(self.settings.database_url, autocommit=True) as work_conn,
@@ -127,7 +151,7 @@ class AlertingService:
                     for note in listen_conn.notifies(timeout=self.settings.debounce_s):
                         pending.update(parse_payload(note.payload))
                     batch = sorted(pending)
-                    self._safe(lambda c, b=batch: evaluate_and_store(c, b, trigger="notify"), work_conn)
+                    self._safe(lambda c, b=batch: self._evaluate(c, b, "notify"), work_conn)
                     if first_at is not None:
                         metrics.NOTIFY_LAG.observe(time.perf_counter() - first_at)
                 if time.monotonic() - self._last_sweep >= self.settings.sweep_interval_s:

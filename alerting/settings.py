@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +24,16 @@ class AlertingSettings(BaseSettings):
     escalate_high_after_min: float = Field(default=60.0, gt=0)
     escalate_critical_after_min: float = Field(default=15.0, gt=0)
     metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0 disables the metrics endpoint
+    # Messages to patients go out over MQTT (the broker's "platform" account); None: not sent
+    # (they wait in patient_message until a publisher runs).
+    mqtt_url: str | None = Field(default=None, validation_alias=AliasChoices("EGENMON_ALERTING_MQTT_URL", "MQTT_URL"))
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = None
+    mqtt_client_id: str = "egenmon-alerting"
+    # How often unsent messages are looked for (a new message is also sent right after the
+    # evaluation that queued it).
+    feedback_poll_s: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"
 
     @property

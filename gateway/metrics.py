@@ -20,6 +20,9 @@ class Metrics:
         self.decode_errors = Counter("egenmon_gateway_decode_errors", "Values that could not be decoded", registry=r)
         self.sessions = Counter("egenmon_gateway_ble_sessions", "BLE sessions by outcome", ["outcome"], registry=r)
         self.batches_acked = Counter("egenmon_gateway_batches_acked", "Batches acknowledged by the broker", registry=r)
+        self.feedback_failures = Counter(
+            "egenmon_gateway_feedback_failures", "Messages to the patient an output failed to show", registry=r
+        )
         self.outbox_depth = Gauge("egenmon_gateway_outbox_depth", "Readings waiting for a PUBACK", registry=r)
         self.mqtt_connected = Gauge("egenmon_gateway_mqtt_connected", "1 while connected to the broker", registry=r)
 

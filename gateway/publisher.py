@@ -22,7 +22,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from device_profiles.messages import OFFLINE_PAYLOAD, GatewayConfig
+from device_profiles.messages import (
+    OFFLINE_PAYLOAD,
+    FeedbackAck,
+    FeedbackMessage,
+    GatewayConfig,
+    feedback_ack_topic,
+    feedback_topic,
+)
 from device_profiles.wire import batch_of, config_topic, readings_topic, status_topic
 from gateway import GatewayError
 from gateway.outbox import Batch, Outbox
@@ -50,15 +57,20 @@ class Publisher:
         *,
         on_config: Callable[[GatewayConfig], None] | None = None,
         on_ack: Callable[[], None] | None = None,
+        on_feedback: Callable[[FeedbackMessage], None] | None = None,
     ) -> None:
         self.broker = broker
         self.outbox = outbox
         self._on_config = on_config
         self._on_ack = on_ack
+        self._on_feedback = on_feedback
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # paho mid -> batch seq
         self._sent_seqs: set[int] = set()
         self._early_acks: dict[int, bool] = {}
+        # mids of QoS 1 messages that are not reading batches (status, feedback acks): their
+        # PUBACKs must never be taken for a batch's when paho reuses the mid later.
+        self._other_mids: set[int] = set()
         self.connected = threading.Event()
         self.published_batches = 0
         parts = urlsplit(broker.url)
@@ -121,7 +133,7 @@ class Publisher:
             logger.warning("mqtt_connect_refused reason=%s", reason)
             return
         logger.info("mqtt_connected session_present=%s", flags.session_present)
-        client.subscribe(config_topic(self.broker.gateway_id), qos=1)
+        client.subscribe([(config_topic(self.broker.gateway_id), 1), (feedback_topic(self.broker.gateway_id), 1)])
         # In-flight batches are not forgotten here even when the broker lost our session:
         # paho retransmits every unacknowledged QoS 1 message on reconnect, and their
         # PUBACKs must still map to the right batch (a stale mapping could ack another).
@@ -133,6 +145,9 @@ class Publisher:
 
     def _published(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         with self._lock:
+            if mid in self._other_mids:
+                self._other_mids.discard(mid)
+                return
             seq = self._inflight.pop(mid, None)
             if seq is None:
                 # The PUBACK overtook publish() returning the mid (paho's thread is fast).
@@ -155,6 +170,9 @@ class Publisher:
             self._on_ack()
 
     def _message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == feedback_topic(self.broker.gateway_id):
+            self._feedback(msg.payload)
+            return
         if msg.topic != config_topic(self.broker.gateway_id) or not msg.payload:
             return
         try:
@@ -165,6 +183,15 @@ class Publisher:
         logger.info("config_received allowed_devices=%d", len(cfg.allowed_devices))
         if self._on_config:
             self._on_config(cfg)
+
+    def _feedback(self, payload: bytes | bytearray) -> None:
+        try:
+            fb = FeedbackMessage.model_validate_json(payload)
+        except ValueError as err:
+            logger.warning("feedback_invalid error=%s", str(err)[:200])
+            return
+        if self._on_feedback:
+            self._on_feedback(fb)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -198,6 +225,20 @@ class Publisher:
         with self._lock:
             return seq in self._sent_seqs
 
+    def _publish_other(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """A QoS 1 message that is not a reading batch: its PUBACK acknowledges no batch."""
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return
+        with self._lock:
+            # The PUBACK may already have come (recorded as an early ack): forget it.
+            if self._early_acks.pop(info.mid, None) is None:
+                self._other_mids.add(info.mid)
+
     def publish_status(self, payload: bytes) -> None:
         if self.connected.is_set():
-            self._client.publish(status_topic(self.broker.gateway_id), payload, qos=1, retain=True)
+            self._publish_other(status_topic(self.broker.gateway_id), payload, retain=True)
+
+    def publish_feedback_ack(self, ack: FeedbackAck) -> None:
+        """Tell the platform a message reached the patient's outputs (or expired unshown)."""
+        self._publish_other(feedback_ack_topic(self.broker.gateway_id), ack.model_dump_json(by_alias=True).encode())

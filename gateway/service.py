@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
-from device_profiles.messages import DeviceStatus, GatewayConfig, GatewayStatus
+from device_profiles.messages import DeviceStatus, FeedbackAck, FeedbackMessage, GatewayConfig, GatewayStatus
 from device_profiles.profile import DeviceProfile, Registry
 from device_profiles.registry import default_registry, registry_with_dirs
 from gateway import GatewayError, NotEnrolledError, __version__
 from gateway.ble import BleConfig, DeviceCollector, DeviceHealth, Scanner, client_backend, scanner_backend
 from gateway.clock import read_kernel_clock
+from gateway.feedback import FeedbackSink, FileFeedbackSink
 from gateway.logic import DecodeCounters, DeviceBackoff, outbox_alarm, overdue_kinds
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
@@ -78,7 +79,14 @@ class Gateway:
         # Persisted so a restart does not make every scheduled kind look overdue.
         for kind, at in self.outbox.meta_prefixed(LAST_READING_META).items():
             self.last_reading[kind] = datetime.fromisoformat(at)
-        self.publisher = Publisher(broker_config(s), self.outbox, on_config=self._config_received, on_ack=self._acked)
+        self.publisher = Publisher(
+            broker_config(s),
+            self.outbox,
+            on_config=self._config_received,
+            on_ack=self._acked,
+            on_feedback=self._feedback_received,
+        )
+        self.feedback_sink: FeedbackSink = FileFeedbackSink(s.state_dir / "feedback.json")
         self.ble = BleConfig(
             client_backend=client_backend(s.ble_client_backend),
             connect_attempts=s.ble_connect_attempts,
@@ -116,6 +124,24 @@ class Gateway:
         tmp.replace(path)
         if cfg.feedback.level != "none":
             logger.warning("patient_feedback level=%s", cfg.feedback.level)
+
+    def _feedback_received(self, msg: FeedbackMessage) -> None:
+        # Paho's thread. A stale message (the gateway was offline past its expiry) is not shown:
+        # "measure again in 5 minutes" an hour later would mislead.
+        now = datetime.now(UTC)
+        if msg.expires_at <= now:
+            logger.info("feedback_expired id=%s level=%s", msg.id, msg.level)
+            self.publisher.publish_feedback_ack(FeedbackAck(id=msg.id, state="expired", at=now))
+            return
+        try:
+            self.feedback_sink.show(msg)
+        except OSError as err:
+            # An output failing must never stop reading devices; the platform sees no delivery.
+            self.metrics.feedback_failures.inc()
+            logger.error("feedback_output_failed id=%s error=%s", msg.id, err)
+            return
+        logger.warning("patient_feedback id=%s level=%s", msg.id, msg.level)
+        self.publisher.publish_feedback_ack(FeedbackAck(id=msg.id, state="delivered", at=datetime.now(UTC)))
 
     # -- device admission ---------------------------------------------------------------
 
