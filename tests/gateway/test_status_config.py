@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from deploy.localstack import free_port
-from device_profiles.messages import AllowedDevice, GatewayConfig, GatewayStatus
+from device_profiles.messages import AllowedDevice, FeedbackAck, FeedbackMessage, GatewayConfig, GatewayStatus
 from gateway.service import Gateway
 from simulators.ble.devices import BloodPressureCuff, Scale
 from simulators.ble.radio import VirtualRadio
@@ -90,4 +91,37 @@ async def test_only_devices_allowed_by_the_platform_config_are_read(
             again.outbox.close()
     finally:
         publish(mqtt_url, f"egenmon/v1/gw/{gw_id}/config", [b""], retain=True)
+        collector.close()
+
+
+async def test_a_message_to_the_patient_is_shown_and_acknowledged(
+    radio: VirtualRadio, tmp_path: Path, mqtt_url: str
+) -> None:
+    """The real gateway: a feedback message reaches its output file and is acked; a stale one is not shown."""
+    gw_id = "gw-feedback-1"
+    collector = Collector(mqtt_url, [f"egenmon/v1/gw/{gw_id}/feedback/ack"])
+    now = datetime.now(UTC)
+    fresh = FeedbackMessage(
+        id="m-1",
+        level="call_1177_or_112",
+        message_sv="Ring 1177 för råd, eller 112 om du mår mycket dåligt.",
+        created_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+    stale = fresh.model_copy(update={"id": "m-0", "expires_at": now - timedelta(minutes=1)})
+    try:
+        async with running(settings_for(tmp_path, mqtt_url, gw_id)) as gw:
+            await until(gw.publisher.connected.is_set, what="connected")
+            await asyncio.sleep(0.5)  # its SUBSCRIBE is sent on connect; give the SUBACK a moment
+            publish(
+                mqtt_url,
+                f"egenmon/v1/gw/{gw_id}/feedback",
+                [m.model_dump_json(by_alias=True).encode() for m in (stale, fresh)],
+            )
+            await until(lambda: len(collector.payloads("/ack")) == 2, what="two acks")
+        acks = {a.id: a.state for a in (FeedbackAck.model_validate_json(p) for p in collector.payloads("/ack"))}
+        assert acks == {"m-0": "expired", "m-1": "delivered"}
+        shown = FeedbackMessage.model_validate_json((tmp_path / "feedback.json").read_text())
+        assert shown.id == "m-1"  # the stale one never reached the output
+    finally:
         collector.close()
