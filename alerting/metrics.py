@@ -23,3 +23,5 @@ NOTIFY_LAG = Histogram(
 ERRORS = Counter("egenmon_alerting_errors_total", "Evaluation errors", ["stage"])
 LAST_SWEEP = Gauge("egenmon_alerting_last_sweep_timestamp_seconds", "When the last complete sweep finished (health)")
 LISTENING = Gauge("egenmon_alerting_listening", "1 while LISTENing for new-readings notifications (health)")
+TRIAGE_GAPS = Counter("egenmon_alerting_triage_gaps_total", "Missing-data gaps classified, by cause", ["cause"])
+TRIAGE_MESSAGES = Counter("egenmon_alerting_triage_messages_total", "Patient messages queued by triage", ["level"])

@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from alerting import metrics
 from alerting.cohort import Cohort
 from alerting.engine import Finding, iso
 from alerting.series import Dataset
@@ -182,7 +183,10 @@ def apply_triage(
                         continue
                     if et is EventType.MISSING_DATA and d.classification.cause is not Cause.PATIENT_DID_NOT_MEASURE:
                         continue  # device messages travel with the DEVICE_PROBLEM event
-                    stats.messages += _message(conn, pid, gw=gw, alert_id=alert_id, d=d, at_now=at_now)
+                    queued = _message(conn, pid, gw=gw, alert_id=alert_id, d=d, at_now=at_now)
+                    stats.messages += queued
+                    if queued:
+                        metrics.TRIAGE_MESSAGES.labels(d.routing.message_level.value).inc()
         for (_, _), row in current.items():
             alert_id = int(row[0])
             if alert_id in keep:
@@ -315,6 +319,9 @@ def triage_findings(
     """
     gaps = gaps_for([f for f in findings if f.rule_id in GAP_RULES], data, cohort, now)
     states = load_gateway_states(conn, cohort, now, sorted({g.patient for g in gaps}))
-    stats = apply_triage(conn, cohort, decide(gaps, cohort, states, now, settings), states, now)
+    decisions = decide(gaps, cohort, states, now, settings)
+    stats = apply_triage(conn, cohort, decisions, states, now)
+    for d in decisions:
+        metrics.TRIAGE_GAPS.labels(d.classification.cause.value).inc()
     record_findings(conn, cohort, [f for f in findings if f.rule_id in RECORD_ONLY_RULES], now)
     return stats
