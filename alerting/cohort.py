@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alerting.series import F64, B
+from device_profiles.vocabulary import Route
+
+ROUTES = frozenset(r.value for r in Route)
 
 
 @dataclass
@@ -28,6 +31,8 @@ class Cohort:
     pseudonyms: list[str] | None = None
     # Age in years (NaN unknown), for defaults that depend on age (H2's BP target).
     age_years: F64 | None = None
+    # Care-plan routing overrides per patient index: {"<rule id>": "<route>"} (sparse).
+    routing: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -42,7 +47,7 @@ class Cohort:
         dry_weight_kg: Sequence[float | None] | None = None,
         personal_best_pef: Sequence[float | None] | None = None,
         hypercapnic: Sequence[bool] | None = None,
-        thresholds: Sequence[Mapping[str, Mapping[str, float]]] | None = None,
+        thresholds: Sequence[Mapping[str, Mapping[str, object]]] | None = None,
         schedule: Sequence[Mapping[str, float]] | None = None,
         pseudonyms: Sequence[str] | None = None,
         age_years: Sequence[float | None] | None = None,
@@ -69,6 +74,11 @@ class Cohort:
                         idx, vals = overrides.setdefault((rule_id, name), ([], []))
                         idx.append(i)
                         vals.append(float(value))
+        routing = {
+            i: {str(k): str(v) for k, v in th["routing"].items() if str(v) in ROUTES}
+            for i, th in enumerate(thresholds or [])
+            if isinstance(th, Mapping) and isinstance(th.get("routing"), Mapping)
+        }
         sched: dict[str, list[float]] = {}
         for i, sc in enumerate(schedule or []):
             for kind, per_day in (sc or {}).items():
@@ -86,6 +96,7 @@ class Cohort:
             },
             pseudonyms=list(pseudonyms) if pseudonyms is not None else None,
             age_years=floats(age_years),
+            routing={i: r for i, r in routing.items() if r},
         )
 
     def has(self, *conditions: str) -> B:

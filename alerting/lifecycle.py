@@ -19,16 +19,20 @@ from typing import Any
 
 import psycopg
 
-from alerting import AlertingError
+from alerting import AlertingError, events
 from alerting.cohort import Cohort
 from alerting.engine import SEVERITIES, Finding
 from alerting.rules import REGISTRY
+from device_profiles.vocabulary import EventType, Route
 
 log = logging.getLogger(__name__)
 
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
 # The same limit as clinic_api's snooze action.
 MAX_SNOOZE = timedelta(days=30)
+# A message to the patient that the gateway could not show within this long is stale.
+MESSAGE_TTL = timedelta(hours=12)
+EVENT_TYPES = frozenset(e.value for e in EventType)
 
 
 class AlertNotFoundError(AlertingError):
@@ -43,6 +47,7 @@ class LifecycleStats:
     resolution_suggested: int = 0
     reopened_after_snooze: int = 0
     escalated: int = 0
+    messages: int = 0
 
 
 def _ts(t: float) -> datetime:
@@ -72,19 +77,29 @@ def apply_findings(
     now: float,
     rules: Iterable[str] | None = None,
 ) -> LifecycleStats:
-    """Bring the alerts of the cohort's patients in line with a fresh evaluation (one transaction)."""
+    """Bring the alerts of the cohort's patients in line with a fresh evaluation (one transaction).
+
+    Every finding is kept per rule (``alert_finding``) and routed; the staff-routed ones are
+    grouped into one alert per (patient, event type) (see ``events.py``).
+    """
     stats = LifecycleStats()
     rule_ids = list(rules if rules is not None else REGISTRY)
     at_now = _ts(now)
+    conditions_of = _conditions_of(cohort)
+    routed = [(f, events.route(f.rule_id, f.severity, cohort.routing.get(f.patient))) for f in findings]
+    staff = [f for f, r in routed if r is Route.STAFF]
+    grouped = events.group_events(staff, conditions_of)
+    event_types = sorted({events.event_type(r, c) for r in rule_ids for c in (("copd",), ())})
     with conn.transaction():
+        stats.messages += _store_findings(conn, cohort, routed, at_now, rule_ids)
         rows = conn.execute(
             """
-            SELECT id, patient_id::text, rule_id, status, severity, last_fired_at, snoozed_until,
+            SELECT id, patient_id::text, event_type, status, severity, last_fired_at, snoozed_until,
                    resolution_suggested_at
-            FROM alert WHERE status <> 'resolved' AND patient_id = ANY(%s::uuid[]) AND rule_id = ANY(%s)
+            FROM alert WHERE status <> 'resolved' AND patient_id = ANY(%s::uuid[]) AND event_type = ANY(%s)
             FOR UPDATE
             """,
-            (cohort.patient_ids, rule_ids),
+            (cohort.patient_ids, event_types),
         ).fetchall()
         open_by_key = {(r[1], r[2]): r for r in rows}
         # An occurrence already covered by a resolved alert must not reopen it: re-firing
@@ -92,7 +107,7 @@ def apply_findings(
         resolved = {
             (r[0], r[1]): r[2]
             for r in conn.execute(
-                "SELECT patient_id::text, rule_id, max(resolved_at) FROM alert "
+                "SELECT patient_id::text, event_type, max(resolved_at) FROM alert "
                 "WHERE status = 'resolved' AND patient_id = ANY(%s::uuid[]) GROUP BY 1, 2",
                 (cohort.patient_ids,),
             )
@@ -102,16 +117,16 @@ def apply_findings(
         # Pipeline mode: the statements below need no answer before the next one is sent,
         # so a sweep opening thousands of alerts costs a few round trips, not thousands.
         with conn.pipeline():
-            for f in findings:
+            for (_, event), f in grouped.items():
                 pid = cohort.patient_ids[f.patient]
-                key = (pid, f.rule_id)
+                key = (pid, event.value)
                 found.add(key)
                 fired_at = _ts(f.at)
                 row = open_by_key.get(key)
                 if row is None:
                     last_resolved = resolved.get(key)
                     if last_resolved is None or fired_at > last_resolved:
-                        opening.append((f, _open(conn, cohort, f, pid=pid, fired_at=fired_at, at_now=at_now)))
+                        opening.append((f, _open(conn, cohort, f, event, pid=pid, fired_at=fired_at, at_now=at_now)))
                     continue
                 alert_id, _, _, status, severity, last_fired_at, _, _ = row
                 if fired_at <= last_fired_at:
@@ -125,24 +140,37 @@ def apply_findings(
                 conn.execute(
                     """
                     UPDATE alert SET latest_value = %s, fire_count = fire_count + 1, last_fired_at = %s,
-                           updated_at = %s, evidence = %s, severity = %s, status = %s,
+                           updated_at = %s, evidence = %s, severity = %s, status = %s, rule_id = %s,
                            resolution_suggested_at = NULL
                     WHERE id = %s
                     """,
-                    (_num(f.value), fired_at, at_now, json.dumps(f.evidence), new_sev, new_status, alert_id),
+                    (
+                        _num(f.value),
+                        fired_at,
+                        at_now,
+                        json.dumps(f.evidence),
+                        new_sev,
+                        new_status,
+                        f.rule_id,
+                        alert_id,
+                    ),
                 )
-                _event(conn, alert_id, "updated", at_now, details={"value": _num(f.value), "at": fired_at.isoformat()})
+                _event(
+                    conn,
+                    alert_id,
+                    "updated",
+                    at_now,
+                    details={"value": _num(f.value), "at": fired_at.isoformat(), "rule": f.rule_id},
+                )
                 stats.updated += 1
                 if escalate:
                     _event(conn, alert_id, "escalated_severity", at_now, details={"from": severity, "to": new_sev})
                     stats.escalated_severity += 1
-            # Condition clear for the rule's hysteresis period → suggest resolution (staff decide).
+            # Condition clear for the event's hysteresis period → suggest resolution (staff decide).
             for key, row in open_by_key.items():
                 if key in found or row[7] is not None:
                     continue
-                rule = REGISTRY.get(row[2])
-                hysteresis = timedelta(seconds=rule.hysteresis_s if rule else 0.0)
-                if at_now - row[5] >= hysteresis:
+                if at_now - row[5] >= timedelta(seconds=_hysteresis_s(row[2])):
                     conn.execute(
                         "UPDATE alert SET resolution_suggested_at = %s, updated_at = %s WHERE id = %s",
                         (at_now, at_now, row[0]),
@@ -156,7 +184,123 @@ def apply_findings(
                 log.info(
                     "alert opened rule=%s severity=%s patient=%s", f.rule_id, f.severity, _pseudo(cohort, f.patient)
                 )
+        _link_findings(conn, cohort, staff, conditions_of)
     return stats
+
+
+def _conditions_of(cohort: Cohort) -> dict[int, tuple[str, ...]]:
+    """Each patient's conditions (only the event mapping needs them, and only for a few rules)."""
+    out: dict[int, list[str]] = {}
+    for c, mask in cohort.conditions.items():
+        for i in mask.nonzero()[0]:
+            out.setdefault(int(i), []).append(c)
+    return {i: tuple(cs) for i, cs in out.items()}
+
+
+def _hysteresis_s(event_type: str) -> float:
+    if event_type in EVENT_TYPES:
+        return events.hysteresis_s(EventType(event_type))
+    rule = REGISTRY.get(event_type)  # alerts raised before events existed: one per rule
+    return rule.hysteresis_s if rule else 0.0
+
+
+def _store_findings(
+    conn: psycopg.Connection[Any],
+    cohort: Cohort,
+    routed: Sequence[tuple[Finding, Route]],
+    at_now: datetime,
+    rule_ids: Sequence[str],
+) -> int:
+    """Keep every rule's finding (one current row per patient and rule); queue patient messages.
+
+    A message goes out when a finding first appears or rises in severity, so a condition that
+    lasts does not repeat it at every evaluation. Returns the number of messages queued.
+    """
+    current = {
+        (r[1], r[2]): r
+        for r in conn.execute(
+            "SELECT id, patient_id::text, rule_id, severity, last_at FROM alert_finding "
+            "WHERE cleared_at IS NULL AND patient_id = ANY(%s::uuid[]) AND rule_id = ANY(%s) FOR UPDATE",
+            (cohort.patient_ids, list(rule_ids)),
+        )
+    }
+    seen: set[tuple[str, str]] = set()
+    messages = 0
+    with conn.pipeline():
+        for f, r in routed:
+            pid = cohort.patient_ids[f.patient]
+            key = (pid, f.rule_id)
+            seen.add(key)
+            at = _ts(f.at)
+            row = current.get(key)
+            rises = row is None or RANK[f.severity] > RANK[row[3]]
+            if row is None:
+                conn.execute(
+                    "INSERT INTO alert_finding (patient_id, rule_id, route, severity, first_at, last_at, "
+                    "latest_value, evidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    (pid, f.rule_id, r.value, f.severity, at, at, _num(f.value), json.dumps(f.evidence)),
+                )
+            elif at > row[4] or rises:
+                conn.execute(
+                    "UPDATE alert_finding SET last_at = greatest(last_at, %s), fire_count = fire_count + 1, "
+                    "severity = %s, route = %s, latest_value = %s, evidence = %s WHERE id = %s",
+                    (at, f.severity, r.value, _num(f.value), json.dumps(f.evidence), row[0]),
+                )
+            msg = events.patient_message_for(f.rule_id, f.severity) if rises else None
+            if msg is not None and (r is Route.PATIENT or f.severity == "critical"):
+                _queue_message(conn, pid, msg, at_now)
+                messages += 1
+        # A finding that stopped for longer than its rule's hysteresis is cleared.
+        for key, row in current.items():
+            if key in seen:
+                continue
+            rule = REGISTRY.get(key[1])
+            if rule is not None and at_now - row[4] >= timedelta(seconds=rule.hysteresis_s):
+                conn.execute("UPDATE alert_finding SET cleared_at = %s WHERE id = %s", (at_now, row[0]))
+    return messages
+
+
+def _queue_message(conn: psycopg.Connection[Any], pid: str, msg: events.PatientMessage, at_now: datetime) -> None:
+    """A message to the patient's current gateway (delivered by the feedback publisher)."""
+    conn.execute(
+        """
+        INSERT INTO patient_message (patient_id, gateway_id, level, kind, message_sv, created_at, expires_at)
+        SELECT %(pid)s, (SELECT gateway_id FROM gateway_assignment
+                         WHERE patient_id = %(pid)s AND valid @> %(now)s::timestamptz LIMIT 1),
+               %(level)s, %(kind)s, %(text)s, %(now)s, %(expires)s
+        """,
+        {
+            "pid": pid,
+            "level": msg.level.value,
+            "kind": msg.kind,
+            "text": msg.text_sv,
+            "now": at_now,
+            "expires": at_now + MESSAGE_TTL,
+        },
+    )
+
+
+def _link_findings(
+    conn: psycopg.Connection[Any], cohort: Cohort, staff: Sequence[Finding], conditions_of: dict[int, tuple[str, ...]]
+) -> None:
+    """Point each staff-routed finding at the open alert of its event."""
+    if not staff:
+        return
+    pids, rule_ids, types = [], [], []
+    for f in staff:
+        pids.append(cohort.patient_ids[f.patient])
+        rule_ids.append(f.rule_id)
+        types.append(events.event_type(f.rule_id, conditions_of.get(f.patient, ())).value)
+    conn.execute(
+        """
+        UPDATE alert_finding af SET alert_id = a.id
+        FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS k(patient_id, rule_id, event_type)
+        JOIN alert a ON a.patient_id = k.patient_id AND a.event_type = k.event_type AND a.status <> 'resolved'
+        WHERE af.patient_id = k.patient_id AND af.rule_id = k.rule_id AND af.cleared_at IS NULL
+          AND af.alert_id IS DISTINCT FROM a.id
+        """,
+        (pids, rule_ids, types),
+    )
 
 
 def _num(v: float) -> float | None:
@@ -167,6 +311,7 @@ def _open(
     conn: psycopg.Connection[Any],
     cohort: Cohort,
     f: Finding,
+    event: EventType,
     *,
     pid: str,
     fired_at: datetime,
@@ -181,7 +326,7 @@ def _open(
         WITH a AS (
             INSERT INTO alert (patient_id, rule_id, event_type, condition, status, severity, title, opened_at,
                                updated_at, shown_to_staff_at, last_fired_at, fire_count, latest_value, evidence)
-            VALUES (%(pid)s, %(rule)s, %(rule)s, %(cond)s, 'open', %(sev)s, %(title)s, %(now)s, %(now)s, %(now)s,
+            VALUES (%(pid)s, %(rule)s, %(event)s, %(cond)s, 'open', %(sev)s, %(title)s, %(now)s, %(now)s, %(now)s,
                     %(fired)s, 1, %(value)s, %(evidence)s)
             ON CONFLICT (patient_id, event_type) WHERE status <> 'resolved' DO NOTHING
             RETURNING id
@@ -193,14 +338,15 @@ def _open(
         {
             "pid": pid,
             "rule": f.rule_id,
+            "event": event.value,
             "cond": condition,
             "sev": f.severity,
-            "title": rule.title,
+            "title": event.label_sv,
             "now": at_now,
             "fired": fired_at,
             "value": _num(f.value),
             "evidence": json.dumps(f.evidence),
-            "details": json.dumps({"severity": f.severity, "value": _num(f.value)}),
+            "details": json.dumps({"severity": f.severity, "value": _num(f.value), "rule": f.rule_id}),
         },
     )
     return cur

@@ -229,5 +229,14 @@ def test_sweep_evaluates_everyone_in_chunks(db: psycopg.Connection[Any], databas
     swept_at = prometheus_client.REGISTRY.get_sample_value("egenmon_alerting_last_sweep_timestamp_seconds")
     assert swept_at is not None
     assert swept_at >= before
+    found = db.execute("SELECT patient_id::text, severity, route FROM alert_finding WHERE rule_id = 'D10'").fetchall()
+    assert {r[0]: (r[1], r[2]) for r in found} == {
+        pids[0]: ("info", "patient"),
+        pids[1]: ("low", "staff"),
+        pids[2]: ("low", "staff"),
+    }
+    # The 30-hour gap is the patient's to fix (a reminder); staff see the 72-hour gaps only.
     rows = db.execute("SELECT patient_id::text, severity FROM alert WHERE rule_id = 'D10'").fetchall()
-    assert dict(rows) == {pids[0]: "info", pids[1]: "low", pids[2]: "low"}
+    assert dict(rows) == {pids[1]: "low", pids[2]: "low"}
+    reminders = db.execute("SELECT patient_id::text, level FROM patient_message").fetchall()
+    assert reminders == [(pids[0], "reminder")]

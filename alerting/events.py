@@ -1,0 +1,157 @@
+"""Clinical events and routing: which rule hits belong together, and who must act on them.
+
+A rule hit (a ``Finding``) is evidence; what staff work is an *event*: one alert per
+patient and physiological event (``EventType``), carrying the evidence of every rule that
+fired for it, with the highest severity among them. Before grouping, each finding is
+routed (``Route``) to whoever must act: the monitoring team, the patient (through the
+gateway's feedback), technical support, or nobody (kept in the record only).
+
+Pure tables and functions: the lifecycle (``lifecycle.py``) applies them in the database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from alerting.engine import Finding
+from alerting.rules import REGISTRY
+from device_profiles.vocabulary import EventType, MessageLevel, Route, Severity
+
+E = EventType
+EVENT_OF_RULE: Mapping[str, EventType] = {
+    **dict.fromkeys(("D1", "D2", "D3", "D4", "D5", "D6"), E.HYPOGLYCAEMIA),
+    "D7": E.HYPERGLYCAEMIA,
+    **dict.fromkeys(("D8", "D9"), E.GLYCAEMIC_CONTROL),
+    **dict.fromkeys(("D10", "HF9", "NODATA"), E.MISSING_DATA),
+    **dict.fromkeys(("HF1", "HF2", "HF3", "HF4"), E.FLUID_RETENTION),
+    "HF5": E.HYPOTENSION,
+    "HF6": E.PULSE,
+    "HF7": E.HYPOXAEMIA,
+    "HF8": E.HF_SYMPTOMS,
+    **dict.fromkeys(("C1", "C2", "C3", "C4", "C5", "C6", "C7"), E.COPD_EXACERBATION),
+    **dict.fromkeys(("A1", "A2", "A3", "A4", "A5", "A6"), E.ASTHMA_EXACERBATION),
+    **dict.fromkeys(("H3", "H4"), E.BP_CRISIS),
+    **dict.fromkeys(("H1", "H2", "H6"), E.BP_CONTROL),
+    "H5": E.HYPOTENSION,
+    "NEWS2": E.DETERIORATION,
+}
+
+# Rules whose default route is the patient: they ask the patient to act now (check the
+# glucose, eat), and staff cannot act faster than the patient can. A forecast or a fast
+# fall that becomes a real low reaches staff as D1/D2/D4.
+PATIENT_RULES = frozenset({"D5", "D6"})
+# Reminders: an info-level gap is the patient's to fix; staff see the low level.
+REMINDER_RULES = frozenset({"NODATA", "D10", "HF9"})
+
+_RANK = {s.value: s.rank for s in Severity}
+
+
+def event_type(rule_id: str, conditions: Iterable[str] = ()) -> EventType:
+    """The event a rule's finding belongs to; NEWS2 in a COPD patient is part of an exacerbation."""
+    if rule_id == "NEWS2" and "copd" in conditions:
+        return EventType.COPD_EXACERBATION
+    return EVENT_OF_RULE.get(rule_id, EventType.DETERIORATION)
+
+
+def route(rule_id: str, severity: str, overrides: Mapping[str, str] | None = None) -> Route:
+    """Who must act on a finding of this rule at this severity.
+
+    ``overrides``: the care plan's ``routing`` entry (``{"<rule id>": "<route>"}``), e.g. to
+    send D6 to staff for a patient who cannot act on it. Critical findings always reach
+    staff (and the patient as well, see ``patient_message_for``), whatever the care plan says.
+    """
+    if severity == Severity.CRITICAL:
+        return Route.STAFF
+    if overrides and rule_id in overrides:
+        return Route(overrides[rule_id])
+    if rule_id in PATIENT_RULES:
+        return Route.PATIENT
+    if severity == Severity.INFO:
+        return Route.PATIENT if rule_id in REMINDER_RULES else Route.RECORD
+    return Route.STAFF
+
+
+@dataclass(frozen=True)
+class PatientMessage:
+    level: MessageLevel
+    text_sv: str
+    kind: str | None = None
+
+
+CGM_KIND = "glucose_cgm"
+# Short, fixed sentences: they are shown on a display and spoken by the gateway.
+_MESSAGES_SV: Mapping[str, PatientMessage] = {
+    "D5": PatientMessage(
+        MessageLevel.MEASURE_AGAIN, "Ditt blodsocker sjunker. Kontrollera blodsockret nu.", "glucose_cgm"
+    ),
+    "D6": PatientMessage(
+        MessageLevel.MEASURE_AGAIN, "Ditt blodsocker sjunker snabbt. Kontrollera blodsockret.", "glucose_cgm"
+    ),
+    "NODATA": PatientMessage(MessageLevel.REMINDER, "Kom ihåg dagens mätning."),
+    "D10": PatientMessage(
+        MessageLevel.REMINDER, "Glukosmätaren har inte skickat värden. Kontrollera sensorn.", "glucose_cgm"
+    ),
+    "HF9": PatientMessage(MessageLevel.REMINDER, "Kom ihåg att väga dig i morgon bitti.", "weight"),
+}
+CALL_1177_OR_112 = PatientMessage(
+    MessageLevel.CALL_1177_OR_112,
+    "Ditt värde är mycket avvikande. Ring 1177 för råd, eller 112 om du mår mycket dåligt.",
+)
+
+
+def patient_message_for(rule_id: str, severity: str) -> PatientMessage | None:
+    """What the patient is told about a finding (None: nothing)."""
+    if severity == Severity.CRITICAL:
+        return CALL_1177_OR_112
+    return _MESSAGES_SV.get(rule_id)
+
+
+def _event_evidence(event: EventType, members: Sequence[Finding], leading: Finding) -> dict[str, Any]:
+    # The leading rule's evidence stays at the top level, so readers of a single rule's
+    # evidence (thresholds, readings) keep working; every rule's evidence is under "rules".
+    return {
+        **leading.evidence,
+        "event_type": event.value,
+        "event_title": event.label_sv,
+        "rules": [m.evidence for m in members],
+    }
+
+
+def group_events(
+    findings: Sequence[Finding], conditions_of: Mapping[int, Iterable[str]] | None = None
+) -> dict[tuple[int, EventType], Finding]:
+    """One finding per (patient, event): the leading rule's, at the highest severity.
+
+    The leading rule is the most severe, then the newest; the event's time is the newest
+    occurrence of any of its rules, so an event lasting through several rules keeps updating.
+    """
+    groups: dict[tuple[int, EventType], list[Finding]] = defaultdict(list)
+    for f in findings:
+        groups[(f.patient, event_type(f.rule_id, (conditions_of or {}).get(f.patient, ())))].append(f)
+    out: dict[tuple[int, EventType], Finding] = {}
+    for key, members in groups.items():
+        members.sort(key=lambda f: (_RANK[f.severity], f.at), reverse=True)
+        leading = members[0]
+        out[key] = Finding(
+            patient=leading.patient,
+            rule_id=leading.rule_id,
+            severity=leading.severity,
+            at=max(f.at for f in members),
+            value=leading.value,
+            since=min(f.since for f in members),
+            make_evidence=partial(_event_evidence, key[1], tuple(members), leading),
+        )
+    return out
+
+
+def rules_of(event: EventType) -> tuple[str, ...]:
+    return tuple(r for r, e in EVENT_OF_RULE.items() if e is event and r in REGISTRY)
+
+
+def hysteresis_s(event: EventType) -> float:
+    """How long an event must stay clear before resolution is suggested: its slowest rule's."""
+    return max((REGISTRY[r].hysteresis_s for r in rules_of(event)), default=0.0)
