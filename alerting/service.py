@@ -45,8 +45,9 @@ def evaluate_and_store(
     cohort = load_cohort(conn, patient_ids)
     data = load_dataset(conn, cohort, t)
     findings = evaluate(data, cohort, t)
-    # Gap rules go through missing-data triage and D9/H6 to the record only: neither opens
-    # a per-rule staff alert (alerting/README.md, "Missing-data triage").
+    # The gap rules (NODATA, D10, HF9) are routed by missing-data triage (why is data
+    # missing, who must act), not by severity: the lifecycle gets every other finding and
+    # leaves the triage events alone (alerting/README.md, "Missing-data triage").
     triage = triage_findings(conn, cohort, data, findings, t)
     stats = apply_findings(
         conn,
@@ -57,6 +58,7 @@ def evaluate_and_store(
     )
     stats.opened += triage.opened
     stats.updated += triage.updated
+    stats.messages += triage.messages
     for f in findings:
         metrics.FINDINGS.labels(f.rule_id, f.severity).inc()
     for name, count in asdict(stats).items():

@@ -40,8 +40,6 @@ from device_profiles.vocabulary import KINDS, EventType, Kind, MessageLevel
 SEC_PER_HOUR = 3600.0
 # The rules whose findings are gaps, and the kind each covers (NODATA: every scheduled kind).
 GAP_RULES = ("NODATA", "D10", "HF9")
-# "Data insufficient" information: kept in the record, never in the staff queue.
-RECORD_ONLY_RULES = ("D9", "H6")
 # Kinds measured without a device (answered on the gateway): a gap is the patient's.
 DEVICELESS_KINDS = frozenset({Kind.SYMPTOMS.value})
 # A scale may announce itself as body composition and still deliver the weight.

@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -27,11 +27,11 @@ import psycopg
 from alerting import metrics
 from alerting.cohort import Cohort
 from alerting.engine import Finding, iso
+from alerting.lifecycle import MESSAGE_TTL
 from alerting.series import Dataset
 from alerting.triage import (
     DEFAULT_SETTINGS,
     GAP_RULES,
-    RECORD_ONLY_RULES,
     TRIAGE_EVENT_TYPES,
     Cause,
     Decision,
@@ -43,8 +43,6 @@ from alerting.triage import (
     max_severity,
 )
 from device_profiles.vocabulary import EventType, ResolutionReason, Route
-
-MESSAGE_TTL = timedelta(hours=24)
 
 
 @dataclass
@@ -108,8 +106,13 @@ def apply_triage(
     decisions: Sequence[Decision],
     states: dict[int, GatewayState],
     now: float,
+    *,
+    findings: Sequence[Finding] = (),
 ) -> TriageStats:
-    """Bring the cohort's triage events and messages in line with fresh decisions (one transaction)."""
+    """Bring the cohort's triage events and messages in line with fresh decisions (one transaction).
+
+    ``findings``: the gap rules' findings behind the decisions, kept in ``alert_finding``.
+    """
     stats = TriageStats()
     at_now = datetime.fromtimestamp(now, UTC)
     by_patient: dict[int, list[Decision]] = {}
@@ -124,6 +127,7 @@ def apply_triage(
         ).fetchall()
         current = {(r[1], r[2]): r for r in rows}
         keep: set[int] = set()
+        alert_ids: dict[tuple[int, EventType], int] = {}
         for i, ds in by_patient.items():
             pid = cohort.patient_ids[i]
             gw = states.get(i)
@@ -178,6 +182,7 @@ def apply_triage(
                         _event(conn, alert_id, "routed", at_now, {"from": row[3], "to": rt.value})
                     stats.updated += 1
                 keep.add(alert_id)
+                alert_ids[(i, et)] = alert_id
                 for d in carried:
                     if d.routing.message_level is None or et is EventType.GATEWAY_OFFLINE:
                         continue
@@ -193,6 +198,7 @@ def apply_triage(
                 continue
             _close(conn, alert_id, shown_to_staff=row[4] is not None, at_now=at_now)
             stats.closed += 1
+        _store_findings(conn, cohort, findings=findings, decisions=decisions, alert_ids=alert_ids, at_now=at_now)
     return stats
 
 
@@ -260,47 +266,70 @@ def _event(conn: psycopg.Connection[Any], alert_id: int, event: str, at: datetim
     )
 
 
-def record_findings(conn: psycopg.Connection[Any], cohort: Cohort, findings: Sequence[Finding], now: float) -> int:
-    """Keep record-only findings (D9, H6) in ``alert_finding`` (route ``record``), never as alerts.
+def _finding_route(ds: Sequence[Decision]) -> tuple[Route, EventType | None]:
+    """The route of one gap rule's finding (from its kinds' decisions) and the event it feeds."""
+    if any(d.routing.staff for d in ds):
+        return Route.STAFF, EventType.MISSING_DATA
+    tech = next((d.routing.technical for d in ds if d.routing.technical is not None), None)
+    if tech is not None:
+        return Route.TECHNICAL, tech
+    if ds:
+        return Route.PATIENT, EventType.MISSING_DATA
+    return Route.RECORD, None
 
-    One current row per (patient, rule): updated while it lasts, ``cleared_at`` when it stops.
+
+def _store_findings(
+    conn: psycopg.Connection[Any],
+    cohort: Cohort,
+    *,
+    findings: Sequence[Finding],
+    decisions: Sequence[Decision],
+    alert_ids: dict[tuple[int, EventType], int],
+    at_now: datetime,
+) -> None:
+    """Keep the gap rules' findings in ``alert_finding`` (as the lifecycle does for the others).
+
+    One current row per (patient, rule) with the triage's route and the event it fed;
+    ``cleared_at`` as soon as the rule stops finding a gap (gap rules have no hysteresis).
     """
-    at_now = datetime.fromtimestamp(now, UTC)
-    n = 0
-    with conn.transaction():
-        for f in findings:
-            pid = cohort.patient_ids[f.patient]
-            at = datetime.fromtimestamp(f.at, UTC)
-            value = f.value if math.isfinite(f.value) else None
-            updated = conn.execute(
-                "UPDATE alert_finding SET last_at = %s, severity = %s, latest_value = %s, evidence = %s, "
-                "fire_count = fire_count + (CASE WHEN last_at < %s THEN 1 ELSE 0 END) "
-                "WHERE patient_id = %s AND rule_id = %s AND cleared_at IS NULL",
-                (at, f.severity, value, json.dumps(f.evidence), at, pid, f.rule_id),
+    by_rule: dict[tuple[int, str], list[Decision]] = {}
+    for d in decisions:
+        by_rule.setdefault((d.gap.patient, d.gap.rule_id), []).append(d)
+    still: set[tuple[str, str]] = set()
+    for f in findings:
+        pid = cohort.patient_ids[f.patient]
+        still.add((pid, f.rule_id))
+        rt, et = _finding_route(by_rule.get((f.patient, f.rule_id), []))
+        alert_id = None if et is None else alert_ids.get((f.patient, et))
+        at = datetime.fromtimestamp(f.at, UTC)
+        value = f.value if math.isfinite(f.value) else None
+        updated = conn.execute(
+            "UPDATE alert_finding SET last_at = greatest(last_at, %s), severity = %s, route = %s, alert_id = %s,"
+            " latest_value = %s, evidence = %s, fire_count = fire_count + (CASE WHEN last_at < %s THEN 1 ELSE 0 END)"
+            " WHERE patient_id = %s AND rule_id = %s AND cleared_at IS NULL",
+            (at, f.severity, rt.value, alert_id, value, json.dumps(f.evidence), at, pid, f.rule_id),
+        )
+        if updated.rowcount == 0:
+            conn.execute(
+                "INSERT INTO alert_finding (alert_id, patient_id, rule_id, route, severity, first_at, last_at,"
+                " latest_value, evidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (alert_id, pid, f.rule_id, rt.value, f.severity, at, at, value, json.dumps(f.evidence)),
             )
-            if updated.rowcount == 0:
-                conn.execute(
-                    "INSERT INTO alert_finding (patient_id, rule_id, route, severity, first_at, last_at, latest_value,"
-                    " evidence) VALUES (%s, %s, 'record', %s, %s, %s, %s, %s)",
-                    (pid, f.rule_id, f.severity, at, at, value, json.dumps(f.evidence)),
-                )
-            n += 1
-        still = {(cohort.patient_ids[f.patient], f.rule_id) for f in findings}
-        for pid, rule_id in conn.execute(
-            "SELECT patient_id::text, rule_id FROM alert_finding WHERE cleared_at IS NULL AND route = 'record' "
-            "AND patient_id = ANY(%s::uuid[]) AND rule_id = ANY(%s)",
-            (cohort.patient_ids, list(RECORD_ONLY_RULES)),
-        ).fetchall():
-            if (pid, rule_id) not in still:
-                conn.execute(
-                    "UPDATE alert_finding SET cleared_at = %s WHERE patient_id = %s AND rule_id = %s "
-                    "AND cleared_at IS NULL",
-                    (at_now, pid, rule_id),
-                )
-    return n
+    for pid, rule_id in conn.execute(
+        "SELECT patient_id::text, rule_id FROM alert_finding WHERE cleared_at IS NULL "
+        "AND patient_id = ANY(%s::uuid[]) AND rule_id = ANY(%s)",
+        (cohort.patient_ids, list(GAP_RULES)),
+    ).fetchall():
+        if (pid, rule_id) not in still:
+            conn.execute(
+                "UPDATE alert_finding SET cleared_at = %s"
+                " WHERE patient_id = %s AND rule_id = %s AND cleared_at IS NULL",
+                (at_now, pid, rule_id),
+            )
 
 
-TRIAGED_RULES = frozenset(GAP_RULES) | frozenset(RECORD_ONLY_RULES)
+# The rules the alert lifecycle must leave to triage.
+TRIAGED_RULES = frozenset(GAP_RULES)
 
 
 def triage_findings(
@@ -312,16 +341,17 @@ def triage_findings(
     *,
     settings: TriageSettings = DEFAULT_SETTINGS,
 ) -> TriageStats:
-    """The hook for the lifecycle: gap findings go through triage, D9/H6 to the record.
+    """The lifecycle's missing-data hook: the gap rules' findings go through triage.
 
-    The caller passes every finding and gives the alert lifecycle only the others
-    (``TRIAGED_RULES`` are never opened as per-rule staff alerts).
+    The caller passes every finding and gives ``lifecycle.apply_findings`` only the others,
+    with ``rules`` excluding ``TRIAGED_RULES``, so the lifecycle neither routes gaps by
+    severity nor touches the triage events (D9/H6 stay with the lifecycle: route ``record``).
     """
-    gaps = gaps_for([f for f in findings if f.rule_id in GAP_RULES], data, cohort, now)
+    gap_findings = [f for f in findings if f.rule_id in GAP_RULES]
+    gaps = gaps_for(gap_findings, data, cohort, now)
     states = load_gateway_states(conn, cohort, now, sorted({g.patient for g in gaps}))
     decisions = decide(gaps, cohort, states, now, settings)
-    stats = apply_triage(conn, cohort, decisions, states, now)
+    stats = apply_triage(conn, cohort, decisions, states, now, findings=gap_findings)
     for d in decisions:
         metrics.TRIAGE_GAPS.labels(d.classification.cause.value).inc()
-    record_findings(conn, cohort, [f for f in findings if f.rule_id in RECORD_ONLY_RULES], now)
     return stats

@@ -253,6 +253,9 @@ def test_reminder_stops_when_the_measurement_arrives(db: psycopg.Connection[Any]
         "SELECT resolution_reason FROM alert WHERE patient_id = %s AND event_type = 'missing_data'", (pid,)
     ).fetchone() == ("condition_cleared",)
     assert messages(db, pid, t) == [("reminder", "blood_pressure", False)]  # expired, never to be sent
+    assert db.execute(
+        "SELECT route, cleared_at IS NOT NULL FROM alert_finding WHERE patient_id = %s AND rule_id = 'NODATA'", (pid,)
+    ).fetchone() == ("patient", True)
     evaluate_and_store(db, [pid], t + 60)
     assert len(messages(db, pid, t)) == 1
 
@@ -289,6 +292,13 @@ def test_device_problem_is_technical_with_a_patient_message(
     assert text is not None
     assert ("Byt batteri" in text[0]) == (reason == "low_battery")
     assert text[1] == "gw-test-1"
+    # The rule's finding is kept for audit with the triage's route, linked to the event.
+    finding = db.execute(
+        "SELECT f.route, a.event_type FROM alert_finding f JOIN alert a ON a.id = f.alert_id "
+        "WHERE f.patient_id = %s AND f.rule_id = 'NODATA' AND f.cleared_at IS NULL",
+        (pid,),
+    ).fetchone()
+    assert finding == ("technical", "device_problem")
 
 
 def test_gateway_offline_is_technical_and_sends_no_message(db: psycopg.Connection[Any], ht_patient: str) -> None:
