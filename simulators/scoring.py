@@ -190,14 +190,22 @@ def score(
 
 
 def load_alerts(database_url: str, patients: Iterable[str] | None = None) -> list[AlertRecord]:
-    """Every alert in the database, with its patient's pseudonym."""
-    sql = "SELECT p.pseudonym, a.rule_id, a.opened_at, a.severity FROM alert a JOIN patient p ON p.id = a.patient_id"
+    """Every alert that reached the staff queue, with its patient's pseudonym.
+
+    Patient-, technical- and record-routed events (e.g. missing-data triage's reminders,
+    device and gateway problems) never have ``shown_to_staff_at`` and are not staff load;
+    an alert counts from when staff first saw it (a gap reaches staff only after its limit).
+    """
+    sql = (
+        "SELECT p.pseudonym, a.rule_id, a.shown_to_staff_at, a.severity"
+        " FROM alert a JOIN patient p ON p.id = a.patient_id WHERE a.shown_to_staff_at IS NOT NULL"
+    )
     params: tuple[object, ...] = ()
     if patients is not None:
-        sql += " WHERE p.pseudonym = ANY(%s)"
+        sql += " AND p.pseudonym = ANY(%s)"
         params = (list(patients),)
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute(sql + " ORDER BY a.opened_at", params).fetchall()
+        rows = conn.execute(sql + " ORDER BY a.shown_to_staff_at", params).fetchall()
     return [AlertRecord(r[0], r[1], r[2], r[3]) for r in rows]
 
 
