@@ -111,6 +111,25 @@ def evidence_for(
     }
 
 
+def coverage(rule: Rule, cohort: Cohort) -> tuple[np.ndarray, np.ndarray]:
+    """(enrolled, safety net): the patients a rule judges at every severity, and those it
+    judges only from its safety-net severity up (not enrolled, not of an excluded condition)."""
+    if not rule.conditions:
+        return np.ones(cohort.n, dtype=bool), np.zeros(cohort.n, dtype=bool)
+    enrolled = cohort.has(*rule.conditions)
+    if rule.safety_net is None:
+        return enrolled, np.zeros(cohort.n, dtype=bool)
+    return enrolled, ~enrolled & ~cohort.has(*rule.safety_net_excludes)
+
+
+def counted(rule: Rule, occ: Occurrences, enrolled: np.ndarray, net: np.ndarray) -> Occurrences:
+    """The occurrences that count: enrolled patients' at every severity, the safety net's from its level up."""
+    if rule.safety_net is None:
+        return occ
+    keep = enrolled[occ.pat] | (net[occ.pat] & (occ.sev >= rule.safety_net))
+    return Occurrences(occ.pat[keep], occ.sev[keep], occ.at[keep], occ.value[keep], occ.since[keep])
+
+
 def evaluate(
     data: Dataset,
     cohort: Cohort,
@@ -121,14 +140,13 @@ def evaluate(
     """Evaluate the rules over all patients of the cohort at time ``now`` (epoch seconds)."""
     ctx = Context(data, cohort, now)
     findings: list[Finding] = []
-    all_patients = np.ones(cohort.n, dtype=bool)
     for rule_id in rules if rules is not None else REGISTRY:
         rule = REGISTRY[rule_id]
-        enrolled = cohort.has(*rule.conditions) if rule.conditions else all_patients
-        if not enrolled.any():
+        enrolled, net = coverage(rule, cohort)
+        if not (enrolled.any() or net.any()):
             continue
-        occ = rule.evaluate(ctx, params_for(cohort, rule))
-        best = best_per_patient(occ, enrolled, now, rule.lookback_s)
+        occ = counted(rule, rule.evaluate(ctx, params_for(cohort, rule)), enrolled, net)
+        best = best_per_patient(occ, enrolled | net, now, rule.lookback_s)
         params = {name: rule_param(cohort, rule, name) for name in rule.params}
         for k in range(len(best.pat)):
             i, sev, at = int(best.pat[k]), int(best.sev[k]), float(best.at[k])
@@ -148,10 +166,10 @@ def evaluate_columns(
     """Per rule, the per-patient best occurrences as arrays, without building Finding objects."""
     ctx = Context(data, cohort, now)
     out = {}
-    all_patients = np.ones(cohort.n, dtype=bool)
     for rule in (REGISTRY[r] for r in (rules if rules is not None else REGISTRY)):
-        enrolled = cohort.has(*rule.conditions) if rule.conditions else all_patients
-        out[rule.id] = best_per_patient(rule.evaluate(ctx, params_for(cohort, rule)), enrolled, now, rule.lookback_s)
+        enrolled, net = coverage(rule, cohort)
+        occ = counted(rule, rule.evaluate(ctx, params_for(cohort, rule)), enrolled, net)
+        out[rule.id] = best_per_patient(occ, enrolled | net, now, rule.lookback_s)
     return out
 
 

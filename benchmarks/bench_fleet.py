@@ -36,7 +36,7 @@ from deploy.localstack import LocalMosquitto, LocalPostgres
 from ingest.schema import migrate
 from simulators.cohort import CohortConfig, generate_cohort
 from simulators.fleet import Fleet, Publisher
-from simulators.scoring import format_rows, load_alerts, score
+from simulators.scoring import fixed_threshold_alerts, format_rows, format_summary, load_alerts, score, summarise
 from simulators.seed import seed_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,15 +150,17 @@ def score_engine(n: int, days: int, step_h: float) -> None:
                 t += step_h * 3600
                 steps += 1
         print(f"replayed {steps} evaluations every {step_h:g} h in {time.perf_counter() - t0:.1f} s")
-        rows = score(
-            load_alerts(pg.url),
-            cohort.episodes(),
-            {p.pseudonym: p.conditions for p in cohort.patients},
-            days,
-            ignore_rules=frozenset({"NODATA"}),
-        )
+        alerts = load_alerts(pg.url)
+        episodes = cohort.episodes()
+        enrolled = {p.pseudonym: p.conditions for p in cohort.patients}
+        rows = score(alerts, episodes, enrolled, days, ignore_rules=frozenset({"NODATA"}))
         for cells in format_rows(rows):
             print(" | ".join(cells))
+        # The first day is history the rules need before they can fire: not scored for burden.
+        print("\nper condition (staff alerts: shown in the monitoring team's queue; fixed = plain thresholds)")
+        engine = summarise(alerts, episodes, enrolled, days)
+        baseline = summarise(fixed_threshold_alerts(pg.url), episodes, enrolled, days)
+        print(format_summary(engine, baseline))
     finally:
         if ingest is not None:
             ingest.terminate()

@@ -190,15 +190,15 @@ def score(
 
 
 def load_alerts(database_url: str, patients: Iterable[str] | None = None) -> list[AlertRecord]:
-    """Every alert that reached the staff queue, with its patient's pseudonym.
+    """Every alert shown to staff, with its patient's pseudonym, at the time staff first saw it.
 
-    Patient-, technical- and record-routed events (e.g. missing-data triage's reminders,
-    device and gateway problems) never have ``shown_to_staff_at`` and are not staff load;
-    an alert counts from when staff first saw it (a gap reaches staff only after its limit).
+    Alerts routed to the patient, to support or to the record only, and alerts still awaiting
+    a confirming measurement, never reached the queue: they are neither staff reviews nor
+    detections.
     """
     sql = (
-        "SELECT p.pseudonym, a.rule_id, a.shown_to_staff_at, a.severity"
-        " FROM alert a JOIN patient p ON p.id = a.patient_id WHERE a.shown_to_staff_at IS NOT NULL"
+        "SELECT p.pseudonym, a.rule_id, a.shown_to_staff_at, a.severity FROM alert a "
+        "JOIN patient p ON p.id = a.patient_id WHERE a.shown_to_staff_at IS NOT NULL AND a.route = 'staff'"
     )
     params: tuple[object, ...] = ()
     if patients is not None:
@@ -207,6 +207,175 @@ def load_alerts(database_url: str, patients: Iterable[str] | None = None) -> lis
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(sql + " ORDER BY a.shown_to_staff_at", params).fetchall()
     return [AlertRecord(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+@dataclass(frozen=True)
+class ConditionSummary:
+    """The figures a region decides on, per condition: what is found, how fast, at what burden."""
+
+    condition: Condition
+    patients: int
+    episodes: int
+    detected: int
+    # The lowest sensitivity among episode types with at least MIN_EPISODES_PER_TYPE episodes.
+    worst_type: str | None
+    worst_type_sensitivity: float | None
+    median_delay_h: float | None  # first staff alert minus episode start
+    staff_per_patient_month: float
+    false_per_stable_patient_month: float  # alerts of patients without any episode
+
+    @property
+    def sensitivity(self) -> float | None:
+        return self.detected / self.episodes if self.episodes else None
+
+
+MIN_EPISODES_PER_TYPE = 20
+
+
+def summarise(
+    alerts: Sequence[AlertRecord],
+    episodes: Sequence[Episode],
+    conditions: dict[str, tuple[Condition, ...]],
+    days: float,
+    *,
+    windows: dict[Condition, Window] | None = None,
+    ignore_rules: frozenset[str] = frozenset(),
+) -> list[ConditionSummary]:
+    """Per condition: sensitivity (overall and worst episode type), median delay, burden."""
+    alerts = [a for a in alerts if a.rule_id not in ignore_rules]
+    matching = match_alerts(alerts, episodes, windows)
+    months = days / DAYS_PER_MONTH
+    with_episodes = {e.patient for e in episodes}
+    out = []
+    for condition in Condition:
+        patients = {p for p, cs in conditions.items() if condition in cs}
+        if not patients:
+            continue
+        eps = [k for k, e in enumerate(episodes) if e.condition is condition and e.patient in patients]
+        delays: list[float] = []
+        found_by_type: dict[str, list[bool]] = defaultdict(list)
+        for k in eps:
+            hits = matching.alerts_of_episode[k]
+            if hits:
+                first = min(alerts[a].opened_at for a in hits)
+                delays.append((first - episodes[k].start).total_seconds() / 3600)
+            found_by_type[episodes[k].type].append(bool(hits))
+        typed = {t: sum(v) / len(v) for t, v in found_by_type.items() if len(v) >= MIN_EPISODES_PER_TYPE}
+        worst = min(typed, key=lambda t: typed[t]) if typed else None
+        mine = [a for a in alerts if a.patient in patients and a.severity != "info"]
+        stable = patients - with_episodes
+        stable_alerts = sum(1 for a in mine if a.patient in stable)
+        out.append(
+            ConditionSummary(
+                condition=condition,
+                patients=len(patients),
+                episodes=len(eps),
+                detected=len(delays),
+                worst_type=worst,
+                worst_type_sensitivity=typed[worst] if worst else None,
+                median_delay_h=statistics.median(delays) if delays else None,
+                staff_per_patient_month=len(mine) / (len(patients) * months) if months else 0.0,
+                false_per_stable_patient_month=stable_alerts / (len(stable) * months) if stable and months else 0.0,
+            )
+        )
+    return out
+
+
+def format_summary(engine: Sequence[ConditionSummary], baseline: Sequence[ConditionSummary] | None = None) -> str:
+    """A plain-text table: the engine's figures, and the fixed-threshold baseline's beside them."""
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.0f}%"
+
+    def hours(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1f}"
+
+    head = (
+        "condition | patients | episodes | sensitivity | worst type (n>=20) | median delay h | staff/pm"
+        " | false/stable pm"
+    )
+    if baseline is not None:
+        head += " | fixed: sensitivity | fixed: delay h | fixed: staff/pm | fixed: false/stable pm"
+    lines = [head]
+    base = {b.condition: b for b in baseline or ()}
+    for s in engine:
+        worst = "-" if s.worst_type is None else f"{s.worst_type} {pct(s.worst_type_sensitivity)}"
+        cells = [
+            s.condition.value,
+            str(s.patients),
+            str(s.episodes),
+            pct(s.sensitivity),
+            worst,
+            hours(s.median_delay_h),
+            f"{s.staff_per_patient_month:.2f}",
+            f"{s.false_per_stable_patient_month:.2f}",
+        ]
+        b = base.get(s.condition)
+        if baseline is not None and b is not None:
+            cells += [
+                pct(b.sensitivity),
+                hours(b.median_delay_h),
+                f"{b.staff_per_patient_month:.2f}",
+                f"{b.false_per_stable_patient_month:.2f}",
+            ]
+        lines.append(" | ".join(cells))
+    return "\n".join(lines)
+
+
+# Plain fixed thresholds as a published programme would run them, for comparison: one alert
+# per patient, rule and local day, straight from the stored (non-rejected) readings.
+FIXED_THRESHOLDS_SQL = """
+WITH obs AS (
+    SELECT o.patient_id, o.kind, o.component, o.measured_at, o.value, o.censored,
+           (o.measured_at AT TIME ZONE 'Europe/Stockholm')::date AS day
+    FROM observation o WHERE o.status <> 'rejected'
+), hits AS (
+    -- CGM below 3.0 mmol/L on three consecutive readings (~15 min at 5-min sampling).
+    SELECT patient_id, 'FIX-CGM<3.0' AS rule, measured_at FROM (
+        SELECT patient_id, measured_at,
+               bool_and(value < 3.0 OR censored = 'low') OVER w AS low3, count(*) OVER w AS n
+        FROM obs WHERE kind = 'glucose_cgm'
+        WINDOW w AS (PARTITION BY patient_id ORDER BY measured_at ROWS 2 PRECEDING)
+    ) c WHERE low3 AND n = 3
+    UNION ALL
+    SELECT patient_id, 'FIX-GLU<3.0', measured_at FROM obs
+        WHERE kind = 'glucose_capillary' AND (value < 3.0 OR censored = 'low')
+    UNION ALL
+    -- Morning weight more than 2 kg above the lowest morning weight of the 3 days before.
+    SELECT m.patient_id, 'FIX-WEIGHT+2', m.measured_at FROM (
+        SELECT DISTINCT ON (patient_id, day) patient_id, day, measured_at, value
+        FROM obs WHERE kind = 'weight' AND component = 'weight' ORDER BY patient_id, day, measured_at
+    ) m WHERE m.value - (
+        SELECT min(p.value) FROM obs p
+        WHERE p.patient_id = m.patient_id AND p.kind = 'weight' AND p.component = 'weight'
+          AND p.day BETWEEN m.day - 3 AND m.day - 1
+    ) > 2.0
+    UNION ALL
+    SELECT patient_id, 'FIX-BP>=180/110', measured_at FROM obs
+        WHERE kind = 'blood_pressure' AND ((component = 'systolic' AND value >= 180)
+                                        OR (component = 'diastolic' AND value >= 110))
+    UNION ALL
+    SELECT patient_id, 'FIX-SPO2<88', measured_at FROM obs WHERE kind = 'spo2' AND component = 'spo2' AND value < 88
+    UNION ALL
+    SELECT patient_id, 'FIX-PULSE>120', measured_at FROM obs WHERE component = 'pulse' AND value > 120
+    UNION ALL
+    SELECT o.patient_id, 'FIX-PEF<60%', o.measured_at FROM obs o
+        JOIN care_plan_current cp ON cp.patient_id = o.patient_id
+        WHERE o.kind = 'spirometry' AND o.component = 'pef' AND cp.personal_best_pef > 0
+          AND o.value < 0.6 * cp.personal_best_pef
+)
+SELECT p.pseudonym, h.rule, min(h.measured_at)
+FROM hits h JOIN patient p ON p.id = h.patient_id
+GROUP BY p.pseudonym, h.rule, (h.measured_at AT TIME ZONE 'Europe/Stockholm')::date
+ORDER BY 3
+"""
+
+
+def fixed_threshold_alerts(database_url: str) -> list[AlertRecord]:
+    """The baseline's alerts: what fixed published thresholds would have raised on the same data."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(FIXED_THRESHOLDS_SQL).fetchall()
+    return [AlertRecord(r[0], r[1], r[2], "medium") for r in rows]
 
 
 def format_rows(rows: Sequence[RuleScore]) -> list[list[str]]:

@@ -6,6 +6,7 @@ import numpy as np
 
 from alerting.rules.common import (
     gap_occurrences,
+    spo2_target_low,
 )
 from alerting.rules.framework import (
     BP_PULSE,
@@ -108,6 +109,6 @@ def news2(ctx: Context, p: Params) -> Occurrences:
             v = np.where(t > horizon, raw, np.nan)
         newest = np.fmax(newest, np.where(np.isnan(v), np.nan, t))
         vals.append(v)
-    total, worst = news2_scores(vals[0], vals[1], vals[2], vals[3], ctx.cohort.hypercapnic)
+    total, worst = news2_scores(vals[0], vals[1], vals[2], vals[3], spo2_target_low(ctx))
     sev = max_severity(((total >= 5) | (worst >= 3), HIGH), (total >= 7, CRITICAL))
     return Occurrences.of(np.arange(n), sev, newest, total)

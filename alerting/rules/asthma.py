@@ -56,7 +56,7 @@ def _pef_zone(ctx: Context, p: Params, sev: int, banded: bool) -> Occurrences:
 
 
 def _pef_zone_rule(
-    rule_id: str, title: str, params: dict[str, float], severities: str
+    rule_id: str, title: str, params: dict[str, float], severities: str, safety_net: int | None = None
 ) -> Callable[[Evaluate], Evaluate]:
     """A1–A3 share everything but their limits: one reading's zone, judged over the last day."""
     return rule(
@@ -69,6 +69,7 @@ def _pef_zone_rule(
         hysteresis_h=24,
         params=params,
         severities=severities,
+        safety_net=safety_net,
     )
 
 
@@ -82,7 +83,8 @@ def a2(ctx: Context, p: Params) -> Occurrences:
     return _pef_zone(ctx, p, HIGH, banded=True)
 
 
-@_pef_zone_rule("A3", "PEF < 50 % of personal best (red zone)", {"below_pct": 50}, "critical")
+# The red zone needs a personal best: it applies to anyone whose care plan has one.
+@_pef_zone_rule("A3", "PEF < 50 % of personal best (red zone)", {"below_pct": 50}, "critical", safety_net=CRITICAL)
 def a3(ctx: Context, p: Params) -> Occurrences:
     return _pef_zone(ctx, p, CRITICAL, banded=False)
 

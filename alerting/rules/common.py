@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from alerting import baselines
 from alerting.rules.framework import (
     CONFIRM_S,
     INFO,
     LOOKBACK_MARGIN_H,
     LOW,
     SESSION_GAP_S,
+    SPO2,
     Context,
     Occurrences,
     max_severity,
@@ -86,3 +88,35 @@ def gap_occurrences(ctx: Context, last: F64, applies: B, info_h: F64, low_h: F64
     sev = max_severity((applies & (gap_h > info_h), INFO), (applies & (gap_h > low_h), LOW))
     at = np.where(sev == LOW, start + low_h * SEC_PER_HOUR, start + info_h * SEC_PER_HOUR)
     return Occurrences.of(np.arange(ctx.cohort.n), sev, np.minimum(at, ctx.now), gap_h, start)
+
+
+# A COPD patient whose own stable SpO2 is this low or lower lives on the 88–92 % target.
+LOW_SPO2_BASELINE_PCT = 92.0
+
+
+def spo2_target_low(ctx: Context) -> B:
+    """Patients judged against the 88–92 % SpO2 target: a hypercapnic care plan, or COPD with a
+    personal baseline (median of days −28..−8, ≥ 7 days) at or below 92 %.
+
+    Many COPD patients live at 88–92 %; scoring them on the general 96 % target made C1 and
+    NEWS2 fire at every measurement of a stable patient.
+    """
+
+    def make() -> B:
+        dm, _ = ctx.daily_mean(SPO2)
+        base = baselines.median_mad(dm)
+        with np.errstate(invalid="ignore"):
+            own = ctx.cohort.has("copd") & base.sufficient & (base.median <= LOW_SPO2_BASELINE_PCT)
+        return np.asarray(ctx.cohort.hypercapnic | own, dtype=bool)
+
+    return ctx.cached("spo2_target_low", make)
+
+
+def pulse_baseline(ctx: Context) -> F64:
+    """Each patient's own resting pulse: median of the daily means of days −28..−8 (nan below 7 days)."""
+
+    def make() -> F64:
+        dm, _ = pulse_daily(ctx, ctx.pulses())
+        return baselines.median_mad(dm).median
+
+    return ctx.cached("pulse_baseline", make)

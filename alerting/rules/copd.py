@@ -7,7 +7,9 @@ import numpy as np
 from alerting import baselines
 from alerting.rules.common import (
     confirmed,
+    pulse_baseline,
     pulse_daily,
+    spo2_target_low,
     symptom_days,
     symptom_times,
 )
@@ -46,12 +48,16 @@ from alerting.series import (
     lookback_h=24,
     hysteresis_h=24,
     params={"medium_below_pct": 92, "medium_below_pct_hypercapnic": 88, "high_below_pct": 88, "critical_below_pct": 85},
-    severities="< 92 % medium (< 88 % with a hypercapnic 88–92 % target); < 88 % high; < 85 % critical",
+    severities=(
+        "< 92 % medium (< 88 % on the 88–92 % target: hypercapnic care plan or own baseline ≤ 92 %);"
+        " < 88 % high; < 85 % critical"
+    ),
+    safety_net=CRITICAL,
 )
 def c1(ctx: Context, p: Params) -> Occurrences:
     s = ctx.s(SPO2, LOOKBACK_MARGIN_H)
     ok, level = confirmed(s)
-    med = np.where(ctx.cohort.hypercapnic, p("medium_below_pct_hypercapnic"), p("medium_below_pct"))[s.pat]
+    med = np.where(spo2_target_low(ctx), p("medium_below_pct_hypercapnic"), p("medium_below_pct"))[s.pat]
     with np.errstate(invalid="ignore"):
         sev = max_severity(
             (ok & (level < med), MEDIUM),
@@ -122,17 +128,23 @@ def c3(ctx: Context, p: Params) -> Occurrences:
     lookback_h=24,
     hysteresis_h=24,
     params={"at_or_above_bpm": 95, "rise_bpm": 10},
-    severities="≥ 95 bpm or ≥ 10 bpm above the mean of the 7 days before: low",
+    severities=(
+        "≥ 95 bpm (or, when the patient's own resting pulse is known, ≥ 10 above it if that is higher)"
+        " or ≥ 10 bpm above the mean of the 7 days before: low"
+    ),
 )
 def c4(ctx: Context, p: Params) -> Occurrences:
     dm, _ = pulse_daily(ctx, ctx.pulses())
     base = rolling_mean(dm, 1, 7, 4)
+    # A patient who lives at 95 must not alert at every measurement: the absolute limit
+    # is raised to the patient's own resting pulse + the rise, never lowered.
+    limit = np.fmax(p("at_or_above_bpm"), pulse_baseline(ctx) + p("rise_bpm"))
     parts = []
     for s in ctx.pulses(LOOKBACK_MARGIN_H):
         d = ctx.grid.day_of(s.t)
         b = np.where(d >= 0, base[s.pat, np.maximum(d, 0)], np.nan)
         with np.errstate(invalid="ignore"):
-            fired = (s.v >= p("at_or_above_bpm")[s.pat]) | (s.v - b >= p("rise_bpm")[s.pat])
+            fired = (s.v >= limit[s.pat]) | (s.v - b >= p("rise_bpm")[s.pat])
         parts.append(Occurrences.of(s.pat, np.where(fired, LOW, NONE), s.t, s.v))
     return Occurrences.concat(parts)
 

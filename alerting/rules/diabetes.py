@@ -82,6 +82,7 @@ def d1(ctx: Context, p: Params) -> Occurrences:
     hysteresis_h=0.25,
     params={"threshold_mmol_l": 3.0, "min_duration_min": 15},
     severities="high",
+    safety_net=HIGH,
 )
 def d2(ctx: Context, p: Params) -> Occurrences:
     return _cgm_episode(ctx, p, above=False, strictly_longer=False, sev=HIGH)

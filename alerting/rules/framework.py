@@ -211,6 +211,12 @@ class Rule:
     fixed: Mapping[str, float] = field(default_factory=dict)
     # Defaults that differ above an age: parameter -> (age in years, default above it).
     age_defaults: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # Safety net: from this severity rank up, the rule applies to every patient who measures
+    # what it reads, enrolled for its conditions or not (a BP of 188/112 from an asthma
+    # patient); None = enrolled patients only. ``safety_net_excludes``: conditions for which
+    # the value is expected and another rule judges it (COPD patients live at SpO2 88–92 %).
+    safety_net: int | None = None
+    safety_net_excludes: tuple[str, ...] = ()
 
 
 REGISTRY: dict[str, Rule] = {}
@@ -229,6 +235,8 @@ def rule(
     severities: str,
     fixed: Mapping[str, float] | None = None,
     age_defaults: Mapping[str, tuple[float, float]] | None = None,
+    safety_net: int | None = None,
+    safety_net_excludes: tuple[str, ...] = (),
 ) -> Callable[[Evaluate], Evaluate]:
     def register(fn: Evaluate) -> Evaluate:
         REGISTRY[rule_id] = Rule(
@@ -244,6 +252,8 @@ def rule(
             fn,
             dict(fixed or {}),
             dict(age_defaults or {}),
+            safety_net,
+            safety_net_excludes,
         )
         return fn
 

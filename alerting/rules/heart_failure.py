@@ -214,6 +214,8 @@ def _rise_two_days(ctx: Context, sources: tuple[Series, Series], rise: F64, sev:
     hysteresis_h=24,
     params={"high_at_or_below_pct": 91},
     severities="≤ 91 % confirmed by a repeat reading within 15 min: high",
+    safety_net=HIGH,
+    safety_net_excludes=("copd",),  # C1 judges SpO2 against the COPD targets,
 )
 def hf7(ctx: Context, p: Params) -> Occurrences:
     s = ctx.s(SPO2, LOOKBACK_MARGIN_H)

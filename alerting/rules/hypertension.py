@@ -98,6 +98,7 @@ def h2(ctx: Context, p: Params) -> Occurrences:
     hysteresis_h=24,
     params={"systolic_mmhg": 180, "diastolic_mmhg": 110},
     severities="≥ 180 and/or ≥ 110 high; with symptoms reported the same day critical",
+    safety_net=HIGH,
 )
 def h3(ctx: Context, p: Params) -> Occurrences:
     sym = symptom_days(ctx, SYMPTOM_HTN)

@@ -8,6 +8,7 @@ with hand-built series only.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -249,8 +250,26 @@ def hf7(pt: Patient) -> list[Occ]:
     return [(HIGH, t, lv) for t, lv in _confirmed(pt.r("spo2.spo2")) if lv <= pt.p("HF7", "high_at_or_below_pct", 91)]
 
 
+def _spo2_target_low(pt: Patient) -> bool:
+    """The 88–92 % target: a hypercapnic care plan, or COPD with an own SpO2 baseline ≤ 92 %.
+
+    Baseline: median of the daily mean SpO2 on days −28..−8 (local days), at least 7 such days.
+    """
+    if bool(pt.cohort.hypercapnic[pt.i]):
+        return True
+    if not pt.has("copd"):
+        return False
+    by_day: dict[int, list[float]] = {}
+    for t, v in pt.r("spo2.spo2"):
+        k = pt.day(t)
+        if k is not None and k <= 20:  # index 0 is day −28, index 20 day −8
+            by_day.setdefault(k, []).append(v)
+    means = [sum(vs) / len(vs) for vs in by_day.values()]
+    return len(means) >= 7 and statistics.median(means) <= 92.0
+
+
 def c1(pt: Patient) -> list[Occ]:
-    hyper = bool(pt.cohort.hypercapnic[pt.i])
+    hyper = _spo2_target_low(pt)
     med = pt.p("C1", "medium_below_pct_hypercapnic", 88) if hyper else pt.p("C1", "medium_below_pct", 92)
     out = []
     for t, lv in _confirmed(pt.r("spo2.spo2")):
@@ -330,7 +349,7 @@ def news2(pt: Patient) -> list[Occ]:
     scored = []
     for r, score in (
         (pulse, _news_pulse),
-        (latest("spo2.spo2"), lambda v: _news_spo2(v, bool(pt.cohort.hypercapnic[pt.i]))),
+        (latest("spo2.spo2"), lambda v: _news_spo2(v, _spo2_target_low(pt))),
         (latest("blood_pressure.systolic"), _news_sys),
         (latest("temperature.temperature"), _news_temp),
     ):
@@ -447,6 +466,17 @@ RULES: dict[str, tuple[tuple[str, ...], float, Callable[[Patient], list[Occ]]]] 
 }
 
 
+# Issue 12's safety net: life-threatening levels apply to every patient who measures the kind,
+# from this severity up, except patients of the listed conditions (COPD lives at SpO2 88-92 %).
+SAFETY_NET: dict[str, tuple[int, tuple[str, ...]]] = {
+    "D2": (HIGH, ()),
+    "H3": (HIGH, ()),
+    "HF7": (HIGH, ("copd",)),
+    "C1": (CRITICAL, ()),
+    "A3": (CRITICAL, ()),
+}
+
+
 def reference_findings(data: Dataset, cohort: Cohort, now: float) -> set[tuple[int, str, str, float]]:
     """{(patient, rule, severity, time)}: per patient and rule the most severe, then newest, occurrence."""
     out = set()
@@ -454,9 +484,12 @@ def reference_findings(data: Dataset, cohort: Cohort, now: float) -> set[tuple[i
     for i in range(cohort.n):
         pt = Patient(index, cohort, i, now)
         for rule_id, (conds, lookback_h, fn) in RULES.items():
+            floor = INFO
             if conds and not pt.has(*conds):
-                continue
-            occ = [o for o in fn(pt) if now - lookback_h * HOUR < o[1] <= now]
+                if rule_id not in SAFETY_NET or pt.has(*SAFETY_NET[rule_id][1]):
+                    continue
+                floor = SAFETY_NET[rule_id][0]
+            occ = [o for o in fn(pt) if now - lookback_h * HOUR < o[1] <= now and o[0] >= floor]
             if occ:
                 sev, t, _ = max(occ, key=lambda o: (o[0], o[1]))
                 out.add((i, rule_id, SEVERITIES[sev], t))
