@@ -26,3 +26,5 @@ LISTENING = Gauge("egenmon_alerting_listening", "1 while LISTENing for new-readi
 PATIENT_MESSAGES = Counter(
     "egenmon_alerting_patient_messages_total", "Messages to patients: sent, delivered, seen, expired", ["state"]
 )
+TRIAGE_GAPS = Counter("egenmon_alerting_triage_gaps_total", "Missing-data gaps classified, by cause", ["cause"])
+TRIAGE_MESSAGES = Counter("egenmon_alerting_triage_messages_total", "Patient messages queued by triage", ["level"])

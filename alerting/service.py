@@ -26,7 +26,9 @@ from alerting.engine import evaluate
 from alerting.feedback import FeedbackPublisher
 from alerting.lifecycle import LifecycleStats, apply_findings, housekeeping
 from alerting.load import load_cohort, load_dataset
+from alerting.rules import REGISTRY
 from alerting.settings import AlertingSettings
+from alerting.triage_store import TRIAGED_RULES, triage_findings
 from device_profiles.messages import NEW_READINGS_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,20 @@ def evaluate_and_store(
     cohort = load_cohort(conn, patient_ids)
     data = load_dataset(conn, cohort, t)
     findings = evaluate(data, cohort, t)
-    stats = apply_findings(conn, cohort, findings, t)
+    # The gap rules (NODATA, D10, HF9) are routed by missing-data triage (why is data
+    # missing, who must act), not by severity: the lifecycle gets every other finding and
+    # leaves the triage events alone (alerting/README.md, "Missing-data triage").
+    triage = triage_findings(conn, cohort, data, findings, t)
+    stats = apply_findings(
+        conn,
+        cohort,
+        [f for f in findings if f.rule_id not in TRIAGED_RULES],
+        t,
+        rules=[r for r in REGISTRY if r not in TRIAGED_RULES],
+    )
+    stats.opened += triage.opened
+    stats.updated += triage.updated
+    stats.messages += triage.messages
     for f in findings:
         metrics.FINDINGS.labels(f.rule_id, f.severity).inc()
     for name, count in asdict(stats).items():
