@@ -64,15 +64,21 @@ def alert_queue(
     condition: str | None = None,
     patient_id: uuid.UUID | None = None,
     limit: int = 200,
+    route: str = "staff",
 ) -> list[Row]:
+    """Alerts for one route (the clinical queue by default: shown to staff, not awaiting a repeat)."""
     where = [
         "p.unit_id = ANY(%(units)s)",
+        "a.route = %(route)s",
+        # Findings routed to the patient or the record, and events still awaiting a
+        # confirming measurement, are not the monitoring team's work.
+        "(a.route <> 'staff' OR a.shown_to_staff_at IS NOT NULL)",
         # A snooze that has run out puts the alert back in the open queue, whether or not the
         # alerting engine has flipped its status yet.
         """(a.status = ANY(%(statuses)s)
             OR ('open' = ANY(%(statuses)s) AND a.status = 'snoozed' AND a.snoozed_until <= now()))""",
     ]
-    params: dict[str, Any] = {"units": list(staff.unit_ids), "statuses": statuses, "limit": limit}
+    params: dict[str, Any] = {"units": list(staff.unit_ids), "statuses": statuses, "limit": limit, "route": route}
     if unit is not None:
         where.append("p.unit_id = %(unit)s")
         params["unit"] = unit
@@ -91,7 +97,8 @@ def alert_queue(
                    a.rule_id, a.condition, a.status, a.severity, a.title, a.opened_at, a.updated_at,
                    a.last_fired_at, a.fire_count, a.latest_value, a.evidence, a.snoozed_until,
                    a.acknowledged_at, a.escalated_at, a.escalation_level, a.resolution_suggested_at,
-                   a.resolved_at, extract(epoch FROM now() - a.opened_at)::bigint AS age_s
+                   a.resolved_at, a.event_type, a.route, a.shown_to_staff_at,
+                   extract(epoch FROM now() - a.opened_at)::bigint AS age_s
             FROM alert a JOIN patient p ON p.id = a.patient_id
             WHERE {" AND ".join(where)}
             ORDER BY {SEVERITY_ORDER} DESC, a.opened_at ASC
@@ -222,8 +229,10 @@ def patients_overview(conn: psycopg.Connection[Any], staff: Staff, unit: uuid.UU
         conn,
         f"""SELECT p.id, p.pseudonym, p.display_name, p.birth_year, p.unit_id, u.code AS unit_code,
                    coalesce(cp.conditions, '{{}}') AS conditions,
-                   (SELECT count(*) FROM alert a WHERE a.patient_id = p.id AND a.status = 'open') AS open_alerts,
+                   (SELECT count(*) FROM alert a WHERE a.patient_id = p.id AND a.status = 'open'
+                      AND a.route = 'staff' AND a.shown_to_staff_at IS NOT NULL) AS open_alerts,
                    (SELECT a.severity FROM alert a WHERE a.patient_id = p.id AND a.status IN ('open', 'acknowledged')
+                      AND a.route = 'staff' AND a.shown_to_staff_at IS NOT NULL
                      ORDER BY {SEVERITY_ORDER} DESC LIMIT 1) AS top_severity,
                    (SELECT max(o.measured_at) FROM observation o WHERE o.patient_id = p.id) AS last_measurement_at,
                    adh.adherence_7d_pct

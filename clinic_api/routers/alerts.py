@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -28,6 +28,10 @@ def list_alerts(
     condition: Condition | None = None,
     patient_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    route: Annotated[
+        Literal["staff", "technical", "patient", "record"],
+        Query(description="who must act: the clinical queue (staff), support (technical), patient, record"),
+    ] = "staff",
 ) -> Response:
     if patient_id is not None:
         queries.patient_for(conn, staff, patient_id)
@@ -40,6 +44,7 @@ def list_alerts(
         condition=str(condition) if condition else None,
         patient_id=patient_id,
         limit=limit,
+        route=route,
     )
     audit.record(
         conn,

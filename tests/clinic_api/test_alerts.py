@@ -106,3 +106,27 @@ def test_patient_page_action_returns_to_the_patient(client: TestClient, auth: Au
     page = client.get(back, headers=auth(NURSE))
     assert f'action="/ui/alerts/{aid}/acknowledge"' not in page.text
     assert "Kvitterat" in page.text
+
+
+def test_queue_holds_only_what_staff_must_act_on(client: TestClient, auth: Auth, seed: Seed) -> None:
+    """Technical, patient-routed and awaiting-confirmation events stay out of the clinical queue."""
+    pid = seed.patients["P-DEMO0001"]
+    with psycopg.connect(seed.url, autocommit=True) as conn:
+        for event_type, route, status, shown in (
+            ("gateway_offline", "technical", "open", True),
+            ("missing_data", "patient", "open", False),
+            ("bp_crisis", "staff", "awaiting_confirmation", False),
+        ):
+            conn.execute(
+                "INSERT INTO alert (patient_id, rule_id, event_type, route, status, severity, title, confirm_by,"
+                " shown_to_staff_at) VALUES (%s, 'X', %s, %s, %s, 'high', 't', now() + interval '15 min',"
+                " CASE WHEN %s THEN now() END)",
+                (pid, event_type, route, status, shown),
+            )
+    queue = client.get("/api/v1/alerts", headers=auth(NURSE)).json()
+    assert {r["event_type"] for r in queue}.isdisjoint({"gateway_offline", "missing_data", "bp_crisis"})
+    assert all(r["route"] == "staff" for r in queue)
+    support = client.get("/api/v1/alerts", params={"route": "technical"}, headers=auth(NURSE)).json()
+    assert [r["event_type"] for r in support] == ["gateway_offline"]
+    bad = client.get("/api/v1/alerts", params={"route": "everyone"}, headers=auth(NURSE))
+    assert bad.status_code == 422
