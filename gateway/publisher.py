@@ -80,7 +80,9 @@ class Publisher:
         self._port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"gw-{broker.gateway_id}",
+            # The gateway id itself: deploy's broker replaces a gateway's client id with its
+            # username (= gateway id, use_username_as_clientid), so both sides agree.
+            client_id=broker.gateway_id,
             protocol=mqtt.MQTTv5,
         )
         client.max_inflight_messages_set(0)  # our own window limits what is outstanding

@@ -13,7 +13,9 @@ if ! printf '%s' "$gateway_id" | grep -Eq '^[a-z0-9][a-z0-9-]{2,62}$'; then
     echo "invalid gateway id: $gateway_id" >&2
     exit 2
 fi
-case "$gateway_id" in ingest|platform) echo "reserved user name: $gateway_id" >&2; exit 2 ;; esac
+# Service accounts, and the "egenmon-" prefix of the services' client ids (the broker uses a
+# gateway's username as its client id; see mosquitto.conf).
+case "$gateway_id" in ingest|platform|egenmon-*) echo "reserved user name: $gateway_id" >&2; exit 2 ;; esac
 
 password="$(openssl rand -base64 24 | tr -d '/+=\n')"
 umask 077
