@@ -131,7 +131,8 @@ def group_events(
     """One finding per (patient, event): the leading rule's, at the highest severity.
 
     The leading rule is the most severe, then the newest; the event's time is the newest
-    occurrence of any of its rules, so an event lasting through several rules keeps updating.
+    occurrence of any of its rules, so an event lasting through several rules keeps updating;
+    its ``since`` is the start of the newest of its rules' episodes.
     """
     groups: dict[tuple[int, EventType], list[Finding]] = defaultdict(list)
     for f in findings:
@@ -146,7 +147,9 @@ def group_events(
             severity=leading.severity,
             at=max(f.at for f in members),
             value=leading.value,
-            since=min(f.since for f in members),
+            # When the newest of its episodes began: a recurrence after the event had cleared
+            # starts later than anything the open alert has seen (see lifecycle.py).
+            since=max(f.since for f in members),
             make_evidence=partial(_event_evidence, key[1], tuple(members), leading),
         )
     return out

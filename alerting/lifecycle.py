@@ -131,6 +131,13 @@ def apply_findings(
                 alert_id, _, _, status, severity, last_fired_at, _, _ = row
                 if fired_at <= last_fired_at:
                     continue  # the same occurrence as last time: nothing new
+                if status == "acknowledged" and _ts(f.since) > last_fired_at + timedelta(seconds=_hysteresis_s(key[1])):
+                    # A new episode after the acknowledged one had cleared (a second hypoglycaemia
+                    # the next day): staff acted on the first, so the second is a new alert, not a
+                    # silent update of a card they have already dealt with.
+                    _close_for_new_episode(conn, alert_id, at_now, fired_at)
+                    opening.append((f, _open(conn, cohort, f, event, pid=pid, fired_at=fired_at, at_now=at_now)))
+                    continue
                 new_sev = severity
                 escalate = RANK[f.severity] > RANK[severity]
                 if escalate:
@@ -190,6 +197,21 @@ def apply_findings(
             _queue_message(conn, pid, msg, at_now, msg_event)
         stats.messages += len(messages)
     return stats
+
+
+def _close_for_new_episode(conn: psycopg.Connection[Any], alert_id: int, at_now: datetime, new_at: datetime) -> None:
+    conn.execute(
+        "UPDATE alert SET status = 'resolved', resolved_at = %s, resolution_reason = 'condition_cleared', "
+        "snoozed_until = NULL, updated_at = %s WHERE id = %s",
+        (at_now, at_now, alert_id),
+    )
+    _event(
+        conn,
+        alert_id,
+        "resolved",
+        at_now,
+        details={"by": "platform", "reason": "new episode", "new_at": new_at.isoformat()},
+    )
 
 
 def _conditions_of(cohort: Cohort) -> dict[int, tuple[str, ...]]:

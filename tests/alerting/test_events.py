@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from alerting import events
+from alerting import events, lifecycle
 from alerting.rules import REGISTRY
 from alerting.service import evaluate_and_store
 from device_profiles.vocabulary import EventType, Route
@@ -129,3 +129,27 @@ def test_event_waits_for_its_slowest_rule_before_suggesting_resolution(db: psyco
     assert row is not None
     assert row[0] is not None
     assert events.hysteresis_s(EventType.HYPOGLYCAEMIA) == 4 * HOUR
+
+
+def test_a_new_episode_after_an_acknowledged_one_is_a_new_alert(db: psycopg.Connection[Any]) -> None:
+    pid = make_patient(db, ["diabetes_t2"])
+    add_observation(db, pid, "glucose_capillary", "glucose", NOW, 3.5)
+    evaluate_and_store(db, [pid], NOW + MIN)
+    (first,) = db.execute("SELECT id FROM alert WHERE patient_id = %s", (pid,)).fetchall()
+    # While nobody has looked, a second low the same day just updates the card.
+    add_observation(db, pid, "glucose_capillary", "glucose", NOW + 6 * HOUR, 3.4)
+    evaluate_and_store(db, [pid], NOW + 6 * HOUR + MIN)
+    assert db.execute("SELECT count(*) FROM alert WHERE patient_id = %s", (pid,)).fetchone() == (1,)
+    lifecycle.acknowledge(db, first[0], None)
+    # After staff dealt with it, a low well past the event's hysteresis is a new alert.
+    add_observation(db, pid, "glucose_capillary", "glucose", NOW + 12 * HOUR, 3.6)
+    evaluate_and_store(db, [pid], NOW + 12 * HOUR + MIN)
+    rows = db.execute(
+        "SELECT id, status, resolution_reason FROM alert WHERE patient_id = %s ORDER BY id", (pid,)
+    ).fetchall()
+    assert [(r[1], r[2]) for r in rows] == [("resolved", "condition_cleared"), ("open", None)]
+    # A repeat within the hysteresis of the last low stays on the acknowledged card.
+    add_observation(db, pid, "glucose_capillary", "glucose", NOW + 13 * HOUR, 3.7)
+    lifecycle.acknowledge(db, rows[1][0], None)
+    evaluate_and_store(db, [pid], NOW + 13 * HOUR + MIN)
+    assert db.execute("SELECT count(*) FROM alert WHERE patient_id = %s", (pid,)).fetchone() == (2,)
