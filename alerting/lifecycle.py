@@ -131,7 +131,11 @@ def apply_findings(
                 alert_id, _, _, status, severity, last_fired_at, _, _ = row
                 if fired_at <= last_fired_at:
                     continue  # the same occurrence as last time: nothing new
-                if status == "acknowledged" and _ts(f.since) > last_fired_at + timedelta(seconds=_hysteresis_s(key[1])):
+                if (
+                    status == "acknowledged"
+                    and event in events.EPISODIC_EVENTS
+                    and _ts(f.since) > last_fired_at + timedelta(seconds=_hysteresis_s(key[1]))
+                ):
                     # A new episode after the acknowledged one had cleared (a second hypoglycaemia
                     # the next day): staff acted on the first, so the second is a new alert, not a
                     # silent update of a card they have already dealt with.
