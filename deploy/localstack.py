@@ -199,6 +199,18 @@ class LocalPostgres:
         self.start()
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> None:
+    """SIGTERM a child we started and wait for it; SIGKILL if it has not gone within the timeout."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class LocalMosquitto:
     """A Mosquitto broker with a generated config on a free port."""
@@ -260,14 +272,7 @@ class LocalMosquitto:
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
     def restart(self) -> None:
         self.stop()
