@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from alerting import AlertingError, events
+from alerting import AlertingError, events, metrics
 from alerting.cohort import Cohort
 from alerting.engine import SEVERITIES, Finding
 from alerting.rules import REGISTRY
@@ -113,7 +113,7 @@ def apply_findings(
             )
         }
         found: set[tuple[str, str]] = set()
-        opening: list[tuple[Finding, psycopg.Cursor[Any]]] = []
+        opening: list[tuple[Finding, EventType, psycopg.Cursor[Any]]] = []
         # Pipeline mode: the statements below need no answer before the next one is sent,
         # so a sweep opening thousands of alerts costs a few round trips, not thousands.
         with conn.pipeline():
@@ -126,7 +126,9 @@ def apply_findings(
                 if row is None:
                     last_resolved = resolved.get(key)
                     if last_resolved is None or fired_at > last_resolved:
-                        opening.append((f, _open(conn, cohort, f, event, pid=pid, fired_at=fired_at, at_now=at_now)))
+                        opening.append(
+                            (f, event, _open(conn, cohort, f, event, pid=pid, fired_at=fired_at, at_now=at_now))
+                        )
                     continue
                 alert_id, _, _, status, severity, last_fired_at, _, _ = row
                 if fired_at <= last_fired_at:
@@ -140,7 +142,7 @@ def apply_findings(
                     # the next day): staff acted on the first, so the second is a new alert, not a
                     # silent update of a card they have already dealt with.
                     _close_for_new_episode(conn, alert_id, at_now, fired_at)
-                    opening.append((f, _open(conn, cohort, f, event, pid=pid, fired_at=fired_at, at_now=at_now)))
+                    opening.append((f, event, _open(conn, cohort, f, event, pid=pid, fired_at=fired_at, at_now=at_now)))
                     continue
                 new_sev = severity
                 escalate = RANK[f.severity] > RANK[severity]
@@ -189,9 +191,10 @@ def apply_findings(
                     _event(conn, row[0], "resolution_suggested", at_now, details={"clear_since": row[5].isoformat()})
                     stats.resolution_suggested += 1
         # After the pipeline has synced: which inserts happened (a concurrent evaluator may have won).
-        for f, cur in opening:
+        for f, opened_event, cur in opening:
             if cur.fetchone() is not None:
                 stats.opened += 1
+                metrics.STAFF_ALERTS.labels(opened_event.value).inc()
                 log.info(
                     "alert opened rule=%s severity=%s patient=%s", f.rule_id, f.severity, _pseudo(cohort, f.patient)
                 )

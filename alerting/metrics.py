@@ -28,3 +28,6 @@ PATIENT_MESSAGES = Counter(
 )
 TRIAGE_GAPS = Counter("egenmon_alerting_triage_gaps_total", "Missing-data gaps classified, by cause", ["cause"])
 TRIAGE_MESSAGES = Counter("egenmon_alerting_triage_messages_total", "Patient messages queued by triage", ["level"])
+STAFF_ALERTS = Counter(
+    "egenmon_alerting_staff_alerts_total", "Alerts opened in the monitoring team's queue, by event type", ["event_type"]
+)

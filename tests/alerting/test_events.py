@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import prometheus_client
 import psycopg
 
 from alerting import events, lifecycle
@@ -33,9 +34,16 @@ def test_one_hypoglycaemia_is_one_alert_with_every_rules_evidence(db: psycopg.Co
     cgm(db, pid, NOW - 2 * HOUR, [6.0, 5.0, 4.4])
     cgm(db, pid, NOW - 45 * MIN, [2.9, 2.8, 2.7, 2.7, 2.8, 2.8, 2.9, 2.9, 2.9])
     add_observation(db, pid, "glucose_capillary", "glucose", NOW - 20 * MIN, 2.8)
+    before = prometheus_client.REGISTRY.get_sample_value(
+        "egenmon_alerting_staff_alerts_total", {"event_type": "hypoglycaemia"}
+    )
     evaluate_and_store(db, [pid], NOW)
     rows = staff_alerts(db, pid)
     assert len(rows) == 1
+    after = prometheus_client.REGISTRY.get_sample_value(
+        "egenmon_alerting_staff_alerts_total", {"event_type": "hypoglycaemia"}
+    )
+    assert (after or 0) - (before or 0) == 1  # one card counted, not one per rule
     event_type, leading, severity, route, title, evidence = rows[0]
     assert (event_type, severity, route, title) == ("hypoglycaemia", "high", "staff", "Lågt blodsocker")
     assert leading in {"D2", "D4"}  # the most severe rules, then the newest
