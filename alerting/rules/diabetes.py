@@ -138,13 +138,9 @@ _D6_FIXED = {"slope_window_min": 15}
 def d6(ctx: Context, p: Params) -> Occurrences:
     s = ctx.s(CGM, CGM_RECENT_H)
     # The slope window is a rule constant here (per-patient lags would need one search per value).
-    lag = float(_D6_FIXED["slope_window_min"]) * SEC_PER_MIN
-    j = lag_index(s, lag, lag + 5 * SEC_PER_MIN)
-    ok = j >= 0
-    jj = np.maximum(j, 0)
-    ok &= np.isfinite(s.v) & np.isfinite(s.v[jj])  # a censored value has no slope
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fall = np.where(ok, (s.v[jj] - s.v) / ((s.t - s.t[jj]) / SEC_PER_MIN), np.nan)
+    ok, rate, jj = _cgm_rate(s, float(_D6_FIXED["slope_window_min"]))
+    fall = -rate  # mmol/L/min, + falling
+    with np.errstate(invalid="ignore"):
         sev = max_severity(
             (fall >= p("low_fall_mmol_l_min")[s.pat], LOW), (fall >= p("medium_fall_mmol_l_min")[s.pat], MEDIUM)
         )
