@@ -33,6 +33,9 @@ class Cohort:
     age_years: F64 | None = None
     # Care-plan routing overrides per patient index: {"<rule id>": "<route>"} (sparse).
     routing: dict[int, dict[str, str]] = field(default_factory=dict)
+    # Care-plan confirmation switches per patient index: {"<rule id>": bool} (sparse); the
+    # window is the numeric override ("confirmation", "within_min").
+    confirm_rules: dict[int, dict[str, bool]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -79,6 +82,11 @@ class Cohort:
             for i, th in enumerate(thresholds or [])
             if isinstance(th, Mapping) and isinstance(th.get("routing"), Mapping)
         }
+        confirm = {
+            i: {str(k): v for k, v in th["confirmation"].items() if isinstance(v, bool)}
+            for i, th in enumerate(thresholds or [])
+            if isinstance(th, Mapping) and isinstance(th.get("confirmation"), Mapping)
+        }
         sched: dict[str, list[float]] = {}
         for i, sc in enumerate(schedule or []):
             for kind, per_day in (sc or {}).items():
@@ -97,6 +105,7 @@ class Cohort:
             pseudonyms=list(pseudonyms) if pseudonyms is not None else None,
             age_years=floats(age_years),
             routing={i: r for i, r in routing.items() if r},
+            confirm_rules={i: c for i, c in confirm.items() if c},
         )
 
     def has(self, *conditions: str) -> B:

@@ -36,6 +36,20 @@ class Finding:
     value: float
     since: float
     make_evidence: Callable[[], dict[str, Any]] | None = field(default=None, compare=False, repr=False)
+    # The newest occurrence of any severity in the lookback (``at`` is the most severe one's):
+    # a repeat measurement that still fires, even at a lower severity, is newer than ``at``.
+    newest_at: float | None = field(default=None, compare=False)
+    # The oldest occurrence of any severity in the lookback: earlier than ``at`` when the
+    # condition was already seen once before (a repeat that confirmed it).
+    first_at: float | None = field(default=None, compare=False)
+
+    @property
+    def latest(self) -> float:
+        return self.at if self.newest_at is None else max(self.at, self.newest_at)
+
+    @property
+    def earliest(self) -> float:
+        return self.at if self.first_at is None else min(self.at, self.first_at)
 
     @cached_property
     def evidence(self) -> dict[str, Any]:
@@ -61,6 +75,15 @@ def best_per_patient(occ: Occurrences, enrolled: np.ndarray, now: float, lookbac
     last = np.ones(len(pat), dtype=bool)
     last[:-1] = pat[1:] != pat[:-1]
     return Occurrences(pat[last], sev[last], at[last], val[last], since[last])
+
+
+def occurrence_span(occ: Occurrences, n: int, now: float, lookback_s: float) -> tuple[F64, F64]:
+    """Per patient, the times of the oldest and the newest occurrence in the lookback (±inf: none)."""
+    keep = (occ.at <= now) & (occ.at > now - lookback_s) & (occ.sev >= 0)
+    first, newest = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(first, occ.pat[keep], occ.at[keep])
+    np.maximum.at(newest, occ.pat[keep], occ.at[keep])
+    return first, newest
 
 
 def _json_value(v: float) -> float | str | None:
@@ -147,6 +170,7 @@ def evaluate(
             continue
         occ = counted(rule, rule.evaluate(ctx, params_for(cohort, rule)), enrolled, net)
         best = best_per_patient(occ, enrolled | net, now, rule.lookback_s)
+        first, newest = occurrence_span(occ, cohort.n, now, rule.lookback_s)
         params = {name: rule_param(cohort, rule, name) for name in rule.params}
         for k in range(len(best.pat)):
             i, sev, at = int(best.pat[k]), int(best.sev[k]), float(best.at[k])
@@ -156,7 +180,9 @@ def evaluate(
                 if with_evidence
                 else None
             )
-            findings.append(Finding(i, rule.id, SEVERITIES[sev], at, val, since, make))
+            findings.append(
+                Finding(i, rule.id, SEVERITIES[sev], at, val, since, make, float(newest[i]), float(first[i]))
+            )
     return findings
 
 

@@ -108,6 +108,64 @@ _MESSAGES_SV: Mapping[str, PatientMessage] = {
         MessageLevel.MEASURE_AGAIN, "Ditt PEF är i gula zonen. Följ din astmaplan och blås igen i kväll.", "spirometry"
     ),
 }
+# Spot values a repeat measurement can confirm or refute before staff are asked to look, with
+# the severities that may wait for it (never critical). Home blood pressure is taken as the
+# mean of repeated readings after rest (ESH 2023, NICE NG136): one high session is a reason to
+# measure again, not yet to call. A single pulse or partial NEWS2 from one spot check is the
+# same. Care plans switch rules on or off: ``thresholds.confirmation = {"H3": false}``, and
+# set the window: ``{"within_min": 15}`` (0 turns confirmation off for the patient).
+CONFIRMABLE: Mapping[str, frozenset[str]] = {
+    "H3": frozenset({"high"}),
+    "H5": frozenset({"medium"}),
+    "HF5": frozenset({"medium", "high"}),
+    "HF6": frozenset({"medium", "high"}),
+    "C4": frozenset({"low"}),
+    "NEWS2": frozenset({"high"}),
+}
+CONFIRM_WITHIN_MIN = 15.0
+_MEASURE_AGAIN_SV: Mapping[str, PatientMessage] = {
+    "blood_pressure": PatientMessage(
+        MessageLevel.MEASURE_AGAIN, "Ditt blodtryck var avvikande. Vila i fem minuter och mät igen.", "blood_pressure"
+    ),
+    "pulse": PatientMessage(
+        MessageLevel.MEASURE_AGAIN, "Din puls var avvikande. Vila i fem minuter och mät igen.", "blood_pressure"
+    ),
+    "any": PatientMessage(MessageLevel.MEASURE_AGAIN, "Dina värden var avvikande. Vila i fem minuter och mät igen."),
+}
+_MEASURE_AGAIN_OF_RULE = {"H3": "blood_pressure", "H5": "blood_pressure", "HF5": "blood_pressure", "HF6": "pulse"}
+_MEASURE_AGAIN_OF_RULE |= {"C4": "pulse"}
+
+
+def confirmable(members: Iterable[Finding], overrides: Mapping[str, bool] | None = None) -> bool:
+    """Whether an event made of these findings waits for a repeat measurement before staff see it.
+
+    Every finding must allow it: a real trend beside a spot value needs no repeat.
+    """
+    fs = list(members)
+    if not fs:
+        return False
+    for f in fs:
+        if f.severity == Severity.CRITICAL:
+            return False
+        allowed = overrides.get(f.rule_id) if overrides and f.rule_id in overrides else None
+        if allowed is None:
+            allowed = f.severity in CONFIRMABLE.get(f.rule_id, frozenset())
+        if not allowed:
+            return False
+    return True
+
+
+def repeat_series(rule_ids: Iterable[str]) -> tuple[str, ...]:
+    """The measured series whose next reading is the repeat (a symptom answer is not)."""
+    keys = {k for r in rule_ids if r in REGISTRY for k in REGISTRY[r].reads if not k.startswith("symptoms.")}
+    return tuple(sorted(keys))
+
+
+def measure_again_message(rule_ids: Iterable[str]) -> PatientMessage:
+    kinds = {_MEASURE_AGAIN_OF_RULE.get(r, "any") for r in rule_ids}
+    return _MEASURE_AGAIN_SV[kinds.pop() if len(kinds) == 1 else "any"]
+
+
 CALL_1177_OR_112 = PatientMessage(
     MessageLevel.CALL_1177_OR_112,
     "Ditt värde är mycket avvikande. Ring 1177 för råd, eller 112 om du mår mycket dåligt.",
@@ -158,6 +216,8 @@ def group_events(
             # starts later than anything the open alert has seen (see lifecycle.py).
             since=max(f.since for f in members),
             make_evidence=partial(_event_evidence, key[1], tuple(members), leading),
+            newest_at=max(f.latest for f in members),
+            first_at=min(f.earliest for f in members),
         )
     return out
 

@@ -56,6 +56,7 @@ def evaluate_and_store(
         [f for f in findings if f.rule_id not in TRIAGED_RULES],
         t,
         rules=[r for r in REGISTRY if r not in TRIAGED_RULES],
+        data=data,
     )
     stats.opened += triage.opened
     stats.updated += triage.updated

@@ -66,7 +66,8 @@ def test_one_hypoglycaemia_is_one_alert_with_every_rules_evidence(db: psycopg.Co
 
 
 def test_different_events_stay_apart(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t2", "hypertension"])
+    # No waiting for a repeat BP here (test_confirmation.py covers it).
+    pid = make_patient(db, ["diabetes_t2", "hypertension"], thresholds={"confirmation": {"within_min": 0}})
     add_observation(db, pid, "glucose_capillary", "glucose", NOW - 30 * MIN, 3.5)
     for k, (sys_mmhg, dia_mmhg) in enumerate([(186, 114), (184, 112)]):
         t = NOW - 20 * MIN + k * 2 * MIN
