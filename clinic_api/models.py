@@ -7,9 +7,9 @@ import re
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from device_profiles.vocabulary import Condition, Kind
+from device_profiles.vocabulary import Condition, Kind, Route
 
 
 def no_nul(value: str) -> str:
@@ -28,7 +28,13 @@ Role = Literal["nurse", "physician", "admin", "auditor"]
 AlertStatus = Literal["open", "acknowledged", "snoozed", "resolved"]
 SeverityName = Literal["info", "low", "medium", "high", "critical"]
 _PNR = re.compile(r"^(\d{4})(\d{2})(\d{2})-?(\d{4})$")
-RuleParams = dict[Annotated[SafeStr, Field(min_length=1, max_length=64)], float | int | bool | SafeStr]
+# NaN and infinities are refused: they cannot be compared with a reading (and were a 500).
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
+RuleParams = dict[Annotated[SafeStr, Field(min_length=1, max_length=64)], bool | int | FiniteNumber | SafeStr]
+# Rule ids (D1, HF4, NEWS2, NODATA) and the two non-rule entries alerting reads.
+ThresholdKey = Annotated[str, Field(pattern=r"^([A-Z]{1,6}[0-9]{0,2}|routing|confirmation)$")]
+ROUTES = frozenset(r.value for r in Route)
+CONFIRM_MAX_MIN = 120
 
 
 class _In(BaseModel):
@@ -58,12 +64,27 @@ class ScheduleEntry(_In):
 class CarePlanIn(_In):
     conditions: list[Condition] = Field(default_factory=list, max_length=6)
     # Rule parameter overrides by rule id (e.g. {"HF1": {"gain_kg": 1.5}}), read by alerting.
-    thresholds: dict[Annotated[str, Field(pattern=r"^[A-Z]{1,3}[0-9]{1,2}$")], RuleParams] = Field(default_factory=dict)
+    # "routing": {"D6": "staff"} sends a rule to another route; "confirmation":
+    # {"within_min": 15, "H3": false} sets the repeat-measurement window and per-rule switches.
+    thresholds: dict[ThresholdKey, RuleParams] = Field(default_factory=dict)
     schedule: dict[Kind, ScheduleEntry] = Field(default_factory=dict)
     dry_weight_kg: float | None = Field(default=None, ge=20, le=350)
     personal_best_pef: float | None = Field(default=None, ge=50, le=900)
     spo2_target: Literal["standard", "hypercapnic"] = "standard"
     notes: SafeStr | None = Field(default=None, max_length=4000)
+
+    @model_validator(mode="after")
+    def _special_entries(self) -> CarePlanIn:
+        for rule_id, route in self.thresholds.get("routing", {}).items():
+            if route not in ROUTES:
+                raise ValueError(f"routing of {rule_id} must be one of {sorted(ROUTES)}")
+        for name, value in self.thresholds.get("confirmation", {}).items():
+            if name == "within_min":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= CONFIRM_MAX_MIN:
+                    raise ValueError(f"confirmation.within_min must be a number of minutes, 0 to {CONFIRM_MAX_MIN}")
+            elif not isinstance(value, bool):
+                raise ValueError(f"confirmation.{name} must be true or false")
+        return self
 
 
 def check_personnummer(value: str) -> str:

@@ -152,6 +152,9 @@ def test_care_plan_edit_adds_versions(client: TestClient, auth: Auth, seed: Seed
         {"schedule": {"coffee": {"per_day": 1}}},
         {"schedule": {"weight": {"times_local": ["25:00"]}}},
         {"thresholds": {"not a rule": {"x": 1}}},
+        {"thresholds": {"routing": {"D6": "pager"}}},
+        {"thresholds": {"confirmation": {"within_min": 500}}},
+        {"thresholds": {"confirmation": {"H3": "maybe"}}},
         {"spo2_target": "low"},
         {"unexpected": 1},
     ],
@@ -160,6 +163,32 @@ def test_care_plan_bad_input(client: TestClient, auth: Auth, seed: Seed, bad: di
     r = client.post(f"/api/v1/patients/{seed.patients['P-DEMO0001']}/care-plans", headers=auth(NURSE), json=bad)
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"][0] == "body"
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_care_plan_refuses_numbers_that_are_not_finite(client: TestClient, auth: Auth, seed: Seed, number: str) -> None:
+    body = '{"thresholds": {"D1": {"threshold_mmol_l": ' + number + "}}}"
+    r = client.post(
+        f"/api/v1/patients/{seed.patients['P-DEMO0001']}/care-plans",
+        headers={**auth(NURSE), "content-type": "application/json"},
+        content=body,
+    )
+    assert r.status_code == 422, r.text
+    assert "finite" in r.text
+
+
+def test_care_plan_routing_confirmation_and_long_rule_ids(client: TestClient, auth: Auth, seed: Seed) -> None:
+    pid = seed.patients["P-DEMO0004"]
+    thresholds = {
+        "NEWS2": {"recent_min": 30},
+        "NODATA": {"info_after_h": 48},
+        "routing": {"D6": "staff"},
+        "confirmation": {"within_min": 10, "H3": False},
+    }
+    r = client.post(f"/api/v1/patients/{pid}/care-plans", headers=auth(PHYSICIAN), json={"thresholds": thresholds})
+    assert r.status_code == 201, r.text
+    plan = client.get(f"/api/v1/patients/{pid}", headers=auth(PHYSICIAN)).json()["care_plan"]
+    assert plan["thresholds"] == thresholds
 
 
 def test_care_plan_form_on_the_patient_page(client: TestClient, auth: Auth, seed: Seed) -> None:
