@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -17,11 +18,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from clinic_api import audit, charts, queries
+from clinic_api import analytics, audit, charts, queries
 from clinic_api.deps import COOKIE_NAME, AppSettings, DbConn, PageStaff
 from clinic_api.models import CarePlanIn, SafeStr
 from clinic_api.routers.gateways import list_for
-from device_profiles.vocabulary import COMPONENTS, KINDS, Kind
+from device_profiles.vocabulary import COMPONENTS, KINDS, EventType, Kind
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -66,6 +67,13 @@ RULE_COMPONENTS = {
     "A": ("pef",),
     "H": ("systolic", "diastolic"),
 }
+ROUTE_SV = {
+    "staff": "Monitoreringsteamet",
+    "patient": "Patienten",
+    "technical": "Teknisk support",
+    "record": "Endast journal",
+}
+ANALYTICS_PERIODS = (7, 30, 90)
 ACTION_SV = {
     "acknowledge": "Kvittera",
     "escalate": "Eskalera",
@@ -93,7 +101,30 @@ def _local(value: dt.datetime | None) -> str:
     return value.astimezone(ZoneInfo("Europe/Stockholm")).strftime("%Y-%m-%d %H:%M")
 
 
+def _sv_num(value: float | int | None, decimals: int = 1) -> str:
+    """Swedish number: decimal comma, no-break space between thousands ("1 234,5"); "–" for none."""
+    if value is None:
+        return "–"
+    q = Decimal(str(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return f"{q:,}".replace(",", "\u00a0").replace(".", ",")
+
+
+def _sv_pct(share: float | None) -> str:
+    """A share 0..1 as whole Swedish percent ("75 %"); "–" for none."""
+    if share is None:
+        return "–"
+    return f"{_sv_num(share * 100, 0)} %"
+
+
+def _event_type_sv(value: str) -> str:
+    try:
+        return EventType(value).label_sv
+    except ValueError:
+        return value  # an alert from before events existed carries its rule id
+
+
 templates.env.globals.update(
+    ROUTE_SV=ROUTE_SV,
     KIND_SV={str(k): spec.display for k, spec in KINDS.items()},
     SEVERITY_SV=SEVERITY_SV,
     STATUS_SV=STATUS_SV,
@@ -112,7 +143,9 @@ def _localiso(value: object) -> str:
         return str(value)
 
 
-templates.env.filters.update(age=_age, local=_local, localiso=_localiso)
+templates.env.filters.update(
+    age=_age, local=_local, localiso=_localiso, sv_num=_sv_num, sv_pct=_sv_pct, event_type_sv=_event_type_sv
+)
 
 
 def thresholds_for(component: str, plan: dict[str, Any] | None) -> list[charts.Threshold]:
@@ -326,6 +359,29 @@ def gateways_page(request: Request, conn: DbConn, staff: PageStaff) -> Response:
             conn, staff, "read", "gateway_list", detail={"patients": [str(r["patient_id"]) for r in rows], "page": True}
         )
     return templates.TemplateResponse(request, "gateways.html", _ctx(staff, gateways=rows, now=dt.datetime.now(dt.UTC)))
+
+
+@router.get("/ui/analytics", response_class=HTMLResponse)
+def analytics_page(
+    request: Request,
+    conn: DbConn,
+    staff: PageStaff,
+    unit: uuid.UUID | None = None,
+    days: Annotated[int, Query(ge=1, le=analytics.MAX_DAYS)] = 30,
+) -> Response:
+    """Alert burden of one of my units (the same figures as ``GET /api/v1/units/{id}/alert-burden``)."""
+    if (denied := _clinical_or_page(request, staff)) is not None:
+        return denied
+    units = analytics.units_of(conn, staff)
+    unit_id = unit if unit is not None else (units[0]["id"] if units else None)
+    burden = analytics.alert_burden(conn, staff, unit_id, days) if unit_id is not None else None
+    if burden is not None:
+        audit.record(conn, staff, "read", f"care_unit/{unit_id}/alert-burden", detail={"days": days, "page": True})
+    return templates.TemplateResponse(
+        request,
+        "analytics.html",
+        _ctx(staff, units=units, unit_id=unit_id, days=days, periods=sorted({*ANALYTICS_PERIODS, days}), b=burden),
+    )
 
 
 @router.post("/ui/patients/{patient_id}/care-plan")

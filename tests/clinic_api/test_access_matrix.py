@@ -50,6 +50,7 @@ CASES: list[tuple[str, str, dict[str, Any] | None, dict[str, int], bool]] = [
     ("GET", "/api/v1/units", None, dict.fromkeys(CLINICAL, 403) | {"admin": 200, "anonymous": 401}, False),
     ("GET", "/api/v1/staff", None, dict.fromkeys(CLINICAL, 403) | {"admin": 200, "anonymous": 401}, False),
     ("GET", "/api/v1/me", None, dict.fromkeys(CLINICAL, 200) | {"anonymous": 401}, False),
+    ("GET", "/api/v1/units/{uid}/alert-burden", None, CLINICAL, False),
 ]
 
 
@@ -83,7 +84,7 @@ def test_matrix(
     audited: bool,
 ) -> None:
     pid = shared_seed.patients[NORD_PATIENT]
-    url = path.format(pid=pid, aid=shared_seed.alert_id(NORD_PATIENT))
+    url = path.format(pid=pid, aid=shared_seed.alert_id(NORD_PATIENT), uid=shared_seed.units["MON-NORD"])
     before = _audit_count(shared_seed, pid)
     r = shared_client.request(method, url, json=body, headers=headers[role])
     assert r.status_code == expected[role], r.text
