@@ -28,17 +28,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
 import psycopg
 
+from alerting import events
 from alerting.service import evaluate_and_store
 from deploy.localstack import LocalPostgres
-from device_profiles.vocabulary import WEIGHT_MAX_DAILY_CHANGE_KG
+from device_profiles.vocabulary import WEIGHT_MAX_DAILY_CHANGE_KG, Kind
 from ingest.prepare import Incoming, prepare
 from ingest.schema import migrate
 from ingest.store import setup_connection, store
 from simulators.baseline import baseline_alerts
 from simulators.cohort import Cohort, CohortConfig, generate_cohort
-from simulators.fleet import GatewayState, batches, gateway_readings
+from simulators.fleet import GatewayState, batches, gateway_readings, kind_readings
+from simulators.repeats import DEFAULT_COMPLIANCE, repeat_reading
 from simulators.scoring import (
     format_rows,
     format_staff,
@@ -48,6 +54,7 @@ from simulators.scoring import (
     score_staff,
 )
 from simulators.seed import seed_database
+from simulators.series import PatientSeries
 
 IGNORE = frozenset({"NODATA"})  # the per-rule table: adherence, not detection
 # Missing-data alerts are staff load when they reach the queue, but detect no episode.
@@ -76,13 +83,66 @@ def store_direct(url: str, cohort: Cohort, until: datetime, batch_size: int = 28
     return n
 
 
-def replay(url: str, cohort: Cohort, days: int, step_h: float) -> int:
+class RepeatingPatients:
+    """Patients who measure again when asked (simulators/repeats.py), stored as ingest would."""
+
+    def __init__(self, cohort: Cohort, compliance: float, seed: int) -> None:
+        self.cohort = cohort
+        self.clean = generate_cohort(replace(cohort.config, realism="default"))
+        self.by_pseudonym = {p.pseudonym: p for p in cohort.patients}
+        self.compliance = compliance
+        self.rng = np.random.default_rng([seed, 99])
+        self._hard: dict[str, PatientSeries] = {}
+        self._clean: dict[str, PatientSeries] = {}
+        self.asked = self.answered = 0
+
+    def answer(self, conn: psycopg.Connection[Any], t: float) -> None:
+        rows = conn.execute(
+            "SELECT p.pseudonym, a.last_fired_at, a.evidence FROM patient_message m JOIN alert a ON a.id = m.alert_id "
+            "JOIN patient p ON p.id = m.patient_id WHERE m.level = 'measure_again' AND m.created_at = to_timestamp(%s) "
+            "AND a.status = 'awaiting_confirmation'",
+            (t,),
+        ).fetchall()
+        for pseudonym, fired_at, evidence in rows:
+            self.asked += 1
+            if self.rng.random() >= self.compliance:
+                continue  # this patient does not measure again: the window times out
+            patient = self.by_pseudonym[pseudonym]
+            if pseudonym not in self._hard:
+                self._hard[pseudonym] = self.cohort.series(patient)
+                self._clean[pseudonym] = self.clean.series(patient)
+            hard, clean = self._hard[pseudonym], self._clean[pseudonym]
+            trigger = fired_at.timestamp()
+            rules = [r["rule"] for r in evidence.get("rules", [evidence])]
+            kinds = {Kind(k.split(".")[0]) for k in events.repeat_series(rules)} & set(hard.series)
+            if not kinds:
+                continue
+            kind = min(kinds, key=lambda k: float(np.min(np.abs(hard.series[k].t_s - trigger))))
+            at = int(t) + 300  # five minutes after the message
+            one = repeat_reading(hard, clean, kind, trigger, at=at, rng=self.rng)
+            if one is None:
+                continue
+            state = GatewayState(patient, hard, seq=1_000_000 + self.answered)
+            docs = kind_readings(patient, one, at, at + 3600)
+            msgs = [
+                Incoming(topic, payload, mid, 1, 0, datetime.now(UTC))
+                for mid, (topic, payload, _) in enumerate(batches(state, docs, 10))
+            ]
+            store(conn, prepare(msgs), max_weight_change_kg=WEIGHT_MAX_DAILY_CHANGE_KG)
+            self.answered += 1
+
+
+def replay(url: str, cohort: Cohort, days: int, step_h: float, patients: RepeatingPatients | None = None) -> int:
     t = cohort.config.start.timestamp() + 86_400
     end = cohort.config.start.timestamp() + days * 86_400
     steps = 0
     with psycopg.connect(url, autocommit=True) as conn:
+        if patients is not None:
+            setup_connection(conn)
         while t <= end:
             evaluate_and_store(conn, None, now=t, trigger="replay")
+            if patients is not None:
+                patients.answer(conn, t)
             conn.execute(
                 "UPDATE alert SET status = 'resolved', resolved_at = to_timestamp(%s)"
                 " WHERE status <> 'resolved' AND resolution_suggested_at IS NOT NULL",
@@ -99,6 +159,22 @@ def replay(url: str, cohort: Cohort, days: int, step_h: float) -> int:
     return steps
 
 
+def staff_breakdown(url: str, days: int) -> list[tuple[str, str, int, float]]:
+    """Staff-shown alerts per (condition, event type), with the rate per patient-month."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            """
+            WITH pc AS (SELECT patient_id, conditions[1] AS condition FROM care_plan_current),
+                 n AS (SELECT condition, count(*) AS patients FROM pc GROUP BY 1)
+            SELECT pc.condition, coalesce(a.event_type, '-'), count(a.id), n.patients
+            FROM alert a JOIN pc ON pc.patient_id = a.patient_id JOIN n ON n.condition = pc.condition
+            WHERE a.shown_to_staff_at IS NOT NULL
+            GROUP BY 1, 2, 4 ORDER BY 1, 3 DESC
+            """
+        ).fetchall()
+    return [(c, e, int(k), k / (p * days / 30)) for c, e, k, p in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=200)
@@ -107,6 +183,12 @@ def main() -> None:
     parser.add_argument("--step-hours", type=float, default=1.0)
     parser.add_argument(
         "--hard", action=argparse.BooleanOptionalAction, default=True, help="the hard cohort (simulators/realism.py)"
+    )
+    parser.add_argument(
+        "--compliance",
+        type=float,
+        default=DEFAULT_COMPLIANCE,
+        help="share of patients who measure again when asked (0: nobody, every wait times out)",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args()
@@ -128,7 +210,8 @@ def main() -> None:
         stored = int(row[0]) if row else 0
         t_store = time.perf_counter() - t0
         t0 = time.perf_counter()
-        steps = replay(pg.url, cohort, args.days, args.step_hours)
+        repeating = RepeatingPatients(cohort, args.compliance, args.seed)
+        steps = replay(pg.url, cohort, args.days, args.step_hours, repeating)
         t_replay = time.perf_counter() - t0
         conditions = {p.pseudonym: p.conditions for p in cohort.patients}
         staff = score_staff(
@@ -166,6 +249,13 @@ def main() -> None:
         )
         for cells in [*format_staff(staff, "engine"), *format_staff(fixed, "fixed")[1:]]:
             print(" | ".join(cells))
+        print()
+        print(
+            f"measure again: {repeating.asked} asked, {repeating.answered} repeats taken"
+            f" (compliance {args.compliance:g})"
+        )
+        for condition, event, n, per_pm in staff_breakdown(pg.url, args.days):
+            print(f"staff alerts {condition} {event}: {n} ({per_pm:.2f} per patient-month)")
         print()
         for cells in format_rows(rules):
             print(" | ".join(cells))
