@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ import typer
 
 from alerting.engine import evaluate
 from alerting.load import load_cohort, load_dataset
+from alerting.replay import ReplayError, replay
 from alerting.rules import REGISTRY
 from alerting.service import AlertingService, evaluate_and_store
 from alerting.settings import AlertingSettings
@@ -93,6 +95,67 @@ def explain(alert_id: int) -> None:
     typer.echo("events:")
     for at, event, text in events:
         typer.echo(f"  {at.isoformat()}  {event}" + (f"  {text}" if text else ""))
+
+
+def parse_settings(items: list[str]) -> dict[str, dict[str, float]]:
+    """``RULE.parameter=value`` items → a thresholds proposal."""
+    out: dict[str, dict[str, float]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        rule_id, dot, name = key.partition(".")
+        if not sep or not dot or rule_id not in REGISTRY:
+            raise typer.BadParameter(f"{item!r}: expected RULE.parameter=value with a known rule id")
+        if name not in REGISTRY[rule_id].params:
+            raise typer.BadParameter(f"{item!r}: {rule_id} has no parameter {name!r}")
+        try:
+            number = float(value.replace(",", "."))
+        except ValueError as err:
+            raise typer.BadParameter(f"{item!r}: {value!r} is not a number") from err
+        if not math.isfinite(number):
+            raise typer.BadParameter(f"{item!r}: the value must be finite")
+        out.setdefault(rule_id, {})[name] = number
+    return out
+
+
+@app.command("replay")
+def replay_cmd(  # noqa: PLR0917 (typer options)
+    unit: Annotated[str, typer.Option(help="care unit code or uuid")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="proposed threshold, RULE.parameter=value (repeatable)")
+    ] = None,
+    days: Annotated[int, typer.Option(help="how far back to replay (1–90)")] = 30,
+    condition: Annotated[str | None, typer.Option(help="only the unit's patients with this condition")] = None,
+    step_hours: Annotated[float, typer.Option(help="evaluation step")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Re-run the engine over the unit's last N days with proposed thresholds; nothing is stored."""
+    settings = AlertingSettings()
+    _configure_logging("WARNING")
+    proposal = parse_settings(set_ or [])
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT id::text FROM care_unit WHERE code = %s OR id::text = %s", (unit, unit)).fetchone()
+        if row is None:
+            raise typer.BadParameter(f"no care unit with code or id {unit!r}")
+        try:
+            result = replay(conn, row[0], days=days, proposal=proposal, condition=condition, step_h=step_hours)
+        except ReplayError as err:
+            raise typer.BadParameter(str(err)) from err
+    doc = result.as_dict()
+    if as_json:
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=1))
+        return
+    typer.echo(f"unit {unit}: {doc['patients']} patients, {doc['start']} .. {doc['end']} ({doc['patient_months']} pm)")
+    typer.echo(f"proposal: {json.dumps(proposal) if proposal else '(none: the care plans in force)'}")
+    typer.echo("event type | staff alerts now | with proposal | per patient-month now | with proposal")
+    for r in doc["by_event_type"]:
+        typer.echo(
+            f"{r['event_type']} | {r['current']} | {r['proposed']} | "
+            f"{r['current_per_patient_month']} | {r['proposed_per_patient_month']}"
+        )
+    typer.echo(f"past staff alerts: {doc['caught']} caught, {doc['missed']} missed by the proposal")
+    for p in doc["past"]:
+        if not p["caught"]:
+            typer.echo(f"  missed: {p['pseudonym']} {p['event_type']} {p['severity']} opened {p['opened_at']}")
 
 
 @app.command("rules")

@@ -39,8 +39,14 @@ def evaluate_and_store(
     patient_ids: Sequence[str] | None,
     now: float | None = None,
     trigger: str = "manual",
+    *,
+    triage: bool = True,
 ) -> tuple[int, LifecycleStats]:
-    """Load, evaluate and apply the lifecycle for the given patients (None: everyone active)."""
+    """Load, evaluate and apply the lifecycle for the given patients (None: everyone active).
+
+    ``triage=False`` leaves the gap rules out (a replay of the past: triage reads the
+    gateways' current state).
+    """
     t = time.time() if now is None else now
     started = time.perf_counter()
     cohort = load_cohort(conn, patient_ids)
@@ -49,7 +55,7 @@ def evaluate_and_store(
     # The gap rules (NODATA, D10, HF9) are routed by missing-data triage (why is data
     # missing, who must act), not by severity: the lifecycle gets every other finding and
     # leaves the triage events alone (alerting/README.md, "Missing-data triage").
-    triage = triage_findings(conn, cohort, data, findings, t)
+    gaps = triage_findings(conn, cohort, data, findings, t) if triage else LifecycleStats()
     stats = apply_findings(
         conn,
         cohort,
@@ -58,9 +64,9 @@ def evaluate_and_store(
         rules=[r for r in REGISTRY if r not in TRIAGED_RULES],
         data=data,
     )
-    stats.opened += triage.opened
-    stats.updated += triage.updated
-    stats.messages += triage.messages
+    stats.opened += gaps.opened
+    stats.updated += gaps.updated
+    stats.messages += gaps.messages
     for f in findings:
         metrics.FINDINGS.labels(f.rule_id, f.severity).inc()
     for name, count in asdict(stats).items():
