@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -18,37 +17,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from clinic_api import analytics, audit, charts, queries
+from clinic_api import analytics, audit, charts, labels, queries
 from clinic_api.deps import COOKIE_NAME, AppSettings, DbConn, PageStaff
 from clinic_api.models import CarePlanIn, SafeStr
 from clinic_api.routers.gateways import list_for
 from device_profiles.vocabulary import COMPONENTS, KINDS, EventType, Kind
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# One label table for every page (clinic_api/labels.py); the old names stay for the templates.
+SEVERITY_SV = labels.SEVERITY
+STATUS_SV = labels.STATUS
+CONDITION_SV = labels.CONDITION
+COMPONENT_SV = labels.COMPONENT
+ROUTE_SV = labels.ROUTE
+ACTION_SV = labels.ACTION
 router = APIRouter(include_in_schema=False)
 
-SEVERITY_SV = {"critical": "Kritisk", "high": "Hög", "medium": "Medel", "low": "Låg", "info": "Info"}
-STATUS_SV = {"open": "Öppet", "acknowledged": "Kvitterat", "snoozed": "Vilande", "resolved": "Avslutat"}
-CONDITION_SV = {
-    "diabetes_t1": "Diabetes typ 1",
-    "diabetes_t2": "Diabetes typ 2",
-    "heart_failure": "Hjärtsvikt",
-    "copd": "KOL",
-    "asthma": "Astma",
-    "hypertension": "Hypertoni",
-}
-COMPONENT_SV = {
-    "systolic": "Systoliskt blodtryck",
-    "diastolic": "Diastoliskt blodtryck",
-    "pulse": "Puls",
-    "glucose_interstitial": "Glukos (CGM)",
-    "glucose": "P-glukos (kapillärt)",
-    "weight": "Vikt",
-    "spo2": "Syremättnad (SpO2)",
-    "pef": "PEF",
-    "fev1": "FEV1",
-    "temperature": "Kroppstemperatur",
-}
 # Which chart an alert is marked on, by rule-id prefix (CLINICAL_RULES.md ids).
 RULE_COMPONENTS = {
     "D": ("glucose_interstitial", "glucose"),
@@ -67,20 +51,7 @@ RULE_COMPONENTS = {
     "A": ("pef",),
     "H": ("systolic", "diastolic"),
 }
-ROUTE_SV = {
-    "staff": "Monitoreringsteamet",
-    "patient": "Patienten",
-    "technical": "Teknisk support",
-    "record": "Endast journal",
-}
 ANALYTICS_PERIODS = (7, 30, 90)
-ACTION_SV = {
-    "acknowledge": "Kvittera",
-    "escalate": "Eskalera",
-    "resolve": "Avsluta",
-    "snooze": "Skjut upp",
-    "comment": "Kommentera",
-}
 
 
 def _age(seconds: int | float | None) -> str:
@@ -101,19 +72,8 @@ def _local(value: dt.datetime | None) -> str:
     return value.astimezone(ZoneInfo("Europe/Stockholm")).strftime("%Y-%m-%d %H:%M")
 
 
-def _sv_num(value: float | int | None, decimals: int = 1) -> str:
-    """Swedish number: decimal comma, no-break space between thousands ("1 234,5"); "–" for none."""
-    if value is None:
-        return "–"
-    q = Decimal(str(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    return f"{q:,}".replace(",", "\u00a0").replace(".", ",")
-
-
-def _sv_pct(share: float | None) -> str:
-    """A share 0..1 as whole Swedish percent ("75 %"); "–" for none."""
-    if share is None:
-        return "–"
-    return f"{_sv_num(share * 100, 0)} %"
+_sv_num = labels.number
+_sv_pct = labels.percent
 
 
 def _event_type_sv(value: str) -> str:
@@ -124,8 +84,9 @@ def _event_type_sv(value: str) -> str:
 
 
 templates.env.globals.update(
+    L=labels.LABELS,
     ROUTE_SV=ROUTE_SV,
-    KIND_SV={str(k): spec.display for k, spec in KINDS.items()},
+    KIND_SV=labels.KIND,
     SEVERITY_SV=SEVERITY_SV,
     STATUS_SV=STATUS_SV,
     CONDITION_SV=CONDITION_SV,
@@ -312,7 +273,7 @@ def patient_page(
             {
                 "component": comp,
                 "title": COMPONENT_SV[comp],
-                "unit": str(COMPONENTS[comp].unit),
+                "unit": labels.unit(COMPONENTS[comp].unit),
                 "n": int(data.n.sum()),
                 "svg": charts.render(
                     COMPONENT_SV[comp],
