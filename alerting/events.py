@@ -42,8 +42,19 @@ EVENT_OF_RULE: Mapping[str, EventType] = {
 
 # Rules whose default route is the patient: they ask the patient to act now (check the
 # glucose, eat), and staff cannot act faster than the patient can. A forecast or a fast
-# fall that becomes a real low reaches staff as D1/D2/D4.
+# fall that becomes a real low reaches staff as D2/D3/D4.
 PATIENT_RULES = frozenset({"D5", "D6"})
+# Rules that go to the patient at these severities only. A level 1 low (< 3.9, D1 medium,
+# D4 medium) is the consensus "alert value" the patient treats at once (15 g of glucose,
+# measure again after 15 min; International Hypoglycaemia Study Group / ATTD 2019), and
+# a post-meal high above 13.9 for 15 minutes is everyday diabetes: on the hard cohort those
+# two made 20 of type 1 diabetes' 22 staff alerts per patient-month. Staff get level 2
+# (D2, D4 < 3.0), prolonged lows (D3), hours above 13.9 (D7 medium) and the 14-day pattern (D8).
+PATIENT_AT: Mapping[str, frozenset[str]] = {
+    "D1": frozenset({"medium"}),
+    "D4": frozenset({"medium"}),
+    "D7": frozenset({"low"}),
+}
 # Info findings the patient acts on: a gap to fix (staff see the low level), a first PEF in
 # the yellow zone (the action plan is the patient's; staff see it once a second session confirms).
 PATIENT_INFO_RULES = frozenset({"NODATA", "D10", "HF9", "A1"})
@@ -51,11 +62,12 @@ PATIENT_INFO_RULES = frozenset({"NODATA", "D10", "HF9", "A1"})
 _RANK = {s.value: s.rank for s in Severity}
 
 # Events whose recurrence after staff acknowledged them is a new clinical episode (a second
-# hypoglycaemia is new information). Daily and 14-day metrics (glycaemic control, BP
-# control) re-fire every day by construction, and brief hyperglycaemia recurs with meals:
-# on the hard cohort splitting those made type 1 diabetes 58 staff alerts per patient-month,
-# so they keep updating their one card.
-EPISODIC_EVENTS = frozenset({EventType.HYPOGLYCAEMIA})
+# hypoglycaemia, a second prolonged hyperglycaemia, is new information). Daily and 14-day
+# metrics (glycaemic control, BP control) re-fire every day by construction, so they keep
+# updating their one card. Hyperglycaemia splits only since brief post-meal highs go to
+# the patient: while they reached staff, one open card swallowed the real episodes (D7
+# found 49 % of type 1 episodes on the hard cohort).
+EPISODIC_EVENTS = frozenset({EventType.HYPOGLYCAEMIA, EventType.HYPERGLYCAEMIA})
 
 
 def event_type(rule_id: str, conditions: Iterable[str] = ()) -> EventType:
@@ -76,7 +88,7 @@ def route(rule_id: str, severity: str, overrides: Mapping[str, str] | None = Non
         return Route.STAFF
     if overrides and rule_id in overrides:
         return Route(overrides[rule_id])
-    if rule_id in PATIENT_RULES:
+    if rule_id in PATIENT_RULES or severity in PATIENT_AT.get(rule_id, ()):
         return Route.PATIENT
     if severity == Severity.INFO:
         return Route.PATIENT if rule_id in PATIENT_INFO_RULES else Route.RECORD
@@ -98,6 +110,21 @@ _MESSAGES_SV: Mapping[str, PatientMessage] = {
     ),
     "D6": PatientMessage(
         MessageLevel.MEASURE_AGAIN, "Ditt blodsocker sjunker snabbt. Kontrollera blodsockret.", "glucose_cgm"
+    ),
+    "D1": PatientMessage(
+        MessageLevel.MEASURE_AGAIN,
+        "Ditt blodsocker är lågt. Ät eller drick något sött och kontrollera igen om 15 minuter.",
+        "glucose_cgm",
+    ),
+    "D4": PatientMessage(
+        MessageLevel.MEASURE_AGAIN,
+        "Ditt blodsocker är lågt. Ät eller drick något sött och mät igen om 15 minuter.",
+        "glucose_capillary",
+    ),
+    "D7": PatientMessage(
+        MessageLevel.MEASURE_AGAIN,
+        "Ditt blodsocker är högt. Följ din plan för högt blodsocker och kontrollera igen om en timme.",
+        "glucose_cgm",
     ),
     "NODATA": PatientMessage(MessageLevel.REMINDER, "Kom ihåg dagens mätning."),
     "D10": PatientMessage(
@@ -191,7 +218,9 @@ def _event_evidence(event: EventType, members: Sequence[Finding], leading: Findi
 
 
 def group_events(
-    findings: Sequence[Finding], conditions_of: Mapping[int, Iterable[str]] | None = None
+    findings: Sequence[Finding],
+    conditions_of: Mapping[int, Iterable[str]] | None = None,
+    companions: Sequence[Finding] = (),
 ) -> dict[tuple[int, EventType], Finding]:
     """One finding per (patient, event): the leading rule's, at the highest severity.
 
@@ -199,9 +228,19 @@ def group_events(
     occurrence of any of its rules, so an event lasting through several rules keeps updating;
     its ``since`` is the start of the newest of its rules' episodes.
     """
+
+    def key_of(f: Finding) -> tuple[int, EventType]:
+        return (f.patient, event_type(f.rule_id, (conditions_of or {}).get(f.patient, ())))
+
     groups: dict[tuple[int, EventType], list[Finding]] = defaultdict(list)
     for f in findings:
-        groups[(f.patient, event_type(f.rule_id, (conditions_of or {}).get(f.patient, ())))].append(f)
+        groups[key_of(f)].append(f)
+    # Findings routed elsewhere (the patient's) join an event's evidence, never its
+    # severity or times: a forecast told to the patient does not make staff's card "high".
+    extra: dict[tuple[int, EventType], list[Finding]] = defaultdict(list)
+    for f in companions:
+        if key_of(f) in groups:
+            extra[key_of(f)].append(f)
     out: dict[tuple[int, EventType], Finding] = {}
     for key, members in groups.items():
         members.sort(key=lambda f: (_RANK[f.severity], f.at), reverse=True)
@@ -215,7 +254,7 @@ def group_events(
             # When the newest of its episodes began: a recurrence after the event had cleared
             # starts later than anything the open alert has seen (see lifecycle.py).
             since=max(f.since for f in members),
-            make_evidence=partial(_event_evidence, key[1], tuple(members), leading),
+            make_evidence=partial(_event_evidence, key[1], (*members, *extra[key]), leading),
             newest_at=max(f.latest for f in members),
             first_at=min(f.earliest for f in members),
         )

@@ -102,7 +102,10 @@ def apply_findings(
     conditions_of = _conditions_of(cohort)
     routed = [(f, events.route(f.rule_id, f.severity, cohort.routing.get(f.patient))) for f in findings]
     staff = [f for f, r in routed if r is Route.STAFF]
-    grouped = events.group_events(staff, conditions_of)
+    # A patient-routed finding of an event that also reaches staff (a level 1 low beside a
+    # level 2 one) is part of that card's evidence; the patient still gets their message.
+    told = [f for f, r in routed if r is Route.PATIENT]
+    grouped = events.group_events(staff, conditions_of, companions=told)
     members = _members(staff, conditions_of)
     within_min, _ = cohort.param("confirmation", "within_min", events.CONFIRM_WITHIN_MIN)
     index_of = {pid: i for i, pid in enumerate(cohort.patient_ids)}

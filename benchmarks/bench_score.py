@@ -18,6 +18,7 @@ simulators/README.md) and with the per-rule table of ``score``.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import sys
@@ -49,6 +50,7 @@ from simulators.scoring import (
     format_rows,
     format_staff,
     load_alerts,
+    load_patient_detections,
     load_staff_alerts,
     score,
     score_staff,
@@ -159,6 +161,22 @@ def replay(url: str, cohort: Cohort, days: int, step_h: float, patients: Repeati
     return steps
 
 
+def dump_staff(url: str, path: Path) -> None:
+    """Every staff-shown alert as a CSV row, for looking into where the load comes from."""
+    with psycopg.connect(url) as conn, path.open("w", newline="") as out:
+        w = csv.writer(out)
+        w.writerow(
+            ["pseudonym", "conditions", "event_type", "rule_id", "severity", "opened_at", "shown_at", "evidence"]
+        )
+        for row in conn.execute(
+            "SELECT p.pseudonym, cp.conditions, a.event_type, a.rule_id, a.severity, a.opened_at, a.shown_to_staff_at,"
+            " a.evidence FROM alert a JOIN patient p ON p.id = a.patient_id"
+            " JOIN care_plan_current cp ON cp.patient_id = a.patient_id"
+            " WHERE a.shown_to_staff_at IS NOT NULL ORDER BY a.opened_at"
+        ):
+            w.writerow([*row[:7], json.dumps(row[7], ensure_ascii=False)])
+
+
 def staff_breakdown(url: str, days: int) -> list[tuple[str, str, int, float]]:
     """Staff-shown alerts per (condition, event type), with the rate per patient-month."""
     with psycopg.connect(url) as conn:
@@ -190,6 +208,7 @@ def main() -> None:
         default=DEFAULT_COMPLIANCE,
         help="share of patients who measure again when asked (0: nobody, every wait times out)",
     )
+    parser.add_argument("--dump-staff", type=Path, help="write every staff alert (with its evidence) to this CSV")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="egenmon-score-"))
@@ -214,9 +233,13 @@ def main() -> None:
         steps = replay(pg.url, cohort, args.days, args.step_hours, repeating)
         t_replay = time.perf_counter() - t0
         conditions = {p.pseudonym: p.conditions for p in cohort.patients}
-        staff = score_staff(
-            load_staff_alerts(pg.url), cohort.episodes(), conditions, args.days, not_detections=GAP_RULES
-        )
+        staff_alerts = load_staff_alerts(pg.url)
+        if args.dump_staff:
+            dump_staff(pg.url, args.dump_staff)
+        staff = score_staff(staff_alerts, cohort.episodes(), conditions, args.days, not_detections=GAP_RULES)
+        # Sensitivity counting the patient channel too (staff load stays the staff alerts'):
+        told = load_patient_detections(pg.url, GAP_RULES)
+        acted = score_staff([*staff_alerts, *told], cohort.episodes(), conditions, args.days, not_detections=GAP_RULES)
         lo = int(cohort.config.start.timestamp())
         base_alerts = baseline_alerts(((p, cohort.series(p)) for p in cohort.patients), lo, lo + args.days * 86_400)
         fixed = score_staff(base_alerts, cohort.episodes(), conditions, args.days)
@@ -235,6 +258,9 @@ def main() -> None:
                     dict(zip(format_staff(staff, "engine")[0], c, strict=True))
                     for c in format_staff(staff, "engine")[1:]
                 ],
+                "staff_or_patient": [
+                    dict(zip(format_staff(acted, "acted")[0], c, strict=True)) for c in format_staff(acted, "acted")[1:]
+                ],
                 "baseline": [
                     dict(zip(format_staff(fixed, "fixed")[0], c, strict=True)) for c in format_staff(fixed, "fixed")[1:]
                 ],
@@ -249,6 +275,10 @@ def main() -> None:
         )
         for cells in [*format_staff(staff, "engine"), *format_staff(fixed, "fixed")[1:]]:
             print(" | ".join(cells))
+        print()
+        print("sensitivity counting messages to the patient as well (staff/pm above is staff only):")
+        for cells in format_staff(acted, "staff or patient")[1:]:
+            print(" | ".join(cells[:8]))
         print()
         print(
             f"measure again: {repeating.asked} asked, {repeating.answered} repeats taken"

@@ -384,6 +384,22 @@ def load_staff_alerts(database_url: str) -> list[StaffAlert]:
     ]
 
 
+def load_patient_detections(database_url: str, not_detections: frozenset[str] = frozenset()) -> list[StaffAlert]:
+    """Findings the platform routed to the patient (a message through the gateway), as detections.
+
+    For the "staff or patient" view of sensitivity: an episode the patient was told about
+    (a level 1 low, a short high) was acted on even though no nurse saw it. Gap rules
+    (reminders) are left out: a reminder to measure detects nothing.
+    """
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT p.pseudonym, f.rule_id, f.first_at FROM alert_finding f JOIN patient p ON p.id = f.patient_id"
+            " WHERE f.route = 'patient' AND NOT (f.rule_id = ANY(%s)) ORDER BY f.first_at",
+            (sorted(not_detections),),
+        ).fetchall()
+    return [StaffAlert(r[0], r[1], r[2], r[2], "patient") for r in rows]
+
+
 def format_staff(rows: Sequence[StaffScore], label: str) -> list[list[str]]:
     """Table cells (header first) for :func:`score_staff` rows; ``label`` names the detector."""
     out = [

@@ -207,8 +207,8 @@ def d5(ctx: Context, p: Params) -> Occurrences:
     window_days=1,
     lookback_h=24,
     hysteresis_h=0.25,
-    params={"threshold_mmol_l": 13.9, "min_duration_min": 15, "type1_duration_min": 120},
-    severities="≥ 15 min low; ≥ 2 h in type 1 medium (prompt ketone check)",
+    params={"threshold_mmol_l": 13.9, "min_duration_min": 15, "type1_duration_min": 120, "type2_duration_min": 120},
+    severities="≥ 15 min low (the patient's); ≥ 2 h medium (type 1: prompt ketone check)",
 )
 def d7(ctx: Context, p: Params) -> Occurrences:
     s = ctx.s(CGM, CGM_RECENT_H)
@@ -216,10 +216,13 @@ def d7(ctx: Context, p: Params) -> Occurrences:
     since = run_start_times(s, cond, CGM_MAX_GAP_S)
     dur = s.t - since
     t1 = ctx.cohort.has("diabetes_t1")[s.pat]
+    # A post-meal peak above 13.9 for a quarter of an hour is everyday diabetes; hours above
+    # it are a missed dose or illness in either type (the prolonged episodes staff act on).
+    long_min = np.where(t1, p("type1_duration_min")[s.pat], p("type2_duration_min")[s.pat])
     with np.errstate(invalid="ignore"):
         sev = max_severity(
             (cond & (dur >= p("min_duration_min")[s.pat] * SEC_PER_MIN), LOW),
-            (cond & t1 & (dur >= p("type1_duration_min")[s.pat] * SEC_PER_MIN), MEDIUM),
+            (cond & (dur >= long_min * SEC_PER_MIN), MEDIUM),
         )
     return Occurrences.of(s.pat, sev, s.t, s.v, since)
 

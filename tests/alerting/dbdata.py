@@ -9,13 +9,17 @@ from typing import Any
 
 import psycopg
 
+# A care plan that sends level 1 lows (D1, D4 medium) to staff instead of the patient: the
+# lifecycle tests use a single capillary 3.5 as their simplest staff alert.
+STAFF_LOWS: dict[str, dict[str, Any]] = {"routing": {"D1": "staff", "D4": "staff"}}
+
 
 def make_patient(
     db: psycopg.Connection[Any],
     conditions: list[str],
     *,
     pseudonym: str | None = None,
-    thresholds: dict[str, dict[str, float]] | None = None,
+    thresholds: dict[str, dict[str, Any]] | None = None,
     schedule: dict[str, float] | None = None,
     dry_weight_kg: float | None = None,
     personal_best_pef: float | None = None,

@@ -142,7 +142,10 @@ def d7(pt: Patient) -> list[Occ]:
         if since is None:
             continue
         dur = t - since
-        if pt.has("diabetes_t1") and dur >= pt.p("D7", "type1_duration_min", 120) * MIN:
+        long_min = (
+            pt.p("D7", "type1_duration_min", 120) if pt.has("diabetes_t1") else pt.p("D7", "type2_duration_min", 120)
+        )
+        if dur >= long_min * MIN:
             out.append((MEDIUM, t, v))
         elif dur >= pt.p("D7", "min_duration_min", 15) * MIN:
             out.append((LOW, t, v))

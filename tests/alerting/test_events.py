@@ -11,7 +11,7 @@ from alerting import events, lifecycle
 from alerting.rules import REGISTRY
 from alerting.service import evaluate_and_store
 from device_profiles.vocabulary import EventType, Route
-from tests.alerting.dbdata import add_observation, make_patient
+from tests.alerting.dbdata import STAFF_LOWS, add_observation, make_patient
 from tests.alerting.helpers import HOUR, MIN, NOW
 
 
@@ -68,7 +68,9 @@ def test_one_hypoglycaemia_is_one_alert_with_every_rules_evidence(db: psycopg.Co
 def test_different_events_stay_apart(db: psycopg.Connection[Any]) -> None:
     # No waiting for a repeat BP here (test_confirmation.py covers it).
     pid = make_patient(db, ["diabetes_t2", "hypertension"], thresholds={"confirmation": {"within_min": 0}})
-    add_observation(db, pid, "glucose_capillary", "glucose", NOW - 30 * MIN, 3.5)
+    add_observation(
+        db, pid, "glucose_capillary", "glucose", NOW - 30 * MIN, 2.8
+    )  # level 2: staff (a level 1 capillary low is the patient's)
     for k, (sys_mmhg, dia_mmhg) in enumerate([(186, 114), (184, 112)]):
         t = NOW - 20 * MIN + k * 2 * MIN
         add_observation(db, pid, "blood_pressure", "systolic", t, sys_mmhg, unit="mm[Hg]")
@@ -120,7 +122,14 @@ def test_routing_table() -> None:
     assert events.route("NODATA", "info") is Route.PATIENT
     assert events.route("NODATA", "low") is Route.STAFF
     assert events.route("D6", "medium") is Route.PATIENT
-    assert events.route("D1", "medium") is Route.STAFF
+    # Level 1 lows and brief highs are the patient's; level 2, prolonged ones are staff's.
+    assert events.route("D1", "medium") is Route.PATIENT
+    assert events.route("D4", "medium") is Route.PATIENT
+    assert events.route("D4", "high") is Route.STAFF
+    assert events.route("D2", "high") is Route.STAFF
+    assert events.route("D7", "low") is Route.PATIENT
+    assert events.route("D7", "medium") is Route.STAFF
+    assert events.route("D1", "medium", {"D1": "staff"}) is Route.STAFF
     # Critical always reaches staff, whatever a care plan says.
     assert events.route("A3", "critical", {"A3": "record"}) is Route.STAFF
     assert events.event_type("NEWS2", ("copd",)) is EventType.COPD_EXACERBATION
@@ -130,7 +139,7 @@ def test_routing_table() -> None:
 
 
 def test_event_waits_for_its_slowest_rule_before_suggesting_resolution(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     add_observation(db, pid, "glucose_capillary", "glucose", NOW, 3.5)  # D4 (hysteresis 4 h)
     evaluate_and_store(db, [pid], NOW + MIN)
     evaluate_and_store(db, [pid], NOW + 25 * HOUR)  # out of D4's lookback
@@ -141,7 +150,7 @@ def test_event_waits_for_its_slowest_rule_before_suggesting_resolution(db: psyco
 
 
 def test_a_new_episode_after_an_acknowledged_one_is_a_new_alert(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     add_observation(db, pid, "glucose_capillary", "glucose", NOW, 3.5)
     evaluate_and_store(db, [pid], NOW + MIN)
     (first,) = db.execute("SELECT id FROM alert WHERE patient_id = %s", (pid,)).fetchall()

@@ -12,7 +12,7 @@ from alerting import AlertingError, lifecycle
 from alerting.lifecycle import AlertNotFoundError, housekeeping
 from alerting.load import load_cohort, load_dataset
 from alerting.service import evaluate_and_store
-from tests.alerting.dbdata import add_observation, make_patient
+from tests.alerting.dbdata import STAFF_LOWS, add_observation, make_patient
 from tests.alerting.helpers import DAY, HOUR, MIN, NOW
 
 DEADLINES = {"high": 60.0, "critical": 15.0}
@@ -34,7 +34,7 @@ def events(db: psycopg.Connection[Any], alert_id: int) -> list[str]:
 
 
 def test_condition_lasting_days_gives_one_alert_updated(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     for k in range(4):
         t = NOW + k * 12 * HOUR
         capillary(db, pid, t, 3.5)
@@ -48,7 +48,7 @@ def test_condition_lasting_days_gives_one_alert_updated(db: psycopg.Connection[A
 
 
 def test_severity_escalates_and_reopens_acknowledged(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     capillary(db, pid, NOW, 3.5)
     evaluate_and_store(db, [pid], NOW + MIN)
     alert_id = alerts(db, pid)[0][0]
@@ -61,7 +61,7 @@ def test_severity_escalates_and_reopens_acknowledged(db: psycopg.Connection[Any]
 
 
 def test_resolution_suggested_after_clear_then_refire_opens_new(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     capillary(db, pid, NOW, 3.5)
     evaluate_and_store(db, [pid], NOW + MIN)
     alert_id = alerts(db, pid)[0][0]
@@ -84,7 +84,7 @@ def test_resolution_suggested_after_clear_then_refire_opens_new(db: psycopg.Conn
 
 
 def test_snooze_suppresses_until_it_ends(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     capillary(db, pid, NOW, 3.5)
     evaluate_and_store(db, [pid], NOW + MIN)
     alert_id = alerts(db, pid)[0][0]
@@ -104,8 +104,8 @@ def test_snooze_suppresses_until_it_ends(db: psycopg.Connection[Any]) -> None:
 
 
 def test_unacknowledged_high_alert_escalates_on_deadline(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t2"])
-    other = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
+    other = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     for p in (pid, other):
         capillary(db, p, NOW, 2.5)
     evaluate_and_store(db, [pid, other], NOW + MIN)
@@ -127,7 +127,7 @@ def test_unacknowledged_high_alert_escalates_on_deadline(db: psycopg.Connection[
 
 
 def test_staff_actions_and_errors(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     capillary(db, pid, NOW, 3.5)
     evaluate_and_store(db, [pid], NOW + MIN)
     alert_id = alerts(db, pid)[0][0]
@@ -142,7 +142,9 @@ def test_staff_actions_and_errors(db: psycopg.Connection[Any]) -> None:
 
 
 def test_loader_drops_rejected_and_keeps_censored(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t1"], thresholds={"D1": {"min_duration_min": 10}}, schedule={"glucose_cgm": 288})
+    pid = make_patient(
+        db, ["diabetes_t1"], thresholds={**STAFF_LOWS, "D1": {"min_duration_min": 10}}, schedule={"glucose_cgm": 288}
+    )
     other = make_patient(db, ["heart_failure"])
     for k in range(3):
         add_observation(db, pid, "glucose_cgm", "glucose_interstitial", NOW - (10 - 5 * k) * MIN, None, censored="low")

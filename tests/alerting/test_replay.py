@@ -23,13 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _history(db: psycopg.Connection[Any]) -> dict[str, str]:
-    """Three patients over two days: a mild low, a BP crisis, and nothing."""
+    """Three patients over two days: a level 2 low, a BP crisis, and nothing."""
     low = make_patient(db, ["diabetes_t1"])
     for k in range(12 * 24 * 2):  # CGM every 5 min, 5.5–7 mmol/L ...
         t = NOW - 48 * HOUR + k * 5 * MIN
         v = 6.2 + 0.8 * ((k % 24) / 24)
         if NOW - 30 * HOUR <= t < NOW - 29 * HOUR:
-            v = 3.5  # ... with an hour at 3.5 (D1 at 3.9, not at 3.0)
+            v = 2.8  # ... with an hour at 2.8 (D2 below 3.0; not below 2.5)
         add_observation(db, low, "glucose_cgm", "glucose_interstitial", t, v)
     crisis = make_patient(db, ["hypertension"])
     for at, (s, d) in ((NOW - 40 * HOUR, (128, 80)), (NOW - 20 * HOUR, (188, 116)), (NOW - 8 * HOUR, (131, 82))):
@@ -69,7 +69,7 @@ def _counts(db: psycopg.Connection[Any]) -> tuple[Any, ...]:
 def test_replay_equals_live_evaluation_on_the_same_data(db: psycopg.Connection[Any], database_url: str) -> None:
     pids = sorted(_history(db).values())
     live = _live(db, pids)
-    assert {(e, s) for _, e, s, _ in live} == {("hypoglycaemia", "medium"), ("bp_crisis", "high")}
+    assert {(e, s) for _, e, s, _ in live} == {("hypoglycaemia", "high"), ("bp_crisis", "high")}
     before = _counts(db)
     with psycopg.connect(database_url, autocommit=True) as conn:
         replayed = run_alerts(conn, pids, steps(datetime.fromtimestamp(NOW - 47 * HOUR, UTC), END, 1.0))
@@ -84,7 +84,7 @@ def test_a_proposal_shows_what_it_would_catch_and_miss(db: psycopg.Connection[An
     before = _counts(db)
     with psycopg.connect(database_url, autocommit=True) as conn:
         same = replay(conn, unit, days=2, proposal={}, now=END)
-        lower = replay(conn, unit, days=2, proposal={"D1": {"threshold_mmol_l": 3.0}}, now=END)
+        lower = replay(conn, unit, days=2, proposal={"D2": {"threshold_mmol_l": 2.5}}, now=END)
         higher_bp = replay(conn, unit, days=2, proposal={"H3": {"systolic_mmhg": 190, "diastolic_mmhg": 120}}, now=END)
     assert _counts(db) == before
     doc = same.as_dict()
@@ -98,7 +98,7 @@ def test_a_proposal_shows_what_it_would_catch_and_miss(db: psycopg.Connection[An
     low = lower.as_dict()
     assert {r["event_type"]: r["proposed"] for r in low["by_event_type"]} == {"hypoglycaemia": 0, "bp_crisis": 1}
     missed = [p for p in low["past"] if not p["caught"]]
-    assert [p["event_type"] for p in missed] == ["hypoglycaemia"]  # a 3.5 low is no longer an alert
+    assert [p["event_type"] for p in missed] == ["hypoglycaemia"]  # a 2.8 low is no longer a staff alert
     high = higher_bp.as_dict()
     assert [p["event_type"] for p in high["past"] if not p["caught"]] == ["bp_crisis"]
     bp_row = next(r for r in high["by_event_type"] if r["event_type"] == "bp_crisis")
@@ -120,7 +120,7 @@ def test_replay_command(db: psycopg.Connection[Any], database_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url}
     cmd = [sys.executable, "-m", "alerting", "replay", "--unit", "u1", "--days", "12", "--step-hours", "2"]
     out = subprocess.run(
-        [*cmd, "--set", "D1.threshold_mmol_l=3,0", "--json"],
+        [*cmd, "--set", "D2.threshold_mmol_l=2,5", "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -129,7 +129,7 @@ def test_replay_command(db: psycopg.Connection[Any], database_url: str) -> None:
     )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert doc["proposal"] == {"D1": {"threshold_mmol_l": 3.0}}
+    assert doc["proposal"] == {"D2": {"threshold_mmol_l": 2.5}}
     assert [p["event_type"] for p in doc["past"] if not p["caught"]] == ["hypoglycaemia"]
     text = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     assert "past staff alerts: 2 caught, 0 missed" in text

@@ -95,7 +95,11 @@ def test_d6_censored_values_have_no_slope() -> None:
 def test_d7_hyper_low_then_medium_in_type_1() -> None:
     assert severity("D7", {CGM: cgm([14.5] * 4)}, T1) == "low"
     assert severity("D7", {CGM: cgm([14.5] * 25)}, T1) == "medium"
-    assert severity("D7", {CGM: cgm([14.5] * 25)}, T2) == "low"
+    assert severity("D7", {CGM: cgm([14.5] * 25)}, T2) == "medium"  # hours above 13.9: either type
+    assert (
+        severity("D7", {CGM: cgm([14.5] * 25)}, cohort("diabetes_t2", thresholds={"D7": {"type2_duration_min": 180}}))
+        == "low"
+    )
     assert severity("D7", {CGM: cgm([HIGH_CENSORED] * 4)}, T1) == "low"
     assert severity("D7", {CGM: cgm([13.9] * 30)}, T1) is None
 

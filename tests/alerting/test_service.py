@@ -23,7 +23,7 @@ from alerting.settings import AlertingSettings
 from deploy.localstack import free_port
 from device_profiles.messages import NEW_READINGS_CHANNEL
 from device_profiles.vocabulary import Kind
-from tests.alerting.dbdata import add_observation, make_patient
+from tests.alerting.dbdata import STAFF_LOWS, add_observation, make_patient
 from tests.alerting.helpers import MIN
 from tests.ingest.helpers import batch_bytes, make_reading, publish, purge_session, seed_patient, wait_until
 
@@ -65,7 +65,7 @@ def service(database_url: str, tmp_path: Path, metrics_port: int) -> Iterator[Pa
 
 @pytest.mark.slow
 def test_notify_to_alert_within_a_second(db: psycopg.Connection[Any], service: Path, metrics_port: int) -> None:
-    pid = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     now = time.time()
     with db.transaction():
         add_observation(db, pid, "glucose_capillary", "glucose", now - MIN, 2.6)
@@ -95,7 +95,7 @@ def test_notify_to_alert_within_a_second(db: psycopg.Connection[Any], service: P
 @pytest.mark.slow
 def test_malformed_notification_does_not_stop_the_service(db: psycopg.Connection[Any], service: Path) -> None:
     db.execute("SELECT pg_notify(%s, 'not json')", (NEW_READINGS_CHANNEL,))
-    pid = make_patient(db, ["diabetes_t2"])
+    pid = make_patient(db, ["diabetes_t2"], thresholds=STAFF_LOWS)
     with db.transaction():
         add_observation(db, pid, "glucose_capillary", "glucose", time.time() - MIN, 3.5)
         db.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, json.dumps({"patients": [pid]})))
@@ -113,7 +113,9 @@ def test_parse_payload() -> None:
 
 
 def test_cli_evaluate_and_explain(db: psycopg.Connection[Any], database_url: str) -> None:
-    pid = make_patient(db, ["diabetes_t2"], pseudonym="P-CLI-1", thresholds={"D4": {"medium_below_mmol_l": 4.2}})
+    pid = make_patient(
+        db, ["diabetes_t2"], pseudonym="P-CLI-1", thresholds={**STAFF_LOWS, "D4": {"medium_below_mmol_l": 4.2}}
+    )
     add_observation(db, pid, "glucose_capillary", "glucose", time.time() - MIN, 4.0)
     out = subprocess.run(
         [sys.executable, "-m", "alerting", "evaluate", "--patient", "P-CLI-1"],
