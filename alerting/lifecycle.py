@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from alerting import AlertingError, events, metrics
+from alerting import events, metrics
 from alerting.cohort import Cohort
 from alerting.engine import SEVERITIES, Finding
 from alerting.rules import REGISTRY
@@ -30,8 +30,6 @@ from device_profiles.vocabulary import EventType, Route
 log = logging.getLogger(__name__)
 
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
-# The same limit as clinic_api's snooze action.
-MAX_SNOOZE = timedelta(days=30)
 # A message to the patient that the gateway could not show within this long is stale.
 MESSAGE_TTL = timedelta(hours=12)
 EVENT_TYPES = frozenset(e.value for e in EventType)
@@ -40,10 +38,6 @@ CONFIRM_GRACE = timedelta(minutes=2)
 # A spot value first seen this long after it was measured (a backlog upload) is not worth a
 # "measure again" any more: staff see it at once.
 CONFIRM_STALE = timedelta(hours=2)
-
-
-class AlertNotFoundError(AlertingError):
-    """No alert with that id (or not in a state allowing the action)."""
 
 
 @dataclass
@@ -623,95 +617,3 @@ def housekeeping(conn: psycopg.Connection[Any], now: float, deadlines_min: dict[
                 )
                 stats.escalated += 1
     return stats
-
-
-# ------------------------------------------------------------------ staff actions
-
-
-def _change(conn: psycopg.Connection[Any], alert_id: int, sql: str, params: tuple[Any, ...]) -> None:
-    row = conn.execute(sql + " RETURNING id", params).fetchone()
-    if row is None:
-        raise AlertNotFoundError(f"alert {alert_id} not found or not in a state allowing this action")
-
-
-def acknowledge(
-    conn: psycopg.Connection[Any], alert_id: int, staff_id: str | None, now: datetime | None = None
-) -> None:
-    at = now or datetime.now(UTC)
-    with conn.transaction():
-        _change(
-            conn,
-            alert_id,
-            "UPDATE alert SET status = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s, "
-            "snoozed_until = NULL, updated_at = %s WHERE id = %s AND status IN ('open', 'snoozed')",
-            (at, staff_id, at, alert_id),
-        )
-        _event(conn, alert_id, "acknowledged", at, staff_id=staff_id)
-
-
-def comment(
-    conn: psycopg.Connection[Any], alert_id: int, staff_id: str | None, text: str, now: datetime | None = None
-) -> None:
-    at = now or datetime.now(UTC)
-    with conn.transaction():
-        _change(conn, alert_id, "UPDATE alert SET updated_at = %s WHERE id = %s", (at, alert_id))
-        _event(conn, alert_id, "commented", at, staff_id=staff_id, comment=text)
-
-
-def snooze(
-    conn: psycopg.Connection[Any], alert_id: int, staff_id: str | None, until: datetime, now: datetime | None = None
-) -> None:
-    at = now or datetime.now(UTC)
-    if until <= at:
-        raise AlertingError("snooze must end in the future")
-    if until > at + MAX_SNOOZE:
-        raise AlertingError("snooze at most 30 days")
-    with conn.transaction():
-        _change(
-            conn,
-            alert_id,
-            "UPDATE alert SET status = 'snoozed', snoozed_until = %s, updated_at = %s "
-            "WHERE id = %s AND status IN ('open', 'acknowledged', 'snoozed')",
-            (until, at, alert_id),
-        )
-        _event(conn, alert_id, "snoozed", at, details={"until": until.isoformat()}, staff_id=staff_id)
-
-
-def escalate(
-    conn: psycopg.Connection[Any],
-    alert_id: int,
-    staff_id: str | None,
-    reason: str | None = None,
-    now: datetime | None = None,
-) -> None:
-    at = now or datetime.now(UTC)
-    with conn.transaction():
-        row = conn.execute(
-            "UPDATE alert SET escalated_at = %s, escalation_level = escalation_level + 1, updated_at = %s "
-            "WHERE id = %s AND status <> 'resolved' RETURNING escalation_level",
-            (at, at, alert_id),
-        ).fetchone()
-        if row is None:
-            raise AlertNotFoundError(f"alert {alert_id} not found or already resolved")
-        _event(
-            conn, alert_id, "escalated", at, details={"level": row[0], "by": "staff"}, staff_id=staff_id, comment=reason
-        )
-
-
-def resolve(
-    conn: psycopg.Connection[Any],
-    alert_id: int,
-    staff_id: str | None,
-    reason: str | None = None,
-    now: datetime | None = None,
-) -> None:
-    at = now or datetime.now(UTC)
-    with conn.transaction():
-        _change(
-            conn,
-            alert_id,
-            "UPDATE alert SET status = 'resolved', resolved_at = %s, resolved_by = %s, snoozed_until = NULL, "
-            "updated_at = %s WHERE id = %s AND status <> 'resolved'",
-            (at, staff_id, at, alert_id),
-        )
-        _event(conn, alert_id, "resolved", at, staff_id=staff_id, comment=reason)

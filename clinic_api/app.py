@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from clinic_api import pages
+from clinic_api import alert_pages, pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
 from clinic_api.metrics import Metrics
@@ -99,6 +99,8 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
         app.include_router(router, prefix="/api/v1")
     if settings.demo:
         app.include_router(dev_issuer.router)
+    # Before pages: /ui/alerts/{id} and the action forms are alert_pages'.
+    app.include_router(alert_pages.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -291,7 +291,8 @@ def _seed_alerts(conn: psycopg.Connection[Any], patient_id: uuid.UUID, condition
                 {"systolic_mean": 142, "diastolic_mean": 85, "n": 14, "threshold_source": "default"},
             )
         )
-    for rule, cond, sev, title, age, ev in alerts:
+    for rule, cond, sev, title, age, legacy in alerts:
+        ev = {**legacy, **_engine_evidence(rule, sev, now - age, legacy)}
         row = conn.execute(
             """INSERT INTO alert (patient_id, rule_id, event_type, condition, severity, title, opened_at,
                                  shown_to_staff_at, last_fired_at, evidence, updated_at)
@@ -312,6 +313,48 @@ def _seed_alerts(conn: psycopg.Connection[Any], patient_id: uuid.UUID, condition
         ).fetchone()
         assert row is not None
         conn.execute("INSERT INTO alert_event (alert_id, event, at) VALUES (%s, 'opened', %s)", (row[0], now - age))
+
+
+# The alerting engine's per-rule evidence for the demo alerts that were written before it
+# (value, thresholds with their source, the readings), so the detail page shows a real "Varför".
+_DEMO_RULE_EVIDENCE: dict[str, tuple[float, dict[str, tuple[float, str]], str, tuple[float, ...]]] = {
+    "D1": (
+        3.1,
+        {"threshold_mmol_l": (3.9, "default"), "min_duration_min": (15, "default")},
+        "glucose_cgm.glucose_interstitial",
+        (3.8, 3.5, 3.3, 3.1),
+    ),
+    "A1": (73.0, {"below_pct": (80, "care_plan"), "band_floor_pct": (60, "default")}, "spirometry.pef", (380.0,)),
+    "C1": (87.0, {"high_below_pct": (88, "default"), "critical_below_pct": (85, "default")}, "spo2.spo2", (88.0, 87.0)),
+    "H1": (
+        142.0,
+        {"systolic_mmhg": (135, "default"), "diastolic_mmhg": (85, "default"), "min_readings": (12, "default")},
+        "blood_pressure.systolic",
+        (146.0, 139.0, 141.0),
+    ),
+}
+
+
+def _engine_evidence(rule: str, severity: str, at: dt.datetime, ev: dict[str, Any]) -> dict[str, Any]:
+    """The leading rule's evidence at the top level plus ``rules``, as alerting/events.py writes it."""
+    if "value" in ev:  # already in the engine's shape (HF1)
+        one = {"rule": rule, "severity": severity, "at": at.isoformat(), **ev}
+    else:
+        value, thresholds, series, readings = _DEMO_RULE_EVIDENCE[rule]
+        step = dt.timedelta(minutes=15)
+        one = {
+            "rule": rule,
+            "severity": severity,
+            "at": at.isoformat(),
+            "since": (at - step * (len(readings) - 1)).isoformat(),
+            "value": value,
+            "thresholds": {k: {"value": v, "source": src} for k, (v, src) in thresholds.items()},
+            "readings": [
+                {"series": series, "at": (at - step * (len(readings) - 1 - k)).isoformat(), "value": v}
+                for k, v in enumerate(readings)
+            ],
+        }
+    return {**one, "rules": [one]}
 
 
 def seed_demo(database_url: str, *, with_patients: bool = True) -> dict[str, uuid.UUID]:

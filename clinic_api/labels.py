@@ -70,7 +70,126 @@ ACTION: Mapping[str, str] = {
     "claim": "Ta ärendet",
     "unassign": "Lämna ärendet",
     "undo": "Ångra",
+    "undo_resolve": "Ångra avslut",
+    "handover": "Överlämning",
 }
+# The confirmation after a page action (post/redirect/get: ``?done=<code>``).
+DONE: Mapping[str, str] = {
+    "acknowledged": "Larmet är kvitterat.",
+    "commented": "Kommentaren är sparad.",
+    "snoozed": "Larmet är vilande.",
+    "escalated": "Larmet är eskalerat.",
+    "resolved": "Larmet avslutades.",
+    "resolve_undone": "Avslutet är ångrat. Larmet är aktivt igen.",
+    "claimed": "Du har tagit ärendet.",
+    "assigned": "Ärendet är tilldelat.",
+    "unassigned": "Du har lämnat ärendet. Ingen är tilldelad.",
+    "handover": "Överlämningen är sparad.",
+}
+# Why a page action was refused (``?error=<code>``; queries.ActionRefused.code).
+ACTION_ERROR: Mapping[str, str] = {
+    "already_resolved": "Larmet är redan avslutat.",
+    "already_acknowledged": "Larmet är redan kvitterat.",
+    "already_assigned": "Ärendet är redan tilldelat den personen.",
+    "not_assigned": "Ärendet är inte tilldelat någon.",
+    "not_resolved": "Larmet är inte avslutat.",
+    "comment_required": "Skriv en text först.",
+    "reason_required": "Ange en anledning.",
+    "recipient_required": "Välj en mottagare: en namngiven läkare eller en roll.",
+    "unknown_recipient": "Mottagaren finns inte i larmets vårdenhet.",
+    "snooze_past": "Vilotiden måste sluta i framtiden.",
+    "snooze_too_long": "Ett larm kan vila högst 30 dygn.",
+    "undo_expired": "Tiden för att ångra har gått ut (30 sekunder). Larmet förblir avslutat.",
+    "undo_not_yours": "Bara den som avslutade larmet kan ångra.",
+    "undo_unavailable": "Det här avslutet kan inte ångras.",
+    "undo_superseded": "Ett nyare larm för samma händelse är redan öppet; avslutet kan inte ångras.",
+}
+# patient_message.level: what the patient was asked to do.
+MESSAGE_LEVEL: Mapping[str, str] = {
+    "receipt": "Kvitto",
+    "measure_again": "Mät igen",
+    "reminder": "Påminnelse",
+    "contact_care": "Kontakta vården",
+    "call_1177_or_112": "Ring 1177 eller 112",
+}
+# Rule parameters in the evidence (alerting's rule registry), without their unit: the unit
+# is read from the name's suffix (``THRESHOLD_UNIT``).
+THRESHOLD: Mapping[str, str] = {
+    "threshold_mmol_l": "Gräns",
+    "min_duration_min": "Minsta varaktighet",
+    "type1_duration_min": "Minsta varaktighet vid typ 1",
+    "high_below_mmol_l": "Hög under",
+    "medium_below_mmol_l": "Medel under",
+    "low_fall_mmol_l_min": "Låg vid fall",
+    "medium_fall_mmol_l_min": "Medel vid fall",
+    "predicted_at_or_below_mmol_l": "Prognos vid eller under",
+    "horizon_min": "Prognoshorisont",
+    "quiet_after_low_min": "Tyst efter låg",
+    "expected_interval_min": "Förväntat intervall",
+    "min_pct": "Minsta andel",
+    "min_data_pct": "Minsta datamängd",
+    "tir_min_pct": "TIR minst",
+    "tbr_3_9_max_pct": "TBR < 3,9 högst",
+    "tbr_3_0_max_pct": "TBR < 3,0 högst",
+    "tar_10_max_pct": "TAR > 10 högst",
+    "tar_13_9_max_pct": "TAR > 13,9 högst",
+    "cv_max_pct": "CV högst",
+    "info_after_h": "Info efter",
+    "low_after_h": "Låg efter",
+    "gain_kg": "Viktökning",
+    "weight_gain_kg": "Viktökning",
+    "excess_kg": "Över torrvikt",
+    "high_below_mmhg": "Hög under",
+    "medium_below_mmhg": "Medel under",
+    "below_mmhg": "Under",
+    "fall_mmhg": "Fall",
+    "systolic_mmhg": "Systoliskt",
+    "diastolic_mmhg": "Diastoliskt",
+    "target_systolic_mmhg": "Mål systoliskt",
+    "target_diastolic_mmhg": "Mål diastoliskt",
+    "min_readings": "Minsta antal mätningar",
+    "min_days": "Minsta antal dagar",
+    "medium_above_bpm": "Medel över",
+    "high_at_or_below_bpm": "Hög vid eller under",
+    "high_at_or_above_bpm": "Hög vid eller över",
+    "at_or_above_bpm": "Vid eller över",
+    "rise_bpm": "Ökning",
+    "high_at_or_below_pct": "Hög vid eller under",
+    "medium_below_pct": "Medel under",
+    "medium_below_pct_hypercapnic": "Medel under (hyperkapni)",
+    "high_below_pct": "Hög under",
+    "critical_below_pct": "Kritisk under",
+    "drop_points": "Fall (procentenheter)",
+    "min_score": "Minsta poäng",
+    "n_sd": "Antal standardavvikelser",
+    "medium_rise": "Medel vid ökning",
+    "info_rise": "Info vid ökning",
+    "below_pct": "Under (% av personbästa)",
+    "band_floor_pct": "Zonens nedre gräns (% av personbästa)",
+    "repeat_within_h": "Upprepat inom",
+    "drop_pct": "Fall",
+    "max_pct": "Högst",
+    "rise_puffs": "Ökning",
+    "days_per_week": "Dagar per vecka",
+    "info_days": "Info efter",
+    "low_days": "Låg efter",
+    "recent_min": "Värden nyare än",
+}
+# Unit of a rule parameter by the suffix of its name (longest first).
+THRESHOLD_UNIT: tuple[tuple[str, str], ...] = (
+    ("_mmol_l_min", "mmol/L/min"),
+    ("_mmol_l", "mmol/L"),
+    ("_mmhg", "mmHg"),
+    ("_bpm", "/min"),
+    ("_pct_hypercapnic", "%"),
+    ("_pct", "%"),
+    ("_kg", "kg"),
+    ("_min", "min"),
+    ("_h", "h"),
+    ("_days", "dygn"),
+    ("_puffs", "doser"),
+)
+THRESHOLD_SOURCE: Mapping[str, str] = {"default": "standard", "care_plan": "vårdplan"}
 RESOLUTION_REASON: Mapping[str, str] = {
     "contacted_patient": "Kontakt med patienten",
     "no_action_needed": "Ingen åtgärd behövs",
@@ -170,6 +289,14 @@ def unit(code: object) -> str:
     return label(UNIT, code)
 
 
+def threshold_unit(name: str) -> str:
+    """The unit of a rule parameter, from its name ("gain_kg" → "kg"); "" when it has none."""
+    for suffix, u in THRESHOLD_UNIT:
+        if name.endswith(suffix):
+            return u
+    return ""
+
+
 def number(value: object, decimals: int = 1) -> str:
     """Swedish number: decimal comma, no-break space between thousands ("1 234,5"); "–" for none."""
     if value is None or isinstance(value, bool):
@@ -222,4 +349,9 @@ LABELS: Mapping[str, Any] = {
     "TIMELINE_EVENT": TIMELINE_EVENT,
     "RULE": RULE,
     "UNIT": UNIT,
+    "DONE": DONE,
+    "ACTION_ERROR": ACTION_ERROR,
+    "MESSAGE_LEVEL": MESSAGE_LEVEL,
+    "THRESHOLD": THRESHOLD,
+    "THRESHOLD_SOURCE": THRESHOLD_SOURCE,
 }

@@ -54,6 +54,42 @@ class SnoozeIn(_In):
     comment: SafeStr | None = Field(default=None, max_length=2000)
 
 
+# ResolutionReason's values that staff choose (the platform's not_confirmed and
+# condition_cleared are not theirs to pick); the same list as queries.STAFF_RESOLUTION_REASONS.
+StaffResolutionReason = Literal[
+    "contacted_patient", "no_action_needed", "referred", "medication_changed", "device_problem", "measurement_error"
+]
+
+
+class ResolveIn(_In):
+    reason: StaffResolutionReason = Field(description="why the alert is closed (structured, for follow-up)")
+    comment: SafeStr | None = Field(default=None, max_length=2000)
+
+
+class EscalateIn(_In):
+    """To a named physician of the alert's unit (``to``) or to a role (``role``), with a reason."""
+
+    to: uuid.UUID | None = None
+    role: Literal["nurse", "physician"] | None = None
+    reason: SafeStr = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> EscalateIn:
+        if (self.to is None) == (self.role is None):
+            raise ValueError("give either 'to' (a physician's staff id) or 'role', not both")
+        return self
+
+
+class AssignIn(_In):
+    to: uuid.UUID = Field(description="staff id of a nurse or physician of the alert's unit")
+    comment: SafeStr | None = Field(default=None, max_length=2000)
+
+
+class HandoverIn(_In):
+    comment: SafeStr = Field(min_length=1, max_length=2000, description="the handover note")
+    to: uuid.UUID | None = Field(default=None, description="optionally hand the alert to this colleague")
+
+
 class ScheduleEntry(_In):
     per_day: int = Field(default=1, ge=1, le=48)
     times_local: list[Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]] = Field(

@@ -201,30 +201,6 @@ def alert_page(
     )
 
 
-@router.post("/ui/alerts/{alert_id}/{action}")
-def alert_action_page(
-    *,
-    request: Request,
-    conn: DbConn,
-    staff: PageStaff,
-    alert_id: Annotated[int, "alert id"],
-    action: str,
-    comment: Annotated[SafeStr | None, Form(max_length=2000)] = None,
-    snooze_hours: Annotated[int | None, Form(ge=1, le=720)] = None,
-    back: Annotated[str | None, Form(max_length=300)] = None,
-) -> Response:
-    if not staff.clinical:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "clinical data needs the nurse or physician role")
-    if action not in queries.ACTIONS:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown action")
-    until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=snooze_hours or 4) if action == "snooze" else None
-    row = queries.alert_action(conn, staff, alert_id, action, comment=comment or None, until=until)
-    audit.record(conn, staff, action, f"alert/{alert_id}", patient_id=row["patient_id"], detail={"page": True})
-    # Only same-site relative paths are followed back.
-    target = back if back and back.startswith("/ui/") and not back.startswith("//") else "/ui/alerts"
-    return RedirectResponse(target, status_code=303)
-
-
 @router.get("/ui/patients", response_class=HTMLResponse)
 def patients_page(request: Request, conn: DbConn, staff: PageStaff) -> Response:
     if (denied := _clinical_or_page(request, staff)) is not None:

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     enrollment_pepper: str = "change-me"
     # Page auto-refresh of the alert queue, seconds.
     queue_refresh_s: int = Field(default=30, ge=5)
+    # How long after "Avsluta" the same staff member may press "Ångra", seconds.
+    undo_resolve_s: int = Field(default=30, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -75,3 +75,37 @@ def add_observation(
             datetime.fromtimestamp(at, UTC),
         ),
     )
+
+
+# The state a staff action in clinic_api (queries.alert_action, the only implementation)
+# leaves behind, for engine tests that need an alert acknowledged, snoozed or resolved.
+def staff_acknowledges(db: psycopg.Connection[Any], alert_id: int, at: datetime | None = None) -> None:
+    at = at or datetime.now(UTC)
+    db.execute(
+        "UPDATE alert SET status = 'acknowledged', acknowledged_at = %s, snoozed_until = NULL, updated_at = %s "
+        "WHERE id = %s",
+        (at, at, alert_id),
+    )
+    db.execute("INSERT INTO alert_event (alert_id, event, at) VALUES (%s, 'acknowledged', %s)", (alert_id, at))
+
+
+def staff_snoozes(db: psycopg.Connection[Any], alert_id: int, until: datetime, at: datetime) -> None:
+    db.execute(
+        "UPDATE alert SET status = 'snoozed', snoozed_until = %s, updated_at = %s WHERE id = %s", (until, at, alert_id)
+    )
+    db.execute(
+        "INSERT INTO alert_event (alert_id, event, at, details) VALUES (%s, 'snoozed', %s, %s)",
+        (alert_id, at, json.dumps({"until": until.isoformat()})),
+    )
+
+
+def staff_resolves(db: psycopg.Connection[Any], alert_id: int, reason: str, at: datetime) -> None:
+    db.execute(
+        "UPDATE alert SET status = 'resolved', resolved_at = %s, resolution_reason = %s, snoozed_until = NULL, "
+        "updated_at = %s WHERE id = %s",
+        (at, reason, at, alert_id),
+    )
+    db.execute(
+        "INSERT INTO alert_event (alert_id, event, at, details) VALUES (%s, 'resolved', %s, %s)",
+        (alert_id, at, json.dumps({"reason": reason})),
+    )

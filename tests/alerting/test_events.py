@@ -7,11 +7,11 @@ from typing import Any
 import prometheus_client
 import psycopg
 
-from alerting import events, lifecycle
+from alerting import events
 from alerting.rules import REGISTRY
 from alerting.service import evaluate_and_store
 from device_profiles.vocabulary import EventType, Route
-from tests.alerting.dbdata import STAFF_LOWS, add_observation, make_patient
+from tests.alerting.dbdata import STAFF_LOWS, add_observation, make_patient, staff_acknowledges
 from tests.alerting.helpers import HOUR, MIN, NOW
 
 
@@ -158,7 +158,7 @@ def test_a_new_episode_after_an_acknowledged_one_is_a_new_alert(db: psycopg.Conn
     add_observation(db, pid, "glucose_capillary", "glucose", NOW + 6 * HOUR, 3.4)
     evaluate_and_store(db, [pid], NOW + 6 * HOUR + MIN)
     assert db.execute("SELECT count(*) FROM alert WHERE patient_id = %s", (pid,)).fetchone() == (1,)
-    lifecycle.acknowledge(db, first[0], None)
+    staff_acknowledges(db, first[0])
     # After staff dealt with it, a low well past the event's hysteresis is a new alert.
     add_observation(db, pid, "glucose_capillary", "glucose", NOW + 12 * HOUR, 3.6)
     evaluate_and_store(db, [pid], NOW + 12 * HOUR + MIN)
@@ -168,6 +168,6 @@ def test_a_new_episode_after_an_acknowledged_one_is_a_new_alert(db: psycopg.Conn
     assert [(r[1], r[2]) for r in rows] == [("resolved", "condition_cleared"), ("open", None)]
     # A repeat within the hysteresis of the last low stays on the acknowledged card.
     add_observation(db, pid, "glucose_capillary", "glucose", NOW + 13 * HOUR, 3.7)
-    lifecycle.acknowledge(db, rows[1][0], None)
+    staff_acknowledges(db, rows[1][0])
     evaluate_and_store(db, [pid], NOW + 13 * HOUR + MIN)
     assert db.execute("SELECT count(*) FROM alert WHERE patient_id = %s", (pid,)).fetchone() == (2,)

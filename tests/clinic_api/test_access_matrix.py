@@ -41,7 +41,7 @@ CASES: list[tuple[str, str, dict[str, Any] | None, dict[str, int], bool]] = [
     ("POST", "/api/v1/patients/{pid}/enrollment-code", None, CLINICAL_CREATE, True),
     ("GET", "/api/v1/alerts/{aid}", None, CLINICAL, True),
     ("POST", "/api/v1/alerts/{aid}/comment", {"comment": "Ringt patienten"}, CLINICAL, True),
-    ("POST", "/api/v1/alerts/{aid}/escalate", {}, CLINICAL, True),
+    ("POST", "/api/v1/alerts/{aid}/escalate", {"role": "physician", "reason": "Bedömning"}, CLINICAL, True),
     ("GET", "/api/v1/alerts", None, {**CLINICAL, "nurse_other_unit": 200}, False),
     ("GET", "/api/v1/patients", None, {**CLINICAL, "nurse_other_unit": 200}, False),
     ("GET", "/api/v1/gateways", None, {**CLINICAL, "nurse_other_unit": 200, "admin": 200}, False),

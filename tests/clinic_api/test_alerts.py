@@ -35,9 +35,10 @@ def test_acknowledge_then_resolve_records_who_and_when(client: TestClient, auth:
     open_ids = [a["id"] for a in client.get("/api/v1/alerts", headers=auth(NURSE)).json()]
     assert aid not in open_ids
     assert client.post(f"/api/v1/alerts/{aid}/acknowledge", headers=auth(NURSE)).status_code == 409
-    r = client.post(f"/api/v1/alerts/{aid}/resolve", headers=auth(NURSE), json={})
+    r = client.post(f"/api/v1/alerts/{aid}/resolve", headers=auth(NURSE), json={"reason": "contacted_patient"})
     assert r.json()["status"] == "resolved"
-    assert client.post(f"/api/v1/alerts/{aid}/escalate", headers=auth(NURSE)).status_code == 409
+    escalation = {"role": "physician", "reason": "Behöver läkarbedömning"}
+    assert client.post(f"/api/v1/alerts/{aid}/escalate", headers=auth(NURSE), json=escalation).status_code == 409
     assert _events(seed, aid) == [
         ("opened", None, None),
         ("acknowledged", NURSE, "Ringer upp"),
@@ -72,7 +73,9 @@ def test_snooze_needs_a_future_time(client: TestClient, auth: Auth, seed: Seed) 
 def test_escalate_increments_level_and_comment_needs_text(client: TestClient, auth: Auth, seed: Seed) -> None:
     aid = seed.alert_id("P-DEMO0001")
     for level in (1, 2):
-        r = client.post(f"/api/v1/alerts/{aid}/escalate", headers=auth(PHYSICIAN))
+        r = client.post(
+            f"/api/v1/alerts/{aid}/escalate", headers=auth(PHYSICIAN), json={"role": "physician", "reason": "Bedömning"}
+        )
         assert r.json()["escalation_level"] == level
     assert client.post(f"/api/v1/alerts/{aid}/comment", headers=auth(NURSE), json={}).status_code == 422
     assert client.post(f"/api/v1/alerts/{aid}/comment", headers=auth(NURSE), json={"comment": ""}).status_code == 422
@@ -87,12 +90,15 @@ def test_page_action_acknowledges_and_redirects(client: TestClient, auth: Auth, 
         f"/ui/alerts/{aid}/acknowledge", headers=auth(NURSE), data={"back": "/ui/alerts"}, follow_redirects=False
     )
     assert r.status_code == 303
-    assert r.headers["location"] == "/ui/alerts"
+    assert r.headers["location"] == "/ui/alerts?done=acknowledged"
     assert _events(seed, aid)[-1][:2] == ("acknowledged", NURSE)
     evil = client.post(
-        f"/ui/alerts/{aid}/escalate", headers=auth(NURSE), data={"back": "//evil.example"}, follow_redirects=False
+        f"/ui/alerts/{aid}/escalate",
+        headers=auth(NURSE),
+        data={"back": "//evil.example", "to": "role:physician", "comment": "Bedöm"},
+        follow_redirects=False,
     )
-    assert evil.headers["location"] == "/ui/alerts"
+    assert evil.headers["location"] == "/ui/alerts?done=escalated"
 
 
 def test_patient_page_action_returns_to_the_patient(client: TestClient, auth: Auth, seed: Seed) -> None:
@@ -102,7 +108,7 @@ def test_patient_page_action_returns_to_the_patient(client: TestClient, auth: Au
     assert f'action="/ui/alerts/{aid}/acknowledge"' in page.text
     back = f"/ui/patients/{pid}?days=14"
     r = client.post(f"/ui/alerts/{aid}/acknowledge", headers=auth(NURSE), data={"back": back}, follow_redirects=False)
-    assert r.headers["location"] == back
+    assert r.headers["location"] == back + "&done=acknowledged"
     page = client.get(back, headers=auth(NURSE))
     assert f'action="/ui/alerts/{aid}/acknowledge"' not in page.text
     assert "Kvitterat" in page.text
