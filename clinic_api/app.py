@@ -8,16 +8,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from clinic_api import alert_pages, pages
+from clinic_api import alert_pages, error_pages, pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
 from clinic_api.metrics import Metrics
 from clinic_api.routers import admin, alerts, analytics, audit, dev_issuer, enrollment, fhir, gateways, patients
+from clinic_api.security import OriginCheck, Policy, RefusalAudit, SecurityHeaders, add_security_headers
 from clinic_api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -72,15 +72,22 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
         target = "/dev-issuer/login" if settings.demo else "/login-required"
         return RedirectResponse(target, status_code=303)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        # 422 with the field paths and messages, never the echoed input (it may hold a personnummer).
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, status_code=422)
+    error_pages.install(app)
+    policy = Policy(settings)
+
+    @app.exception_handler(Exception)
+    async def _server_error(request: Request, exc: Exception) -> Response:
+        # Starlette answers a 500 from its outermost middleware, outside SecurityHeaders.
+        response = error_pages.server_error(request)
+        add_security_headers(policy, request.scope, response)
+        return response
 
     Metrics().install(app)
+    # Added last = outermost: headers on every answer, the origin check before any work,
+    # the refusal audit around the routes (it needs the staff member they authenticated).
+    app.add_middleware(RefusalAudit)
+    app.add_middleware(OriginCheck, policy=policy)
+    app.add_middleware(SecurityHeaders, policy=policy)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -66,12 +66,14 @@ def _authenticate(request: Request, conn: psycopg.Connection[Any], *, cookie: bo
     staff = load_staff(conn, subject, _remote_addr(request))
     if staff is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "no active staff account for this identity")
+    # Who asked: the refusal audit (clinic_api.security) and the error pages read it.
+    request.state.staff = staff
     return staff
 
 
 def current_staff(request: Request, conn: DbConn) -> Staff:
     # The API accepts the page cookie too, so the pages' own scripts could call it; CSRF is
-    # limited by the SameSite=Strict cookie.
+    # limited by the SameSite=Strict cookie and the Origin check (clinic_api.security).
     return _authenticate(request, conn, cookie=True)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
-from typing import Self
+from typing import Annotated, Self
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clinic_api.errors import ConfigError
 
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     dev_token_ttl_s: int = Field(default=8 * 3600, ge=60)
     # Cookie carrying the bearer token for the web pages.
     cookie_secure: bool = True
+    # Origins (scheme://host[:port]) besides the request's own Host that may send
+    # cookie-authenticated changes: the browser-facing address behind a TLS proxy.
+    # Comma-separated in the environment.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Gateway enrollment.
     enrollment_code_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     mqtt_public_url: str = "mqtts://localhost:8883"
@@ -46,6 +51,24 @@ class Settings(BaseSettings):
     queue_refresh_s: int = Field(default=30, ge=5)
     # How long after "Avsluta" the same staff member may press "Ångra", seconds.
     undo_resolve_s: int = Field(default=30, ge=0, le=3600)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for v in value:
+            parts = urlsplit(v)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise ValueError(f"allowed origin {v!r} must be scheme://host[:port] without a path")
+            out.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -61,11 +61,17 @@ def headers(shared_client: TestClient) -> dict[str, dict[str, str]]:
     return out
 
 
-def _audit_count(seed: Seed, patient: Any) -> int:
+def _audit_count(seed: Seed, patient: Any) -> tuple[int, int]:
+    """(granted, refused) audit rows naming the patient."""
     with psycopg.connect(seed.url) as conn:
-        row = conn.execute("SELECT count(*) FROM audit_log WHERE patient_id = %s", (patient,)).fetchone()
+        row = conn.execute(
+            """SELECT count(*) FILTER (WHERE action NOT LIKE '%%\\_refused'),
+                      count(*) FILTER (WHERE action LIKE '%%\\_refused')
+               FROM audit_log WHERE patient_id = %s""",
+            (patient,),
+        ).fetchone()
     assert row is not None
-    return int(row[0])
+    return int(row[0]), int(row[1])
 
 
 @pytest.mark.parametrize("role", [*ROLES, "anonymous"])
@@ -90,7 +96,10 @@ def test_matrix(
     assert r.status_code == expected[role], r.text
     after = _audit_count(shared_seed, pid)
     if audited and r.status_code < 300:
-        assert after == before + 1, "a read or change of patient data must write one audit row"
+        assert after == (before[0] + 1, before[1]), "a read or change of patient data must write one audit row"
+    elif audited and r.status_code in (403, 404):
+        # Refused (another unit, or no clinical role): one *_refused row naming the patient.
+        assert after == (before[0], before[1] + 1), "a refused attempt must write one refusal row"
     elif audited:
         assert after == before
 
