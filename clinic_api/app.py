@@ -17,7 +17,18 @@ from clinic_api import pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
 from clinic_api.metrics import Metrics
-from clinic_api.routers import admin, alerts, analytics, audit, dev_issuer, enrollment, fhir, gateways, patients
+from clinic_api.routers import (
+    admin,
+    alerts,
+    analytics,
+    audit,
+    dev_issuer,
+    enrollment,
+    fhir,
+    gateways,
+    patients,
+    replays,
+)
 from clinic_api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +106,7 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
         audit.router,
         admin.router,
         analytics.router,
+        replays.router,
     ):
         app.include_router(router, prefix="/api/v1")
     if settings.demo:
