@@ -143,7 +143,8 @@ def apply_findings(
                 resolved[key] = at_now
             else:
                 _confirmed(conn, row[0], at_now, verdict, repeat_at)
-                metrics.STAFF_ALERTS.labels(key[1]).inc()
+                if metrics.live():
+                    metrics.STAFF_ALERTS.labels(key[1]).inc()
                 stats.confirmed += 1
                 open_by_key[key] = (*row[:3], "open", *row[4:])
         found: set[tuple[str, str]] = set()
@@ -239,7 +240,8 @@ def apply_findings(
         for f, opened_event, cur in opening:
             if cur.fetchone() is not None:
                 stats.opened += 1
-                metrics.STAFF_ALERTS.labels(opened_event.value).inc()
+                if metrics.live():
+                    metrics.STAFF_ALERTS.labels(opened_event.value).inc()
                 log.info(
                     "alert opened rule=%s severity=%s patient=%s", f.rule_id, f.severity, _pseudo(cohort, f.patient)
                 )
@@ -588,7 +590,8 @@ def housekeeping(conn: psycopg.Connection[Any], now: float, deadlines_min: dict[
             (at_now, at_now, at_now - CONFIRM_GRACE),
         ).fetchall():
             _event(conn, alert_id, "confirmed", at_now, details={"by": "no repeat"})
-            metrics.STAFF_ALERTS.labels(event_type).inc()
+            if metrics.live():
+                metrics.STAFF_ALERTS.labels(event_type).inc()
             stats.confirmed += 1
         for (alert_id,) in conn.execute(
             "UPDATE alert SET status = 'open', snoozed_until = NULL, updated_at = %s "

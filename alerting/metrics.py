@@ -2,7 +2,31 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import Counter, Gauge, Histogram
+
+_thread = threading.local()
+
+
+@contextmanager
+def muted() -> Iterator[None]:
+    """Within this block (on this thread) findings and alert transitions are not counted:
+    a threshold replay runs the lifecycle on shadow tables, and its alerts are not live ones."""
+    before = getattr(_thread, "muted", False)
+    _thread.muted = True
+    try:
+        yield
+    finally:
+        _thread.muted = before
+
+
+def live() -> bool:
+    """False inside ``muted()``."""
+    return not getattr(_thread, "muted", False)
+
 
 EVALUATIONS = Counter("egenmon_alerting_evaluations_total", "Evaluations run", ["trigger"])
 EVALUATED_PATIENTS = Counter("egenmon_alerting_evaluated_patients_total", "Patients evaluated", ["trigger"])
@@ -30,4 +54,12 @@ TRIAGE_GAPS = Counter("egenmon_alerting_triage_gaps_total", "Missing-data gaps c
 TRIAGE_MESSAGES = Counter("egenmon_alerting_triage_messages_total", "Patient messages queued by triage", ["level"])
 STAFF_ALERTS = Counter(
     "egenmon_alerting_staff_alerts_total", "Alerts opened in the monitoring team's queue, by event type", ["event_type"]
+)
+REPLAYS = Counter(
+    "egenmon_alerting_replays_total", "Threshold replay requests finished, by outcome (done, failed)", ["outcome"]
+)
+REPLAY_SECONDS = Histogram(
+    "egenmon_alerting_replay_seconds",
+    "Time to run one threshold replay request",
+    buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )

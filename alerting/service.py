@@ -67,11 +67,12 @@ def evaluate_and_store(
     stats.opened += gaps.opened
     stats.updated += gaps.updated
     stats.messages += gaps.messages
-    for f in findings:
-        metrics.FINDINGS.labels(f.rule_id, f.severity).inc()
-    for name, count in asdict(stats).items():
-        if count:
-            metrics.ALERTS.labels(name).inc(count)
+    if metrics.live():
+        for f in findings:
+            metrics.FINDINGS.labels(f.rule_id, f.severity).inc()
+        for name, count in asdict(stats).items():
+            if count:
+                metrics.ALERTS.labels(name).inc(count)
     metrics.EVALUATIONS.labels(trigger).inc()
     metrics.EVALUATED_PATIENTS.labels(trigger).inc(cohort.n)
     metrics.EVALUATION_SECONDS.labels(trigger).observe(time.perf_counter() - started)
@@ -140,12 +141,29 @@ class AlertingService:
             feedback_thread.start()
         else:
             log.warning("no MQTT URL: messages to patients are queued but not sent")
+        replay_thread = None
+        if self.settings.replay_poll_s > 0:
+            # Imported here: the replay itself imports this module (evaluate_and_store).
+            from alerting.replay_worker import run_worker  # noqa: PLC0415
+
+            # A thread of its own: a 90-day replay takes minutes, and the notify path must
+            # keep raising live alerts within a second meanwhile.
+            replay_thread = threading.Thread(
+                target=run_worker,
+                args=(self.settings.database_url, self.stop_event, self.settings.replay_poll_s),
+                name="replay",
+                daemon=True,
+            )
+            replay_thread.start()
         try:
             self._run()
         finally:
+            self.stop_event.set()
             if self.feedback is not None and feedback_thread is not None:
                 self.feedback.stop()
                 feedback_thread.join(timeout=10)
+            if replay_thread is not None:
+                replay_thread.join(timeout=10)
 
     def _evaluate(self, conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None, trigger: str) -> None:
         _, stats = evaluate_and_store(conn, patient_ids, trigger=trigger)

@@ -34,6 +34,8 @@ class AlertingSettings(BaseSettings):
     # How often unsent messages are looked for (a new message is also sent right after the
     # evaluation that queued it).
     feedback_poll_s: float = Field(default=2.0, gt=0)
+    # How often the replay thread looks for queued threshold-replay requests (replay_worker.py); 0: never.
+    replay_poll_s: float = Field(default=5.0, ge=0)
     log_level: str = "INFO"
 
     @property

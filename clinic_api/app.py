@@ -16,7 +16,18 @@ from clinic_api import alert_pages, error_pages, pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
 from clinic_api.metrics import Metrics
-from clinic_api.routers import admin, alerts, analytics, audit, dev_issuer, enrollment, fhir, gateways, patients
+from clinic_api.routers import (
+    admin,
+    alerts,
+    analytics,
+    audit,
+    dev_issuer,
+    enrollment,
+    fhir,
+    gateways,
+    patients,
+    replays,
+)
 from clinic_api.security import OriginCheck, Policy, RefusalAudit, SecurityHeaders, add_security_headers
 from clinic_api.settings import Settings, get_settings
 
@@ -102,6 +113,7 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
         audit.router,
         admin.router,
         analytics.router,
+        replays.router,
     ):
         app.include_router(router, prefix="/api/v1")
     if settings.demo:

@@ -225,6 +225,8 @@ TIMELINE_EVENT: Mapping[str, str] = {
     "message_seen": "Patienten har sett meddelandet",
     "message_expired": "Meddelandet gick ut",
 }
+# Threshold-replay requests (replay_request.status).
+REPLAY_STATUS: Mapping[str, str] = {"queued": "I kö", "running": "Körs", "done": "Klar", "failed": "Misslyckades"}
 # Rule names in clinical Swedish (ids and thresholds as in CLINICAL_RULES.md).
 RULE: Mapping[str, str] = {
     "D1": "Hypoglykemi nivå 1 (CGM < 3,9 mmol/L i ≥ 15 min)",
@@ -354,4 +356,5 @@ LABELS: Mapping[str, Any] = {
     "MESSAGE_LEVEL": MESSAGE_LEVEL,
     "THRESHOLD": THRESHOLD,
     "THRESHOLD_SOURCE": THRESHOLD_SOURCE,
+    "REPLAY_STATUS": REPLAY_STATUS,
 }

@@ -34,6 +34,10 @@ RuleParams = dict[Annotated[SafeStr, Field(min_length=1, max_length=64)], bool |
 # Rule ids (D1, HF4, NEWS2, NODATA) and the two non-rule entries alerting reads.
 ThresholdKey = Annotated[str, Field(pattern=r"^([A-Z]{1,6}[0-9]{0,2}|routing|confirmation)$")]
 ROUTES = frozenset(r.value for r in Route)
+# A rule id alone (the proposal of a threshold replay names rules only).
+RuleId = Annotated[str, Field(pattern=r"^[A-Z]{1,6}[0-9]{0,2}$")]
+ParamName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+REPLAY_MAX_DAYS = 90
 CONFIRM_MAX_MIN = 120
 
 
@@ -121,6 +125,28 @@ class CarePlanIn(_In):
             elif not isinstance(value, bool):
                 raise ValueError(f"confirmation.{name} must be true or false")
         return self
+
+
+class ReplayIn(_In):
+    """Proposed thresholds to replay over a unit's last ``days`` days (alerting checks the
+    rule ids and parameter names against its registry and fails the request otherwise)."""
+
+    days: int = Field(ge=1, le=REPLAY_MAX_DAYS)
+    condition: Condition | None = None
+    # Numbers only, finite, never booleans (a replay compares them with readings).
+    proposal: dict[RuleId, dict[ParamName, Annotated[float, Field(strict=True, allow_inf_nan=False)]]] = Field(
+        default_factory=dict, max_length=20
+    )
+
+    @field_validator("proposal")
+    @classmethod
+    def _no_empty_rule(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for rule_id, params in v.items():
+            if not params:
+                raise ValueError(f"{rule_id}: name at least one parameter")
+            if len(params) > 16:
+                raise ValueError(f"{rule_id}: at most 16 parameters")
+        return v
 
 
 def check_personnummer(value: str) -> str:

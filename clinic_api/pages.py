@@ -13,13 +13,14 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from clinic_api import analytics, audit, charts, labels, queries
+from clinic_api import analytics, audit, charts, labels, queries, replays
 from clinic_api.deps import COOKIE_NAME, AppSettings, DbConn, PageStaff
-from clinic_api.models import CarePlanIn, SafeStr
+from clinic_api.models import CarePlanIn, ReplayIn, SafeStr
 from clinic_api.routers.gateways import list_for
 from device_profiles.vocabulary import COMPONENTS, KINDS, EventType, Kind
 
@@ -52,6 +53,7 @@ RULE_COMPONENTS = {
     "H": ("systolic", "diastolic"),
 }
 ANALYTICS_PERIODS = (7, 30, 90)
+REPLAY_ROWS = 3  # rule / parameter / value rows on the replay form
 
 
 def _age(seconds: int | float | None) -> str:
@@ -104,8 +106,21 @@ def _localiso(value: object) -> str:
         return str(value)
 
 
+def _sv_value(value: object) -> str:
+    """A threshold as written in a care plan: no trailing zeros, decimal comma (3,5; 180)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}".replace(".", ",")
+    return str(value)
+
+
 templates.env.filters.update(
-    age=_age, local=_local, localiso=_localiso, sv_num=_sv_num, sv_pct=_sv_pct, event_type_sv=_event_type_sv
+    age=_age,
+    local=_local,
+    localiso=_localiso,
+    sv_num=_sv_num,
+    sv_pct=_sv_pct,
+    sv_value=_sv_value,
+    event_type_sv=_event_type_sv,
 )
 
 
@@ -312,13 +327,105 @@ def analytics_page(
     units = analytics.units_of(conn, staff)
     unit_id = unit if unit is not None else (units[0]["id"] if units else None)
     burden = analytics.alert_burden(conn, staff, unit_id, days) if unit_id is not None else None
+    replay_rows = replays.list_for_unit(conn, staff, unit_id) if unit_id is not None else []
     if burden is not None:
         audit.record(conn, staff, "read", f"care_unit/{unit_id}/alert-burden", detail={"days": days, "page": True})
+        audit.record(conn, staff, "read", f"care_unit/{unit_id}/replays", detail={"page": True})
     return templates.TemplateResponse(
         request,
         "analytics.html",
-        _ctx(staff, units=units, unit_id=unit_id, days=days, periods=sorted({*ANALYTICS_PERIODS, days}), b=burden),
+        _ctx(
+            staff,
+            units=units,
+            unit_id=unit_id,
+            days=days,
+            periods=sorted({*ANALYTICS_PERIODS, days}),
+            b=burden,
+            replays=replay_rows,
+            replay_periods=ANALYTICS_PERIODS,
+            replay_rows=range(1, REPLAY_ROWS + 1),
+        ),
     )
+
+
+def _proposal_from_form(rows: list[tuple[str, str, str]]) -> dict[str, dict[str, float]]:
+    """Rule / parameter / value rows → a proposal; empty rows are skipped, half-filled ones refused."""
+    out: dict[str, dict[str, float]] = {}
+    for n, row in enumerate(rows, start=1):
+        rule_id, name, value = (field.strip() for field in row)
+        if not (rule_id or name or value):
+            continue
+        if not (rule_id and name and value):
+            raise ValueError(f"rad {n}: ange regel, parameter och värde")
+        try:
+            number = float(value.replace(",", "."))  # Swedish decimal comma accepted
+        except ValueError as err:
+            raise ValueError(f"rad {n}: värdet {value!r} är inte ett tal") from err
+        out.setdefault(rule_id, {})[name] = number
+    return out
+
+
+@router.post("/ui/analytics/replays")
+def replay_create_page(
+    conn: DbConn,
+    staff: PageStaff,
+    *,
+    unit: Annotated[uuid.UUID, Form()],
+    days: Annotated[int, Form(ge=1, le=90)] = 30,
+    condition: Annotated[str, Form(max_length=32)] = "",
+    rule_1: Annotated[str, Form(max_length=16)] = "",
+    param_1: Annotated[str, Form(max_length=64)] = "",
+    value_1: Annotated[str, Form(max_length=32)] = "",
+    rule_2: Annotated[str, Form(max_length=16)] = "",
+    param_2: Annotated[str, Form(max_length=64)] = "",
+    value_2: Annotated[str, Form(max_length=32)] = "",
+    rule_3: Annotated[str, Form(max_length=16)] = "",
+    param_3: Annotated[str, Form(max_length=64)] = "",
+    value_3: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """Queue a threshold replay from the analytics page (the checks of ``POST /units/{id}/replays``)."""
+    if not staff.clinical:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "clinical data needs the nurse or physician role")
+    try:
+        proposal = _proposal_from_form(
+            [(rule_1, param_1, value_1), (rule_2, param_2, value_2), (rule_3, param_3, value_3)]
+        )
+        body = ReplayIn.model_validate({"days": days, "condition": condition or None, "proposal": proposal})
+    except (ValidationError, ValueError) as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"ogiltigt förslag: {err}") from err
+    row = replays.create(conn, staff, unit, body)
+    audit.record(
+        conn,
+        staff,
+        "create",
+        f"care_unit/{unit}/replays",
+        detail={
+            "replay_id": row["id"],
+            "days": body.days,
+            "condition": body.condition,
+            "proposal": proposal,
+            "page": True,
+        },
+    )
+    return RedirectResponse(f"/ui/analytics?unit={unit}#prova", status_code=303)
+
+
+@router.get("/ui/analytics/replays/{replay_id}", response_class=HTMLResponse)
+def replay_page(
+    request: Request, conn: DbConn, staff: PageStaff, replay_id: Annotated[int, PathParam(ge=1, le=2**62)]
+) -> Response:
+    """One replay request: its status until done, then the comparison and the past alerts."""
+    if (denied := _clinical_or_page(request, staff)) is not None:
+        return denied
+    row = replays.get(conn, staff, replay_id)
+    audit.record(
+        conn,
+        staff,
+        "read",
+        f"replay/{replay_id}",
+        detail={"patients": replays.patients_named(conn, row), "page": True},
+    )
+    return templates.TemplateResponse(request, "replay.html", _ctx(staff, r=row, res=row["result"]))
 
 
 @router.post("/ui/patients/{patient_id}/care-plan")
