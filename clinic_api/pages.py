@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from clinic_api import analytics, audit, charts, labels, queries, replays
+from clinic_api import agp, analytics, audit, bp_summary, chart_limits, charts, labels, queries, replays, ticks
 from clinic_api.deps import COOKIE_NAME, AppSettings, DbConn, PageStaff
 from clinic_api.models import CarePlanIn, ReplayIn, SafeStr
 from clinic_api.routers.gateways import list_for
@@ -125,34 +125,39 @@ templates.env.filters.update(
 
 
 def thresholds_for(component: str, plan: dict[str, Any] | None) -> list[charts.Threshold]:
-    plan = plan or {}
-    th = charts.Threshold
-    if component == "systolic":
-        return [th(135, "Hemblodtryck"), th(180, "Mycket högt", True), th(90, "Lågt", True)]
-    if component == "diastolic":
-        return [th(85, "Hemblodtryck"), th(110, "Mycket högt", True)]
-    if component in ("glucose_interstitial", "glucose"):
-        return [
-            th(10, "Målområde övre"),
-            th(3.9, "Hypo nivå 1"),
-            th(3.0, "Hypo nivå 2", True),
-            th(13.9, "Mycket högt", True),
+    """The chart's lines: the engine's rule parameters as the care plan in force sets them."""
+    return chart_limits.thresholds_for(component, plan)
+
+
+def _event_time(alert: dict[str, Any], component: str) -> dt.datetime:
+    """When the alerted event happened: the evidence's ``at``, else its newest reading of this
+    component, else (older alerts without either) when the alert was opened."""
+    ev = alert.get("evidence") or {}
+    candidates: list[str] = []
+    if isinstance(ev.get("at"), str):
+        candidates.append(ev["at"])
+    else:
+        candidates += [
+            str(r["at"])
+            for r in ev.get("readings") or []
+            if isinstance(r, dict) and "at" in r and str(r.get("series", component)).split(".")[-1] == component
         ]
-    if component == "spo2":
-        if plan.get("spo2_target") == "hypercapnic":
-            return [th(88, "Mål 88–92 % nedre", True)]
-        return [th(92, "SpO2 < 92"), th(88, "SpO2 < 88", True)]
-    if component == "pulse":
-        return [th(100, "Takykardi"), th(40, "Bradykardi", True)]
-    if component == "weight" and plan.get("dry_weight_kg"):
-        dry = float(plan["dry_weight_kg"])
-        return [th(dry, "Torrvikt"), th(dry + 2, "Torrvikt +2 kg", True)]
-    if component == "pef" and plan.get("personal_best_pef"):
-        best = float(plan["personal_best_pef"])
-        return [th(round(best * 0.8), "Gul zon 80 %"), th(round(best * 0.5), "Röd zon 50 %", True)]
-    if component == "temperature":
-        return [th(38.0, "Feber")]
-    return []
+    times = []
+    for c in candidates:
+        try:
+            t = dt.datetime.fromisoformat(c)
+        except ValueError:
+            continue
+        times.append(t if t.tzinfo else t.replace(tzinfo=dt.UTC))
+    opened: dt.datetime = alert["opened_at"]
+    return max(times) if times else opened
+
+
+def _alert_rules(alert: dict[str, Any]) -> set[str]:
+    ev = alert.get("evidence") or {}
+    rules = {str(alert["rule_id"])}
+    rules |= {str(r.get("rule")) for r in ev.get("rules") or [] if isinstance(r, dict) and r.get("rule")}
+    return rules
 
 
 def _rule_components(rule_id: str) -> tuple[str, ...] | None:
@@ -252,31 +257,70 @@ def patient_page(
         ).fetchall()
     ]
     order = [c for c in COMPONENT_SV if c in present]
+    conditions = set((plan or {}).get("conditions") or ())
+    c5_data = (
+        queries.values_since(conn, patient_id, [c for c in ("fev1", "pef") if c in order], end - dt.timedelta(days=29))
+        if "copd" in conditions
+        else {}
+    )
     chart_list = []
     for comp in order:
         data = queries.series(conn, patient_id, comp, start=start, end=end, max_points=400)
-        marks = [
-            charts.AlertMark(a["opened_at"], a["title"], a["severity"])
-            for a in alerts
-            if a["opened_at"] >= start and comp in (_rule_components(a["rule_id"]) or (comp,))
-        ]
+        marks = []
+        for a in alerts:
+            # An alert of a rule without a known chart is marked on every chart.
+            comps = {c for r in _alert_rules(a) for c in _rule_components(r) or ()}
+            if comps and comp not in comps:
+                continue
+            at = _event_time(a, comp)
+            if start <= at <= end:
+                marks.append(charts.AlertMark(at, a["title"], a["severity"]))
+        lines = thresholds_for(comp, plan)
+        decimals = chart_limits.DECIMALS.get(comp, 0)
+        if comp in c5_data:
+            n_sd, src = chart_limits.param(plan, "C5", "n_sd")
+            limit = chart_limits.c5_limit(*c5_data[comp], end, n_sd)
+            if limit is not None:
+                shown = f"{labels.number(limit, decimals)}" + (" (vårdplan)" if src == "care_plan" else "")
+                text = f"C5 personligt medel − {labels.number(n_sd, 3)} SD {shown}"
+                lines = [*lines, chart_limits.Threshold(limit, text, False, "C5", src)]
+        unit = labels.unit(COMPONENTS[comp].unit)
         chart_list.append(
             {
                 "component": comp,
                 "title": COMPONENT_SV[comp],
-                "unit": labels.unit(COMPONENTS[comp].unit),
+                "unit": unit,
                 "n": int(data.n.sum()),
                 "svg": charts.render(
                     COMPONENT_SV[comp],
-                    str(COMPONENTS[comp].unit),
+                    unit,
                     data,
                     start=start,
                     end=end,
-                    thresholds=thresholds_for(comp, plan),
+                    thresholds=lines,
                     alerts=marks,
+                    bands=chart_limits.bands_for(comp, plan),
+                    decimals=decimals,
+                    continuous=comp == "glucose_interstitial",
                 ),
+                "table": charts.data_table(COMPONENT_SV[comp], unit, data, decimals),
             }
         )
+    glucose_profile = None
+    if "glucose_interstitial" in present or conditions & {"diabetes_t1", "diabetes_t2"}:
+        cgm = queries.values_since(conn, patient_id, ["glucose_interstitial"], end - dt.timedelta(days=14))
+        prof = agp.compute(*cgm["glucose_interstitial"], end, days=14)
+        if prof is not None:
+            glucose_profile = {
+                "a": prof,
+                "svg": charts.render_agp(prof),
+                "table": charts.agp_table(prof),
+                "tir": charts.render_tir(prof),
+            }
+    bp = None
+    if "systolic" in present or "hypertension" in conditions:
+        bpd = queries.values_since(conn, patient_id, ["systolic", "diastolic"], end - dt.timedelta(days=8))
+        bp = bp_summary.summarise(*bpd["systolic"], *bpd["diastolic"], end)
     summary = queries.summaries(conn, patient_id, end)
     devices = queries.devices(conn, gw["id"]) if gw else []
     audit.record(conn, staff, "read", f"patient/{patient_id}", patient_id=patient_id, detail={"page": True})
@@ -294,6 +338,10 @@ def patient_page(
             charts=chart_list,
             summary=summary,
             days=days,
+            agp=glucose_profile,
+            agp_ranges=agp.RANGES,
+            bp=bp,
+            bp_period=f"{ticks.date_label(bp.first_day)}–{ticks.date_label(bp.last_day)}" if bp else "",
             kinds_sv=kinds_sv,
         ),
     )

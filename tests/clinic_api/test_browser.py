@@ -84,7 +84,8 @@ def test_nurse_works_the_queue(browser: Browser, server: str, fresh_seed: Seed) 
     expect(weight.locator("polyline.line")).to_have_count(1)
     expect(weight.locator("line.th")).to_have_count(2)  # dry weight and dry weight + 2 kg
     expect(weight.locator("line.alert")).to_have_count(1)  # the HF1 alert marked
-    expect(page.locator("#chart-systolic svg line.th")).to_have_count(3)
+    # Heart failure + hypertension: H3 180, H1 135, HF5 100, and H5/HF5 at 90 merged into one line.
+    expect(page.locator("#chart-systolic svg line.th")).to_have_count(4)
     expect(page.get_by_text("Torrvikt", exact=True).first).to_be_visible()
     _shot(page, "03-patient")
 
