@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -17,7 +21,9 @@ from clinic_api import pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
 from clinic_api.metrics import Metrics
-from clinic_api.routers import admin, alerts, analytics, audit, dev_issuer, enrollment, fhir, gateways, patients
+from clinic_api.oidc import OidcClient
+from clinic_api.routers import admin, alerts, analytics, audit, dev_issuer, enrollment, fhir, gateways, login, patients
+from clinic_api.sessions import CookieSigner
 from clinic_api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,9 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
     """Build the app; ``dev_keys`` lets tests reuse one generated demo key across apps."""
     settings = settings or get_settings()
     dev_keys = (dev_keys or DevIssuerKeys()) if settings.demo else None
+    # Discovery and the code exchange with the IdP (tests swap ``app.state.oidc.http``).
+    http = httpx.Client(timeout=10, follow_redirects=False)
+    oidc = OidcClient(settings.effective_issuer, http)
     keys: KeySource
     if settings.oidc_jwks_url:
         keys = JwksKeySource(settings.oidc_jwks_url)
@@ -36,7 +45,14 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
         # own JWKS over HTTP (which a single-worker server could not answer while blocked).
         keys = dev_keys
     else:
-        keys = JwksKeySource(settings.effective_issuer.rstrip("/") + "/.well-known/jwks.json")
+        keys = JwksKeySource(lambda: oidc.discovery().jwks_uri)
+    # The demo may run without a session secret: a random key per process (sessions end
+    # with a restart); outside the demo settings refuse a placeholder.
+    secret = (
+        secrets.token_bytes(32)
+        if settings.session_secret_is_placeholder
+        else settings.session_secret.get_secret_value().encode()
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +70,7 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
             yield
         finally:
             pool.close()
+            await asyncio.to_thread(http.close)
 
     app = FastAPI(
         title="egenmon clinic API",
@@ -64,12 +81,31 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
     app.state.settings = settings
     app.state.dev_keys = dev_keys
     app.state.verifier = TokenVerifier(
-        keys=keys, issuer=settings.effective_issuer, audience=settings.oidc_audience, leeway_s=settings.oidc_leeway_s
+        keys=keys,
+        issuer=settings.effective_issuer,
+        audience=settings.oidc_audience,
+        leeway_s=settings.oidc_leeway_s,
+        subject_claim=settings.oidc_subject_claim,
     )
+    # ID tokens are addressed to the pages' client id, not to the API audience.
+    app.state.id_token_verifier = TokenVerifier(
+        keys=keys,
+        issuer=settings.effective_issuer,
+        audience=settings.client_id,
+        leeway_s=settings.oidc_leeway_s,
+        subject_claim=settings.oidc_subject_claim,
+    )
+    app.state.oidc = oidc
+    app.state.cookie_signer = CookieSigner(secret)
+    app.state.dev_codes = dev_issuer.CodeStore()
 
     @app.exception_handler(LoginRequired)
     async def _login_redirect(request: Request, exc: LoginRequired) -> Response:
-        target = "/dev-issuer/login" if settings.demo else "/login-required"
+        # No or an expired session: sign in again, then come back to the page (GETs only).
+        target = "/ui/login"
+        if request.method == "GET":
+            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            target += "?" + urlencode({"next": path})
         return RedirectResponse(target, status_code=303)
 
     @app.exception_handler(RequestValidationError)
@@ -99,6 +135,7 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
         app.include_router(router, prefix="/api/v1")
     if settings.demo:
         app.include_router(dev_issuer.router)
+    app.include_router(login.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
