@@ -159,7 +159,7 @@ class OidcClient:
                 return self._disc
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
-            r = self.http.get(url, timeout=10)
+            r = self.http.get(url)
         except httpx.HTTPError as err:
             raise OidcError(f"discovery unreachable: {type(err).__name__}") from err
         if r.status_code != 200:
@@ -191,7 +191,7 @@ class OidcClient:
             else:
                 form["client_secret"] = client_secret
         try:
-            r = self.http.post(disc.token_endpoint, data=form, headers=headers, timeout=10)
+            r = self.http.post(disc.token_endpoint, data=form, headers=headers)
         except httpx.HTTPError as err:
             raise OidcError(f"token endpoint unreachable: {type(err).__name__}") from err
         try:

@@ -37,6 +37,7 @@ ID_TOKEN_TTL_S = 300
 @dataclass(frozen=True, slots=True)
 class PendingCode:
     subject: str
+    name: str
     client_id: str
     redirect_uri: str
     code_challenge: str
@@ -206,11 +207,10 @@ def token(
         return _grant_error("invalid_grant", "client or redirect_uri differs from the authorization request")
     if not pkce_matches(grant.code_verifier, pending.code_challenge):
         return _grant_error("invalid_grant", "code_verifier does not match the code_challenge")
-    name = _display_name(conn, pending.subject)
-    if name is None:
-        return _grant_error("invalid_grant", "staff no longer active")
+    # Like a region's IdP, which knows people, not egenmon's staff rows: whether the person
+    # may work in egenmon is the app's decision at the callback.
     return JSONResponse(
-        _tokens(request, settings, pending.subject, name, pending.nonce), headers={"Cache-Control": "no-store"}
+        _tokens(request, settings, pending.subject, pending.name, pending.nonce), headers={"Cache-Control": "no-store"}
     )
 
 
@@ -297,10 +297,10 @@ def authorize(
     _refuse_unregistered(settings, req)
     if (why := _checked(req)) is not None:
         return _back(req, {"error": "invalid_request", "error_description": why})
-    if _display_name(conn, subject) is None:
+    if (name := _display_name(conn, subject)) is None:
         return _back(req, {"error": "access_denied", "error_description": "no active demo staff"})
     code = _codes(request).issue(
-        PendingCode(subject, client_id, redirect_uri, code_challenge, nonce, time.monotonic() + CODE_TTL_S)
+        PendingCode(subject, name, client_id, redirect_uri, code_challenge, nonce, time.monotonic() + CODE_TTL_S)
     )
     return _back(req, {"code": code})
 
