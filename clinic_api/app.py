@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -16,6 +20,7 @@ from clinic_api import alert_pages, error_pages, pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
 from clinic_api.metrics import Metrics
+from clinic_api.oidc import OidcClient
 from clinic_api.routers import (
     admin,
     alerts,
@@ -25,10 +30,12 @@ from clinic_api.routers import (
     enrollment,
     fhir,
     gateways,
+    login,
     patients,
     replays,
 )
 from clinic_api.security import OriginCheck, Policy, RefusalAudit, SecurityHeaders, add_security_headers
+from clinic_api.sessions import CookieSigner
 from clinic_api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +46,9 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
     """Build the app; ``dev_keys`` lets tests reuse one generated demo key across apps."""
     settings = settings or get_settings()
     dev_keys = (dev_keys or DevIssuerKeys()) if settings.demo else None
+    # Discovery and the code exchange with the IdP (tests swap ``app.state.oidc.http``).
+    http = httpx.Client(timeout=10, follow_redirects=False)
+    oidc = OidcClient(settings.effective_issuer, http)
     keys: KeySource
     if settings.oidc_jwks_url:
         keys = JwksKeySource(settings.oidc_jwks_url)
@@ -47,7 +57,14 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
         # own JWKS over HTTP (which a single-worker server could not answer while blocked).
         keys = dev_keys
     else:
-        keys = JwksKeySource(settings.effective_issuer.rstrip("/") + "/.well-known/jwks.json")
+        keys = JwksKeySource(lambda: oidc.discovery().jwks_uri)
+    # The demo may run without a session secret: a random key per process (sessions end
+    # with a restart); outside the demo settings refuse a placeholder.
+    secret = (
+        secrets.token_bytes(32)
+        if settings.session_secret_is_placeholder
+        else settings.session_secret.get_secret_value().encode()
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +82,7 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
             yield
         finally:
             pool.close()
+            await asyncio.to_thread(http.close)
 
     app = FastAPI(
         title="egenmon clinic API",
@@ -75,12 +93,31 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
     app.state.settings = settings
     app.state.dev_keys = dev_keys
     app.state.verifier = TokenVerifier(
-        keys=keys, issuer=settings.effective_issuer, audience=settings.oidc_audience, leeway_s=settings.oidc_leeway_s
+        keys=keys,
+        issuer=settings.effective_issuer,
+        audience=settings.oidc_audience,
+        leeway_s=settings.oidc_leeway_s,
+        subject_claim=settings.oidc_subject_claim,
     )
+    # ID tokens are addressed to the pages' client id, not to the API audience.
+    app.state.id_token_verifier = TokenVerifier(
+        keys=keys,
+        issuer=settings.effective_issuer,
+        audience=settings.client_id,
+        leeway_s=settings.oidc_leeway_s,
+        subject_claim=settings.oidc_subject_claim,
+    )
+    app.state.oidc = oidc
+    app.state.cookie_signer = CookieSigner(secret)
+    app.state.dev_codes = dev_issuer.CodeStore()
 
     @app.exception_handler(LoginRequired)
     async def _login_redirect(request: Request, exc: LoginRequired) -> Response:
-        target = "/dev-issuer/login" if settings.demo else "/login-required"
+        # No or an expired session: sign in again, then come back to the page (GETs only).
+        target = "/ui/login"
+        if request.method == "GET":
+            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            target += "?" + urlencode({"next": path})
         return RedirectResponse(target, status_code=303)
 
     error_pages.install(app)
@@ -118,6 +155,7 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
         app.include_router(router, prefix="/api/v1")
     if settings.demo:
         app.include_router(dev_issuer.router)
+    app.include_router(login.router)
     # Before pages: /ui/alerts/{id} and the action forms are alert_pages'.
     app.include_router(alert_pages.router)
     app.include_router(pages.router)

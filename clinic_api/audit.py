@@ -25,7 +25,9 @@ def record(
     detail: dict[str, Any] | None = None,
     remote_addr: str | None = None,
     reason: str | None = None,
+    actor: str | None = None,
 ) -> None:
+    """``actor`` is the subject recorded when no staff row acts (e.g. "cli", a refused login)."""
     conn.execute(
         """
         INSERT INTO audit_log (staff_id, subject, action, resource, patient_id, remote_addr, reason, detail)
@@ -33,7 +35,7 @@ def record(
         """,
         (
             staff.id if staff else None,
-            staff.subject if staff else None,
+            staff.subject if staff else actor,
             action,
             resource,
             patient_id,

@@ -1,15 +1,19 @@
-"""OIDC bearer-token verification and the staff member a token belongs to.
+"""OIDC token verification and the staff member a token belongs to.
 
-Tokens are RS256/ES256 JWTs checked for signature (issuer's JWKS), issuer, audience and
-expiry. The staff row is looked up by the token's ``sub``; roles and care units come from
-the database, never from the token, so a region's IdP only has to say who someone is.
+Tokens (API bearer tokens and the ID tokens of the pages' sign-in) are RS256/ES256/PS256
+JWTs checked for signature (issuer's JWKS), issuer, audience and expiry. The staff row is
+looked up by the token's ``sub`` (or the configured subject claim, e.g. an HSA-id); roles and
+care units come from the database, never from the token, so a region's IdP only has to say
+who someone is.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,7 +21,7 @@ import jwt
 import psycopg
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from clinic_api.errors import AuthError
+from clinic_api.errors import AuthError, ClinicError
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +51,31 @@ class KeySource(Protocol):
 
 
 class JwksKeySource:
-    """Keys from the issuer's published JWKS (cached by PyJWKClient, refetched on a new kid)."""
+    """Keys from the issuer's published JWKS (cached by PyJWKClient, refetched on a new kid).
 
-    def __init__(self, jwks_url: str) -> None:
-        self._client = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, timeout=5)
+    ``jwks_url`` may be a callable (the ``jwks_uri`` of the issuer's discovery document),
+    resolved on first use so that the app starts while the IdP is briefly unreachable.
+    """
+
+    def __init__(self, jwks_url: str | Callable[[], str]) -> None:
+        self._url = jwks_url
+        self._client: jwt.PyJWKClient | None = None
+        self._lock = threading.Lock()
+
+    def _jwks_client(self) -> jwt.PyJWKClient:
+        with self._lock:
+            if self._client is None:
+                try:
+                    url = self._url if isinstance(self._url, str) else self._url()
+                except ClinicError as err:
+                    raise AuthError(f"issuer keys unavailable: {err}") from err
+                self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
+            return self._client
 
     def signing_key(self, token: str) -> Any:
+        client = self._jwks_client()
         try:
-            return self._client.get_signing_key_from_jwt(token).key
+            return client.get_signing_key_from_jwt(token).key
         except jwt.PyJWKClientError as err:
             raise AuthError(f"no usable signing key: {err}") from err
         except jwt.DecodeError as err:
@@ -84,11 +105,21 @@ class DevIssuerKeys:
             raise AuthError("unknown key id")
         return self.private_key.public_key()
 
-    def issue(self, *, issuer: str, audience: str, subject: str, ttl_s: int, name: str | None = None) -> str:
+    def issue(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        subject: str,
+        ttl_s: int,
+        name: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {"iss": issuer, "aud": audience, "sub": subject, "iat": now, "exp": now + ttl_s}
         if name:
             claims["name"] = name
+        claims.update(extra or {})
         return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"kid": self.kid})
 
 
@@ -98,11 +129,14 @@ class TokenVerifier:
     issuer: str
     audience: str
     leeway_s: int = 30
+    # Which claim names the staff row; "sub" unless the region maps e.g. an HSA-id claim.
+    subject_claim: str = "sub"
 
-    def subject(self, token: str) -> str:
+    def claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once signature, issuer, audience and expiry have been checked."""
         key = self.keys.signing_key(token)
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=ALGORITHMS,
@@ -119,10 +153,16 @@ class TokenVerifier:
             raise AuthError("wrong issuer") from err
         except jwt.InvalidTokenError as err:
             raise AuthError(f"invalid token: {type(err).__name__}") from err
-        sub = claims.get("sub")
+        return claims
+
+    def subject_of(self, claims: dict[str, Any]) -> str:
+        sub = claims.get(self.subject_claim)
         if not isinstance(sub, str) or not sub:
             raise AuthError("token has no subject")
         return sub
+
+    def subject(self, token: str) -> str:
+        return self.subject_of(self.claims(token))
 
 
 def load_staff(conn: psycopg.Connection[Any], subject: str, remote_addr: str | None) -> Staff | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+import psycopg
 import typer
 import uvicorn
 from pydantic import ValidationError
 
-from clinic_api import demo_seed
+from clinic_api import bootstrap, demo_seed
 from clinic_api.app import create_app
 from clinic_api.settings import Settings, get_settings
 from device_profiles.logs import configure
@@ -68,6 +69,32 @@ def seed_demo(
     """Create demo care units and staff (dev-issuer logins), optionally demo patients."""
     demo_seed.seed_demo(_settings().database_url, with_patients=with_patients)
     typer.echo("demo staff: " + ", ".join(s.display_name for s in demo_seed.STAFF))
+
+
+@app.command("create-admin")
+def create_admin(
+    subject: Annotated[str, typer.Option(help="The IdP's identifier of the person (the sub or HSA-id claim)")],
+    name: Annotated[str, typer.Option(help="Display name, e.g. 'Administratör Eva Exempel'")],
+    unit: Annotated[str, typer.Option(help="Care unit code the admin belongs to, e.g. MON-NORD")],
+    unit_name: Annotated[str | None, typer.Option(help="Create the unit with this name if it does not exist")] = None,
+    force: Annotated[bool, typer.Option(help="Rename an existing staff row whose name differs")] = False,
+) -> None:
+    """Create or promote a staff member to admin (the first admin of a new installation)."""
+    configure(logging.INFO)
+    settings = _settings()
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            result = bootstrap.create_admin(
+                conn, subject=subject, name=name, unit_code=unit, unit_name=unit_name, force=force
+            )
+    except bootstrap.BootstrapError as err:
+        typer.echo(f"create-admin refused: {err}", err=True)
+        raise typer.Exit(1) from err
+    except psycopg.Error as err:
+        typer.echo(f"create-admin failed: {type(err).__name__}: {err}", err=True)
+        raise typer.Exit(1) from err
+    verb = "created" if result.created else "updated"
+    typer.echo(f"{verb} staff {result.staff_id}: roles {', '.join(result.roles)}; unit {result.unit_code}")
 
 
 if __name__ == "__main__":

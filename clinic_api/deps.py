@@ -9,15 +9,18 @@ import psycopg
 from fastapi import Depends, HTTPException, Request, status
 from psycopg_pool import ConnectionPool
 
+from clinic_api import sessions
 from clinic_api.auth import Staff, TokenVerifier, load_staff
 from clinic_api.errors import AuthError
 from clinic_api.settings import Settings
 
-COOKIE_NAME = "egenmon_token"
+# The pages' session: a signed value (clinic_api.sessions) naming the staff subject, set by
+# the OIDC callback (routers/login.py).
+COOKIE_NAME = "egenmon_session"
 
 
 class LoginRequired(Exception):  # noqa: N818 - a control-flow signal for the page routes, not an error
-    """Raised by page dependencies; the app turns it into a redirect to the login page."""
+    """Raised by page dependencies; the app turns it into a redirect to the sign-in."""
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -41,28 +44,33 @@ def _remote_addr(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _token(request: Request, *, cookie: bool) -> str | None:
+def _subject(request: Request, *, cookie: bool) -> str | None:
+    """The caller's subject from a bearer token, else (pages) the session cookie; None if neither."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        verifier: TokenVerifier = request.app.state.verifier
+        return verifier.subject(value.strip())
+    session = request.cookies.get(COOKIE_NAME) if cookie else None
+    if not session:
         return None
-    if cookie:
-        return request.cookies.get(COOKIE_NAME)
-    return None
+    signer: sessions.CookieSigner = request.app.state.cookie_signer
+    sub = signer.verify(sessions.SESSION, session).get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise AuthError("session has no subject")
+    return sub
 
 
 def _authenticate(request: Request, conn: psycopg.Connection[Any], *, cookie: bool) -> Staff:
     unauthorized = {"WWW-Authenticate": "Bearer"}
-    token = _token(request, cookie=cookie)
-    if not token:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers=unauthorized)
-    verifier: TokenVerifier = request.app.state.verifier
     try:
-        subject = verifier.subject(token)
+        subject = _subject(request, cookie=cookie)
     except AuthError as err:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, err.reason, headers=unauthorized) from err
+    if subject is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers=unauthorized)
     staff = load_staff(conn, subject, _remote_addr(request))
     if staff is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "no active staff account for this identity")
@@ -72,8 +80,9 @@ def _authenticate(request: Request, conn: psycopg.Connection[Any], *, cookie: bo
 
 
 def current_staff(request: Request, conn: DbConn) -> Staff:
-    # The API accepts the page cookie too, so the pages' own scripts could call it; CSRF is
-    # limited by the SameSite=Strict cookie and the Origin check (clinic_api.security).
+    # The API accepts the page session too, so the pages' own scripts could call it. The
+    # cookie is SameSite=Lax (the IdP's redirect back needs it), so unsafe requests that
+    # carry it must also pass the Origin check (clinic_api.security).
     return _authenticate(request, conn, cookie=True)
 
 

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from clinic_api import agp, analytics, audit, bp_summary, chart_limits, charts, labels, queries, replays, ticks
-from clinic_api.deps import COOKIE_NAME, AppSettings, DbConn, PageStaff
+from clinic_api.deps import AppSettings, DbConn, PageStaff
 from clinic_api.models import CarePlanIn, ReplayIn, SafeStr
 from clinic_api.routers.gateways import list_for
 from device_profiles.vocabulary import COMPONENTS, KINDS, EventType, Kind
@@ -174,18 +174,6 @@ def _ctx(staff: Any, **kw: Any) -> dict[str, Any]:
 @router.get("/")
 def root() -> Response:
     return RedirectResponse("/ui/alerts", status_code=303)
-
-
-@router.get("/login-required", response_class=HTMLResponse)
-def login_required(request: Request) -> Response:
-    return templates.TemplateResponse(request, "login_required.html", {"me": None}, status_code=401)
-
-
-@router.post("/ui/logout")
-def logout() -> Response:
-    resp = RedirectResponse("/", status_code=303)
-    resp.delete_cookie(COOKIE_NAME, path="/")
-    return resp
 
 
 def _clinical_or_page(request: Request, staff: Any) -> Response | None:

@@ -111,23 +111,30 @@ def test_discovery_and_jwks_verify_issued_tokens(client: TestClient) -> None:
     assert claims["sub"] == NURSE
 
 
-def test_login_page_lists_demo_staff_and_sets_httponly_cookie(fresh_client: TestClient) -> None:
-    client = fresh_client
-    page = client.get("/dev-issuer/login")
-    assert "Sjuksköterska Anna Demo" in page.text
-    r = client.post("/dev-issuer/login", data={"subject": NURSE}, follow_redirects=False)
+def test_issuer_page_lists_demo_staff_only_within_a_sign_in(client: TestClient) -> None:
+    # The old shortcut (POST /dev-issuer/login set a token cookie) is gone: sign-in is the
+    # code flow (test_sign_in.py); the old address starts it.
+    r = client.get("/dev-issuer/login", follow_redirects=False)
     assert r.status_code == 303
-    cookie = r.headers["set-cookie"]
-    assert "egenmon_token=" in cookie
-    assert "HttpOnly" in cookie
-    assert "SameSite=strict" in cookie or "samesite=strict" in cookie.lower()
-    assert client.get("/ui/alerts").status_code == 200
+    assert r.headers["location"] == "/ui/login"
+    assert client.post("/dev-issuer/login", data={"subject": NURSE}).status_code == 405
+    assert client.get("/dev-issuer/authorize", follow_redirects=False).status_code == 400
 
 
-def test_pages_redirect_to_login_without_token(client: TestClient) -> None:
+def test_pages_redirect_to_sign_in_without_session(client: TestClient) -> None:
     r = client.get("/ui/alerts", follow_redirects=False)
     assert r.status_code == 303
-    assert r.headers["location"] == "/dev-issuer/login"
+    assert r.headers["location"] == "/ui/login?next=%2Fui%2Falerts"
+
+
+def test_bearer_token_is_not_read_from_the_old_cookie(client: TestClient) -> None:
+    # A raw IdP token in a cookie is not a session: only the signed session cookie is.
+    client.cookies.set("egenmon_session", _token(client))
+    try:
+        assert client.get("/ui/alerts", follow_redirects=False).status_code == 303
+        assert client.get("/api/v1/patients").status_code == 401
+    finally:
+        client.cookies.clear()
 
 
 def test_dev_issuer_is_absent_outside_demo(shared_seed: Seed) -> None:
@@ -135,9 +142,15 @@ def test_dev_issuer_is_absent_outside_demo(shared_seed: Seed) -> None:
         shared_seed.url,
         demo=False,
         oidc_issuer="https://idp.example.se/realms/region",
+        oidc_client_id="egenmon-clinic",
         enrollment_pepper="a-real-long-secret-value-123",
+        session_secret="another-real-long-secret-456",
     )
     with TestClient(create_app(settings)) as c:
         assert c.get("/dev-issuer/jwks").status_code == 404
         assert c.post("/dev-issuer/token", json={"subject": NURSE}).status_code == 404
+        assert c.get("/dev-issuer/authorize").status_code == 404
         assert c.get("/api/v1/patients").status_code == 401
+        assert c.get("/ui/alerts", follow_redirects=False).headers["location"] == "/ui/login?next=%2Fui%2Falerts"
+        page = c.get("/login-required")
+        assert "SITHS-kort via regionens identitetstjänst" in page.text

@@ -58,7 +58,7 @@ def _shot(page: Page, name: str) -> None:
 
 def _login_as_nurse(page: Page, base: str) -> None:
     page.goto(base + "/")
-    expect(page).to_have_url(re.compile(r"/dev-issuer/login$"))
+    expect(page).to_have_url(re.compile(r"/dev-issuer/authorize\?"))
     expect(page.locator("html")).to_have_attribute("lang", "sv")
     _shot(page, "01-login")
     page.get_by_role("button", name="Sjuksköterska Anna Demo").click()
