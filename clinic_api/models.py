@@ -189,9 +189,27 @@ class GatewayAssignIn(_In):
     gateway_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{2,62}$")
 
 
+# Broker user names of the services, and the prefix of their client ids: a gateway's user
+# name and client id are its id (deploy/mosquitto), so a gateway named so would share the
+# services' ACL rights or take over their sessions. issue-gateway-credentials.sh refuses
+# them too.
+RESERVED_GATEWAY_IDS = frozenset({"ingest", "platform"})
+RESERVED_GATEWAY_PREFIX = "egenmon-"
+
+
 class GatewayIn(_In):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{2,62}$")
     serial: SafeStr | None = Field(default=None, min_length=1, max_length=128)
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_service_account(cls, v: str) -> str:
+        if v in RESERVED_GATEWAY_IDS or v.startswith(RESERVED_GATEWAY_PREFIX):
+            raise ValueError(
+                f"{v!r} is reserved for the platform's services (ingest, platform, egenmon-*);"
+                " choose another gateway id"
+            )
+        return v
 
 
 class UnitIn(_In):

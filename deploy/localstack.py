@@ -24,6 +24,8 @@ from pathlib import Path
 
 import psycopg
 
+from device_profiles.wire import MAX_MESSAGE_BYTES
+
 log = logging.getLogger(__name__)
 
 
@@ -249,6 +251,8 @@ class LocalMosquitto:
             "max_queued_messages 0",
             "max_queued_bytes 0",
             "max_inflight_messages 0",
+            # As deploy/mosquitto/mosquitto.conf: publishes above the wire limit are refused.
+            f"message_size_limit {MAX_MESSAGE_BYTES}",
             f"listener {self.port} 127.0.0.1",
             *self.extra_config,
         ]

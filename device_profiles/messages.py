@@ -20,7 +20,8 @@ OFFLINE_PAYLOAD = b"offline"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinities (JSON 1e999 parses as infinity): a status must stay valid JSON in jsonb.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DeviceStatus(_Model):
@@ -57,7 +58,7 @@ class GatewayStatus(_Model):
     overdue_kinds: list[str] = Field(default_factory=list, max_length=32)
     devices: list[DeviceStatus] = Field(default_factory=list, max_length=64)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class AllowedDevice(_Model):

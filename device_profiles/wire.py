@@ -46,7 +46,12 @@ READINGS_SUBSCRIPTION = f"$share/ingest/{TOPIC_ROOT}/+/readings"
 GATEWAY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
 _GATEWAY_ID_RE = re.compile(GATEWAY_ID_PATTERN)
 MAX_READINGS_PER_MESSAGE = 1000
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# The largest readings message, also the broker's message_size_limit (deploy/mosquitto).
+# A reading as gateways send it is 320-460 bytes of JSON; the heaviest legitimate one
+# (symptoms: 8 components with original values, full-length model/serial/firmware, six
+# flags, 64 GATT bytes) is about 1,600 bytes, so MAX_READINGS_PER_MESSAGE of those is
+# about 1.6 MB. 2 MiB leaves room for that and nothing more.
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 
 # Flags a reading may carry. Device-reported flags come from the GATT status fields;
 # the gateway adds the clock flags.
@@ -109,7 +114,8 @@ def reading_id(device_identity: str, kind: Kind | str, discriminator: str | int)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=256)
+    # No NaN or infinities anywhere (JSON 1e999 parses as infinity): nothing downstream can use them.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=256, allow_inf_nan=False)
 
 
 class DeviceInfo(_Strict):
@@ -190,7 +196,7 @@ def _component_problem(kind: Kind, values: dict[str, Value]) -> str:
 class Envelope(_Strict):
     """The batch around the readings; readings are left unparsed for per-reading checks."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     schema_: Literal[1] = Field(alias="schema")
     gateway_id: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]
@@ -202,7 +208,7 @@ class Envelope(_Strict):
 class ReadingBatch(_Strict):
     """A whole batch, typed. Gateways build this; ingest uses the two-step parse instead."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     schema_: Literal[1] = Field(default=1, alias="schema")
     gateway_id: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]

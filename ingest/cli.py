@@ -7,9 +7,11 @@ import logging
 import os
 import sys
 
+import psycopg
 import typer
 
 from device_profiles.logs import configure
+from ingest.retention import prune_dead_letters
 from ingest.schema import migrate as migrate_schema
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
@@ -47,6 +49,24 @@ def run() -> None:
     sys.setswitchinterval(settings.gil_switch_interval_s)
     supervisor = os.environ.get(SUPERVISOR_PID_ENV)
     raise typer.Exit(IngestService(settings).run_forever(supervisor_pid=int(supervisor) if supervisor else None))
+
+
+@app.command("prune-dead-letters")
+def prune(
+    days: int | None = typer.Option(
+        None, min=1, help="keep this many days (default: EGENMON_INGEST_DEAD_LETTER_RETENTION_DAYS)"
+    ),
+) -> None:
+    """Delete dead letters older than the retention period, in batches (workers also do this hourly)."""
+    settings = IngestSettings()
+    configure(settings.log_level)
+    keep = days if days is not None else settings.dead_letter_retention_days
+    if keep <= 0:
+        typer.echo("dead-letter retention is off (0 days): nothing deleted")
+        return
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        deleted = prune_dead_letters(conn, keep)
+    typer.echo(f"{deleted} dead letters older than {keep} days deleted")
 
 
 @app.command()

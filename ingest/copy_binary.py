@@ -1,4 +1,4 @@
-"""PostgreSQL binary COPY data for ``observation`` and ``reading_raw``, encoded here.
+"""PostgreSQL binary COPY data for ``observation``, ``reading_raw`` and ``reading_key``, encoded here.
 
 psycopg's row formatter dumps every field of every row on its own, and ``text[]`` in
 Python; at tens of thousands of readings a second that was a third of ingest's CPU. This
@@ -46,6 +46,7 @@ OBS_READING_COLUMNS: Final = (
 OBS_COMPONENT_COLUMNS: Final = ("component", "value", "unit", "censored", "original_value", "original_unit")
 OBS_COLUMNS: Final = (*OBS_READING_COLUMNS, *OBS_COMPONENT_COLUMNS)
 RAW_COLUMNS: Final = ("reading_id", "measured_at", "gateway_id", "device", "raw")
+KEY_COLUMNS: Final = ("reading_id", "gateway_id", "measured_at")
 
 _I2 = struct.Struct(">h")
 _I4 = struct.Struct(">i")
@@ -62,6 +63,7 @@ _JSONB_VERSION = b"\x01"
 
 _OBS_FIELD_COUNT = _I2.pack(len(OBS_COLUMNS))
 _RAW_FIELD_COUNT = _I2.pack(len(RAW_COLUMNS))
+_KEY_FIELD_COUNT = _I2.pack(len(KEY_COLUMNS))
 # timestamptz is sent as microseconds since 2000-01-01 00:00 UTC (integer datetimes, the
 # only kind since PostgreSQL 10).
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -110,12 +112,15 @@ def bytea_field(value: bytes | None) -> bytes:
     return NULL if value is None else _I4.pack(len(value)) + value
 
 
-def encode_rows(resolved: Iterable[tuple[PreparedReading, uuid.UUID]], raw_out: bytearray) -> Iterator[bytes]:
+def encode_rows(
+    resolved: Iterable[tuple[PreparedReading, uuid.UUID]], raw_out: bytearray, key_out: bytearray | None = None
+) -> Iterator[bytes]:
     """The observation COPY data (:data:`OBS_COLUMNS`) in chunks, signature to trailer.
 
     The ``reading_raw`` rows (:data:`RAW_COLUMNS`), one per reading, are appended to
     ``raw_out`` along the way, without signature or trailer: the caller frames them
-    (``SIGNATURE + raw_out + TRAILER``) once the observations are written.
+    (``SIGNATURE + raw_out + TRAILER``) once the observations are written. So are the
+    ``reading_key`` rows (:data:`KEY_COLUMNS`) to ``key_out``, when given.
     """
     # Encoded fields of values that repeat within the batch. The look-ups are written out
     # (get, else setdefault) rather than in a helper: this loop runs for every reading.
@@ -162,6 +167,11 @@ def encode_rows(resolved: Iterable[tuple[PreparedReading, uuid.UUID]], raw_out: 
         raw_out += gateway
         raw_out += device
         raw_out += bytea_field(raw_bytes(rd))
+        if key_out is not None:
+            key_out += _KEY_FIELD_COUNT
+            key_out += reading_id
+            key_out += gateway
+            key_out += measured_at
         if len(out) >= CHUNK_BYTES:
             yield bytes(out)
             out.clear()

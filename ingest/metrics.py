@@ -65,6 +65,9 @@ class Metrics:
             registry=r,
         )
         self.acks = Counter("egenmon_ingest_acks", "PUBACKs sent after commit", registry=r)
+        self.dead_letters_pruned = Counter(
+            "egenmon_ingest_dead_letters_pruned", "Dead letters deleted after the retention period", registry=r
+        )
 
 
 class HealthServer:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field, ValidationError
@@ -33,9 +34,18 @@ from device_profiles.wire import (
     spo2_outside_validated_range,
 )
 
-# A dead letter keeps at most this many bytes of a payload; a larger (hostile) one is
-# truncated and the detail says so.
-DEAD_LETTER_MAX_BYTES = MAX_MESSAGE_BYTES
+# A message larger than the wire limit (also the broker's message_size_limit) is a
+# 'too_large' dead letter that keeps only its first DEAD_LETTER_KEEP_BYTES, with its size
+# and sha256: enough to see what it was, without megabytes per row.
+DEAD_LETTER_KEEP_BYTES = 64 * 1024
+# measured_at (and the gateway's received_at) of a stored reading lie in this window: not
+# before MEASURED_AT_FLOOR (the gateway already replaces unset device clocks with its
+# reception time), not more than MEASURED_AT_MAX_AHEAD after ingest received the message.
+# Outside it a timestamp is garbage, and one stored in year 10000 broke every reader.
+MEASURED_AT_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+MEASURED_AT_MAX_AHEAD = timedelta(minutes=10)
+# PostgreSQL text and jsonb cannot hold NUL; JSON carries it as this escape.
+_NUL_MARKERS = (b"\\u0000", b"\x00")
 SPO2_FLAG_REASON = "spo2 below the validated range of oximeters (70 %)"
 
 
@@ -72,6 +82,9 @@ class DeadLetter:
     detail: str | None
     payload: bytes
     received_at: datetime
+    # Of the whole message, for message-level dead letters (payload may be cut short).
+    payload_bytes: int | None = None
+    payload_sha256: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +127,41 @@ def clean_text(text: str | None) -> str | None:
     return None if text is None else text.replace("\x00", "\\0")[:2000]
 
 
-def _dead(
-    msg: Incoming, gateway_id: str | None, reason: str, detail: str | None, index: int | None = None
-) -> DeadLetter:
+def _dead(msg: Incoming, gateway_id: str | None, reason: str, detail: str | None) -> DeadLetter:
     payload = msg.payload
-    if len(payload) > DEAD_LETTER_MAX_BYTES:
-        detail = f"{detail or ''} (payload truncated to {DEAD_LETTER_MAX_BYTES} of {len(payload)} bytes)".strip()
-        payload = payload[:DEAD_LETTER_MAX_BYTES]
-    return DeadLetter(msg.topic, gateway_id, index, reason, clean_text(detail), payload, msg.received_at)
+    size, digest = len(payload), hashlib.sha256(payload).digest()
+    if size > MAX_MESSAGE_BYTES:
+        payload = payload[:DEAD_LETTER_KEEP_BYTES]
+    return DeadLetter(msg.topic, gateway_id, None, reason, clean_text(detail), payload, msg.received_at, size, digest)
+
+
+def has_nul(doc: Any) -> bool:
+    """Whether any string (key or value) in parsed JSON holds a NUL character."""
+    if isinstance(doc, str):
+        return "\x00" in doc
+    if isinstance(doc, dict):
+        return any("\x00" in k or has_nul(v) for k, v in doc.items())
+    if isinstance(doc, list):
+        return any(has_nul(v) for v in doc)
+    return False
+
+
+def _may_hold_nul(payload: bytes) -> bool:
+    # Two substring scans at C speed; a hit (or a literal backslash-u0000 in some text) is
+    # looked at properly by has_nul on the parsed document.
+    return any(m in payload for m in _NUL_MARKERS)
+
+
+def _out_of_range(reading: Reading, received_at: datetime) -> tuple[str, str] | None:
+    latest = received_at + MEASURED_AT_MAX_AHEAD
+    for name, t in (("measured_at", reading.measured_at), ("received_at", reading.received_at)):
+        if not MEASURED_AT_FLOOR <= t <= latest:
+            detail = (
+                f"{name} {t.isoformat()} outside {MEASURED_AT_FLOOR.date().isoformat()}"
+                f" .. {latest.isoformat(timespec='seconds')} (ingest's clock + {MEASURED_AT_MAX_AHEAD})"
+            )
+            return f"{name}_out_of_range", detail
+    return None
 
 
 def reading_dead_letter(r: PreparedReading, reason: str, detail: str | None) -> DeadLetter:
@@ -155,6 +195,11 @@ def raw_bytes(reading: Reading) -> bytes | None:
 def prepare_into(batch: PreparedBatch, msg: Incoming) -> None:
     """Parse one message into ``batch``. Never raises on input."""
     parts = msg.topic.split("/")
+    if len(msg.payload) > MAX_MESSAGE_BYTES:
+        gw = parts[3] if len(parts) == 5 else None
+        detail = f"{len(msg.payload)} bytes, limit {MAX_MESSAGE_BYTES}; first {DEAD_LETTER_KEEP_BYTES} kept"
+        batch.dead_letters.append(_dead(msg, gw, "too_large", detail))
+        return
     if len(parts) == 5 and parts[4] == "status" and msg.topic.startswith(TOPIC_ROOT + "/"):
         _prepare_status(batch, msg, parts[3])
         return
@@ -174,13 +219,25 @@ def prepare_into(batch: PreparedBatch, msg: Incoming) -> None:
         return
     batch.sent_at.append(env.sent_at)
     for index, doc in enumerate(env.readings):
+
+        def dead(reason: str, detail: str | None, doc: Any = doc, index: int = index) -> None:
+            payload = json.dumps(doc, separators=(",", ":"), default=str).encode()
+            batch.dead_letters.append(
+                DeadLetter(msg.topic, gateway_id, index, reason, clean_text(detail), payload, msg.received_at)
+            )
+
+        # Before the COPY, not by it: a refused COPY costs the whole batch its transaction.
+        if has_nul(doc):
+            dead("nul_in_text", "a text field holds a NUL character, which PostgreSQL cannot store")
+            continue
         try:
             reading = parse_reading(doc)
         except WireFormatError as err:
-            payload = json.dumps(doc, separators=(",", ":"), default=str).encode()
-            batch.dead_letters.append(
-                DeadLetter(msg.topic, gateway_id, index, err.reason, clean_text(err.detail), payload, msg.received_at)
-            )
+            dead(err.reason, err.detail)
+            continue
+        out_of_range = _out_of_range(reading, msg.received_at)
+        if out_of_range is not None:
+            dead(*out_of_range)
             continue
         status, reason = judge(reading)
         batch.readings.append(
@@ -190,13 +247,16 @@ def prepare_into(batch: PreparedBatch, msg: Incoming) -> None:
 
 def _prepare_fast(batch: PreparedBatch, msg: Incoming, gateway_id: str) -> bool:
     """The common case, a well-formed message, in one validation pass; False if it is not."""
-    if len(msg.payload) > MAX_MESSAGE_BYTES:
+    if _may_hold_nul(msg.payload):
         return False
     try:
         env = _TypedEnvelope.model_validate_json(msg.payload)
     except ValidationError:
         return False
     if env.gateway_id != gateway_id:
+        return False
+    # Rare: then the two-step way says which readings are out of range and keeps the rest.
+    if any(_out_of_range(r, msg.received_at) is not None for r in env.readings):
         return False
     batch.sent_at.append(env.sent_at)
     for index, reading in enumerate(env.readings):
@@ -222,6 +282,10 @@ def _prepare_status(batch: PreparedBatch, msg: Incoming, gateway_id: str) -> Non
         status = GatewayStatus.model_validate_json(msg.payload)
     except ValidationError as err:
         batch.dead_letters.append(_dead(msg, gateway_id, "bad_status", str(err.errors(include_url=False)[:3])))
+        return
+    if _may_hold_nul(msg.payload) and has_nul(json.loads(msg.payload)):
+        detail = "a text field holds a NUL character, which PostgreSQL cannot store"
+        batch.dead_letters.append(_dead(msg, gateway_id, "nul_in_text", detail))
         return
     if status.gateway_id != gateway_id:
         detail = f"payload says {status.gateway_id!r}, topic says {gateway_id!r}"

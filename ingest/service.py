@@ -45,6 +45,7 @@ from device_profiles.vocabulary import WEIGHT_MAX_DAILY_CHANGE_KG
 from device_profiles.wire import READINGS_SUBSCRIPTION, TOPIC_ROOT
 from ingest.metrics import HealthServer, Metrics
 from ingest.prepare import DeadLetter, Incoming, PreparedBatch, prepare
+from ingest.retention import prune_dead_letters
 from ingest.settings import IngestSettings
 from ingest.store import DeviceCache, DirectCopyGate, StoreResult, setup_connection, store
 
@@ -99,6 +100,7 @@ class IngestService:
             threading.Thread(target=self._run_worker, name=f"ingest-writer-{i}", daemon=True)
             for i in range(settings.writers)
         ]
+        self._pruner = threading.Thread(target=self._run_pruner, name="ingest-pruner", daemon=True)
         self._health: HealthServer | None = None
         self._m_readings = self.metrics.messages.labels(topic="readings")
         self._m_status = self.metrics.messages.labels(topic="status")
@@ -421,6 +423,19 @@ class IngestService:
         for t in sent_at:
             self.metrics.lag_seconds.observe(max(0.0, (now - t).total_seconds()))
 
+    def _run_pruner(self) -> None:
+        """Dead-letter retention, every ``dead_letter_prune_interval_s``, on a connection of its own."""
+        s = self.settings
+        if s.dead_letter_retention_days <= 0 or self.retiring:
+            return
+        while not self._stopping.wait(s.dead_letter_prune_interval_s):
+            try:
+                with psycopg.connect(s.database_url, autocommit=True, connect_timeout=5) as conn:
+                    deleted = prune_dead_letters(conn, s.dead_letter_retention_days)
+                self.metrics.dead_letters_pruned.inc(deleted)
+            except psycopg.Error as err:
+                log.warning("pruning dead letters failed (%s); next try in %.0f s", err, s.dead_letter_prune_interval_s)
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def health(self) -> dict[str, bool]:
@@ -442,6 +457,7 @@ class IngestService:
         for w in self._writers:
             w.start()
         self._parser.start()
+        self._pruner.start()
         self._client.connect_async(
             ep.host, ep.port, keepalive=s.keepalive_s, clean_start=False, properties=self._connect_properties()
         )
@@ -453,6 +469,8 @@ class IngestService:
         self._parser.join(timeout_s)
         for w in self._writers:
             w.join(timeout_s)
+        if self._pruner.is_alive():
+            self._pruner.join(timeout_s)
         # Queued PUBACKs go out before the DISCONNECT; the session (and whatever was not
         # acknowledged) stays on the broker for the next start, unless retire() drained it.
         if self._end_session:

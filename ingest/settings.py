@@ -79,6 +79,10 @@ class IngestSettings(BaseSettings):
     # the worker's CPU in GIL hand-overs between parser and writers under batched load.
     gil_switch_interval_s: float = Field(default=0.002, gt=0, le=0.1)
     db_retry_max_s: float = Field(default=5.0, gt=0)
+    # Dead letters older than this are deleted (ingest/retention.py); 0 keeps them forever.
+    dead_letter_retention_days: int = Field(default=30, ge=0)
+    # How often a worker prunes them (the first time one interval after it started).
+    dead_letter_prune_interval_s: float = Field(default=3600.0, gt=0)
     metrics_host: str = "127.0.0.1"
     # 0 picks a free port (tests); the bound port is logged.
     metrics_port: int = Field(default=9105, ge=0, le=65_535)

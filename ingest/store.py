@@ -1,12 +1,15 @@
 """Writing a prepared batch in one transaction: binary COPY, optimistic first.
 
-Re-delivery is harmless: observations and raw readings are keyed by the deterministic
-reading id. Almost every batch holds only new readings, so it is first COPYed straight
-into ``observation`` and ``reading_raw`` inside a savepoint (the rate of a raw COPY). If
-any reading is already stored, PostgreSQL refuses that COPY with a unique violation; the
-savepoint is rolled back and the batch goes the safe way instead: COPY into a staging
-table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, which stores the new
-readings and counts the rest as duplicates. Duplicates come in bursts (a restarted worker
+Re-delivery is harmless: a reading is stored once per deterministic reading id, whatever
+its ``measured_at`` (``reading_key``, keyed by the id alone: the observation and
+reading_raw keys must include the time column of the hypertable). Almost every batch
+holds only new readings, so it is first COPYed straight into ``reading_key``,
+``observation`` and ``reading_raw`` inside a savepoint (the rate of a raw COPY). If any
+reading is already stored, PostgreSQL refuses the key COPY with a unique violation; the
+savepoint is rolled back and the batch goes the safe way instead: COPY into staging
+tables, ``INSERT ... ON CONFLICT DO NOTHING`` into ``reading_key``, then the rows of only
+the readings that got a key; the rest are counted as duplicates. A reading twice in one
+batch is stored once (the first) before any of this. Duplicates come in bursts (a restarted worker
 or broker re-delivers what was not acknowledged), so after one the :class:`DirectCopyGate`
 keeps batches on the safe way until a run of them came without duplicates.
 
@@ -31,13 +34,23 @@ from typing import Any
 import psycopg
 
 from device_profiles.messages import NEW_READINGS_CHANNEL
-from ingest.copy_binary import OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows
+from ingest.copy_binary import KEY_COLUMNS, OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows
 from ingest.prepare import DeadLetter, PreparedBatch, PreparedReading, reading_dead_letter
 
 log = logging.getLogger(__name__)
 
-DEAD_COLUMNS = ("topic", "gateway_id", "reading_index", "reason", "detail", "payload", "received_at")
-DEAD_TYPES = ("text", "text", "int4", "text", "text", "bytea", "timestamptz")
+DEAD_COLUMNS = (
+    "topic",
+    "gateway_id",
+    "reading_index",
+    "reason",
+    "detail",
+    "payload",
+    "received_at",
+    "payload_bytes",
+    "payload_sha256",
+)
+DEAD_TYPES = ("text", "text", "int4", "text", "text", "bytea", "timestamptz", "int4", "bytea")
 
 # NOTIFY payloads must stay below 8000 bytes; the contract says at most 7,000.
 NOTIFY_MAX_BYTES = 7000
@@ -51,19 +64,33 @@ _RAW_COLS = ", ".join(RAW_COLUMNS)
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS ingest_stage_obs (LIKE observation INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS ingest_stage_raw (LIKE reading_raw INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS ingest_stage_key (LIKE reading_key INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 """
 # Plain statements, not SQL PREPARE: psycopg prepares them itself after a few uses and
 # knows to forget them when a failed transaction deallocates them.
+# The keys first; the staged keys that were already taken are dropped from the stage, so
+# the rows that follow are those of new readings only. Returns how many readings are new.
+INSERT_KEYS = f"""
+WITH k AS (
+    INSERT INTO reading_key ({", ".join(KEY_COLUMNS)}) SELECT {", ".join(KEY_COLUMNS)} FROM ingest_stage_key
+    ON CONFLICT DO NOTHING
+    RETURNING reading_id
+), taken AS (
+    DELETE FROM ingest_stage_key s WHERE NOT EXISTS (SELECT 1 FROM k WHERE k.reading_id = s.reading_id)
+)
+SELECT count(*) FROM k
+"""
+_NEW = "WHERE EXISTS (SELECT 1 FROM ingest_stage_key k WHERE k.reading_id = s.reading_id)"
 INSERT_OBS = f"""
 WITH ins AS (
-    INSERT INTO observation ({_OBS_COLS}) SELECT {_OBS_COLS} FROM ingest_stage_obs
+    INSERT INTO observation ({_OBS_COLS}) SELECT {_OBS_COLS} FROM ingest_stage_obs s {_NEW}
     ON CONFLICT DO NOTHING
     RETURNING patient_id, status
 )
 SELECT patient_id, status, count(*) FROM ins GROUP BY patient_id, status
 """
 INSERT_RAW = f"""
-INSERT INTO reading_raw ({_RAW_COLS}) SELECT {_RAW_COLS} FROM ingest_stage_raw
+INSERT INTO reading_raw ({_RAW_COLS}) SELECT {_RAW_COLS} FROM ingest_stage_raw s {_NEW}
 ON CONFLICT DO NOTHING
 """
 
@@ -260,12 +287,36 @@ def _copy_rows(
 
 
 def _copy_batch(
-    conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]], obs_table: str, raw_table: str
+    conn: psycopg.Connection[Any],
+    resolved: list[tuple[PreparedReading, uuid.UUID]],
+    obs_table: str,
+    raw_table: str,
+    key_table: str,
 ) -> None:
     raw = bytearray(SIGNATURE)
-    _copy(conn, obs_table, OBS_COLUMNS, encode_rows(resolved, raw))
+    keys = bytearray(SIGNATURE)
+    # Observations stream while they are encoded; the raw rows and keys are complete after.
+    # A reading already stored under another measured_at passes the first two and is
+    # refused by the key (the direct way's savepoint then undoes all three).
+    _copy(conn, obs_table, OBS_COLUMNS, encode_rows(resolved, raw, keys))
     raw += TRAILER
+    keys += TRAILER
     _copy(conn, raw_table, RAW_COLUMNS, (bytes(raw),))
+    _copy(conn, key_table, KEY_COLUMNS, (bytes(keys),))
+
+
+def _first_of_each(
+    resolved: list[tuple[PreparedReading, uuid.UUID]],
+) -> tuple[list[tuple[PreparedReading, uuid.UUID]], int]:
+    """The readings of a batch once per reading id (the first), and how many copies were dropped."""
+    seen: set[uuid.UUID] = set()
+    out: list[tuple[PreparedReading, uuid.UUID]] = []
+    for item in resolved:
+        rid = item[0].reading.reading_id
+        if rid not in seen:
+            seen.add(rid)
+            out.append(item)
+    return out, len(resolved) - len(out)
 
 
 def _check_weights(
@@ -306,7 +357,7 @@ def _write_direct(conn: psycopg.Connection[Any], resolved: list[tuple[PreparedRe
     """COPY straight into the tables; False (nothing written) if any reading is already stored."""
     try:
         with conn.transaction():  # a savepoint: a refused COPY leaves the batch's transaction usable
-            _copy_batch(conn, resolved, "observation", "reading_raw")
+            _copy_batch(conn, resolved, "observation", "reading_raw", "reading_key")
     except psycopg.errors.UniqueViolation:
         return False
     return True
@@ -326,16 +377,18 @@ def _count_direct(result: StoreResult, resolved: list[tuple[PreparedReading, uui
 def _write_staged(
     conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]], result: StoreResult
 ) -> None:
-    _copy_batch(conn, resolved, "ingest_stage_obs", "ingest_stage_raw")
+    _copy_batch(conn, resolved, "ingest_stage_obs", "ingest_stage_raw", "ingest_stage_key")
+    row = conn.execute(INSERT_KEYS).fetchone()
+    new = int(row[0]) if row else 0
     patients: set[uuid.UUID] = set()
     for patient, status, n_rows in conn.execute(INSERT_OBS).fetchall():
         patients.add(patient)
         result.rows_stored += n_rows
         result.rows_by_status[status] += n_rows
     result.patients = sorted(patients)
-    # Readings are counted once each through their reading_raw row.
-    result.readings_stored = conn.execute(INSERT_RAW).rowcount
-    result.readings_duplicate = len(resolved) - result.readings_stored
+    conn.execute(INSERT_RAW)
+    result.readings_stored = new
+    result.readings_duplicate += len(resolved) - new
 
 
 def _notify(conn: psycopg.Connection[Any], patients: list[uuid.UUID]) -> None:
@@ -380,6 +433,7 @@ def store(
             dead.extend(unresolved)
         else:
             resolved = []
+        resolved, result.readings_duplicate = _first_of_each(resolved)
         if resolved:
             resolved = _check_weights(conn, resolved, max_weight_change_kg)
             if (gate is None or gate.try_direct()) and _write_direct(conn, resolved):
@@ -430,7 +484,20 @@ def store(
                 "dead_letter",
                 DEAD_COLUMNS,
                 DEAD_TYPES,
-                ((d.topic, d.gateway_id, d.reading_index, d.reason, d.detail, d.payload, d.received_at) for d in dead),
+                (
+                    (
+                        d.topic,
+                        d.gateway_id,
+                        d.reading_index,
+                        d.reason,
+                        d.detail,
+                        d.payload,
+                        d.received_at,
+                        d.payload_bytes,
+                        d.payload_sha256,
+                    )
+                    for d in dead
+                ),
             )
             result.dead_letters.update(d.reason for d in dead)
         if result.patients:

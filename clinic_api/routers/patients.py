@@ -43,9 +43,21 @@ def get_patient(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID) -> di
     return patient
 
 
+# The query window any time range must fit in (ingest stores nothing outside 2000 .. now).
+QUERY_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+QUERY_LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+
 def check_range(
     start: dt.datetime | None, end: dt.datetime | None, default_days: int
 ) -> tuple[dt.datetime, dt.datetime]:
+    for name, t in (("start", start), ("end", end)):
+        # Checked before any arithmetic: 0001-01-01 minus the default span overflowed (500).
+        if t is not None and t.tzinfo is not None and not QUERY_EARLIEST <= t <= QUERY_LATEST:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"{name} must lie between {QUERY_EARLIEST.date().isoformat()} and {QUERY_LATEST.date().isoformat()}",
+            )
     end = end or dt.datetime.now(dt.UTC)
     start = start or end - dt.timedelta(days=default_days)
     if start.tzinfo is None or end.tzinfo is None:

@@ -116,3 +116,9 @@ def test_enrollment_conflicts_and_unit_checks(client: TestClient, auth: Auth, se
     assert r.status_code == 404
     assert client.post("/api/v1/gateways", headers=auth(ADMIN), json={"id": "gw-kit-777"}).status_code == 409
     assert client.post("/api/v1/gateways", headers=auth(NURSE), json={"id": "gw-kit-778"}).status_code == 403
+    # Service accounts on the broker are not gateway ids (deploy/mosquitto).
+    for reserved in ("ingest", "platform", "egenmon-ingest-host1", "egenmon-clinic"):
+        r = client.post("/api/v1/gateways", headers=auth(ADMIN), json={"id": reserved})
+        assert r.status_code == 422, reserved
+        assert "reserved for the platform's services" in r.text
+    assert client.post("/api/v1/gateways", headers=auth(ADMIN), json={"id": "gw-egenmon-1"}).status_code == 201

@@ -92,6 +92,9 @@ def test_observations_raw_and_downsampled(client: TestClient, auth: Auth, seed: 
         ({"component": "weight", "start": "2026-01-01T00:00:00", "end": "2026-01-02T00:00:00"}, "timezone"),
         ({"component": "weight", "max_points": 1}, "greater than or equal"),
         ({"component": "weight", "start": "yesterday"}, "datetime"),
+        ({"component": "weight", "end": "0001-01-01T00:00:00Z"}, "end must lie between 1970-01-01 and 2200-01-01"),
+        ({"component": "weight", "start": "1969-12-31T23:59:59Z"}, "start must lie between"),
+        ({"component": "weight", "start": "9999-12-31T00:00:00Z", "end": "9999-12-31T23:59:59-14:00"}, "lie between"),
     ],
 )
 def test_observations_bad_input(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import uuid
@@ -13,7 +14,8 @@ import pytest
 
 from device_profiles.messages import NEW_READINGS_CHANNEL
 from device_profiles.vocabulary import Kind
-from ingest.prepare import Incoming, prepare
+from device_profiles.wire import MAX_MESSAGE_BYTES
+from ingest.prepare import DEAD_LETTER_KEEP_BYTES, Incoming, prepare
 from ingest.store import (
     NOTIFY_MAX_BYTES,
     DirectCopyGate,
@@ -23,7 +25,7 @@ from ingest.store import (
     setup_connection,
     store,
 )
-from tests.ingest.helpers import Seed, batch_bytes, make_reading
+from tests.ingest.helpers import T0, Seed, batch_bytes, make_reading
 
 
 def test_long_patient_lists_are_split_below_the_notify_limit(database_url: str) -> None:
@@ -64,14 +66,14 @@ def test_new_readings_are_copied_directly_and_a_batch_with_a_stored_one_goes_sta
         setup_connection(conn)
         first, _ = store(conn, prepare([_msg(seeded, [old])]), max_weight_change_kg=5.0)
         mixed, _ = store(conn, prepare([_msg(seeded, [new[0], old, new[1]])]), max_weight_change_kg=5.0)
-        # Two copies of one new reading in one batch: the direct COPY refuses it too.
+        # Two copies of one new reading in one batch: the first is stored, directly.
         twice = make_reading(Kind.SPO2, seq=4)
         within, _ = store(conn, prepare([_msg(seeded, [twice]), _msg(seeded, [twice], 2)]), max_weight_change_kg=5.0)
     assert (first.path, first.readings_stored, first.rows_stored) == ("direct", 1, 2)
     assert first.rows_by_status == {"valid": 2}
     assert (mixed.path, mixed.readings_stored, mixed.readings_duplicate, mixed.rows_stored) == ("staged", 2, 1, 4)
     assert mixed.patients == [seeded.patient_id]
-    assert (within.path, within.readings_stored, within.readings_duplicate) == ("staged", 1, 1)
+    assert (within.path, within.readings_stored, within.readings_duplicate) == ("direct", 1, 1)
     rows = db.execute("SELECT count(*), count(DISTINCT reading_id) FROM observation").fetchone()
     assert rows == (8, 4)
     raw = db.execute("SELECT count(*) FROM reading_raw").fetchone()
@@ -207,3 +209,55 @@ def test_direct_and_staged_writes_into_compressed_chunks(timescaledb_url: str, s
     assert (again.path, again.readings_stored, again.readings_duplicate) == ("staged", 0, 10)
     assert rows == (40, 10)
     assert raw == (10,)
+
+
+def test_one_reading_id_with_two_measured_at_is_stored_once_with_the_first(
+    db: psycopg.Connection[Any], database_url: str, seeded: Seed
+) -> None:
+    """An unset device clock, then a corrected one on a re-read: same reading id, new time."""
+    unset = make_reading(Kind.BLOOD_PRESSURE, seq=7, measured_at=T0, flags=["device_clock_unset"])
+    corrected = unset.model_copy(update={"measured_at": T0 + timedelta(hours=3), "flags": ["device_clock_corrected"]})
+    again = unset.model_copy(update={"measured_at": T0 + timedelta(hours=5)})
+    other = make_reading(Kind.BLOOD_PRESSURE, seq=8)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        setup_connection(conn)
+        first, _ = store(conn, prepare([_msg(seeded, [unset])]), max_weight_change_kg=5.0)
+        second, _ = store(conn, prepare([_msg(seeded, [corrected, other])]), max_weight_change_kg=5.0)
+        # Both times in one batch, never stored before: the first one in the batch is kept.
+        twin = make_reading(Kind.SPO2, seq=9, measured_at=T0)
+        pair = [twin, twin.model_copy(update={"measured_at": T0 + timedelta(minutes=30)})]
+        within, _ = store(conn, prepare([_msg(seeded, pair)]), max_weight_change_kg=5.0)
+        third, _ = store(conn, prepare([_msg(seeded, [again])]), max_weight_change_kg=5.0, gate=DirectCopyGate())
+    assert (first.readings_stored, first.rows_stored) == (1, 4)
+    assert (second.path, second.readings_stored, second.readings_duplicate, second.rows_stored) == ("staged", 1, 1, 4)
+    assert (within.readings_stored, within.readings_duplicate, within.rows_stored) == (1, 1, 2)
+    assert (third.readings_stored, third.readings_duplicate, third.rows_stored) == (0, 1, 0)
+    assert third.dead_letters == {}
+    times = db.execute(
+        "SELECT DISTINCT measured_at FROM observation WHERE reading_id = %s", (unset.reading_id,)
+    ).fetchall()
+    assert times == [(T0,)]
+    raw = db.execute("SELECT measured_at FROM reading_raw WHERE reading_id = %s", (unset.reading_id,)).fetchall()
+    assert raw == [(T0,)]
+    twin_times = db.execute("SELECT DISTINCT measured_at FROM observation WHERE reading_id = %s", (twin.reading_id,))
+    assert twin_times.fetchall() == [(T0,)]
+    assert db.execute("SELECT count(*) FROM dead_letter").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM reading_key").fetchone() == (3,)
+
+
+def test_a_too_large_message_is_stored_as_its_start_size_and_hash(
+    db: psycopg.Connection[Any], database_url: str, seeded: Seed
+) -> None:
+    big = b'{"schema": 1, "junk": "' + b"x" * (MAX_MESSAGE_BYTES + 100) + b'"}'
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        setup_connection(conn)
+        result, _ = store(conn, prepare([_msg_bytes(seeded, big)]), max_weight_change_kg=5.0)
+    assert result.dead_letters == {"too_large": 1}
+    row = db.execute("SELECT reason, gateway_id, length(payload), payload_bytes, payload_sha256 FROM dead_letter")
+    assert row.fetchall() == [
+        ("too_large", seeded.gateway_id, DEAD_LETTER_KEEP_BYTES, len(big), hashlib.sha256(big).digest())
+    ]
+
+
+def _msg_bytes(seeded: Seed, payload: bytes) -> Incoming:
+    return Incoming(seeded.topic, payload, 1, 1, 0, datetime.now(UTC))
