@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from clinic_api import pages
+from clinic_api import admin_pages, audit_pages, care_plan_pages, pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
 from clinic_api.metrics import Metrics
@@ -100,5 +100,8 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
     if settings.demo:
         app.include_router(dev_issuer.router)
     app.include_router(pages.router)
+    app.include_router(care_plan_pages.router)
+    app.include_router(admin_pages.router)
+    app.include_router(audit_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
