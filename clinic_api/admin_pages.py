@@ -323,7 +323,14 @@ def enrol_patient(
     form: dict[str, Any] = {"display_name": display_name.strip(), "unit_id": unit_id, "conditions": conditions or []}
     try:
         plan = CarePlanIn(conditions=conditions or [], notes=ENROLMENT_REASON)
-        body = PatientIn.model_validate({**form, "personnummer": personnummer.strip(), "care_plan": plan})
+        body = PatientIn.model_validate(
+            {
+                "personnummer": personnummer.strip(),
+                "display_name": form["display_name"],
+                "unit_id": unit_id,
+                "care_plan": plan,
+            }
+        )
         patient = enrollment_queries.create_patient(conn, staff, body)
     except ValidationError as err:
         errors = form_errors.from_validation(err)

@@ -62,13 +62,13 @@ REFUSAL: Mapping[str, tuple[str, str]] = {
 Errors = dict[str, str]
 
 
-def _message(field: str, kind: str, msg: str, ctx: Mapping[str, object]) -> str:
+def _message(field: str, kind: str, msg: str, ctx: Mapping[str, object], empty: bool) -> str:
     name = FIELD.get(field, field)
     if field == "personnummer":
         for key, text in PERSONNUMMER.items():
             if key in msg:
                 return text
-    if kind in ("missing", "string_too_short") or (kind == "too_short" and ctx.get("min_length") == 1):
+    if empty or kind in ("missing", "string_too_short") or (kind == "too_short" and ctx.get("min_length") == 1):
         if field in ("roles", "unit_id", "gateway_id"):
             return f"Välj {name}."
         return f"Fyll i {name}."
@@ -91,7 +91,8 @@ def from_validation(err: ValidationError) -> Errors:
     for e in err.errors():
         loc = e.get("loc", ())
         field = str(loc[0]) if loc else "form"
-        out.setdefault(field, _message(field, e.get("type", ""), str(e.get("msg", "")), e.get("ctx") or {}))
+        empty = e.get("input") == "" and len(loc) == 1  # a blank field, whatever rule it broke
+        out.setdefault(field, _message(field, e.get("type", ""), str(e.get("msg", "")), e.get("ctx") or {}, empty))
     return out
 
 
