@@ -11,14 +11,21 @@ import datetime as dt
 import io
 import re
 import uuid
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from clinic_api import labels
-from tests.clinic_api.conftest import ADMIN, AUDITOR, NURSE, NURSE_SYD, PHYSICIAN, Seed, TestClient
+from tests.clinic_api.conftest import ADMIN, AUDITOR, NURSE, NURSE_SYD, PHYSICIAN, Seed, TestClient, live_server
+from tests.clinic_api.test_browser import ARGS, CHROMIUM, SHOTS
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 Auth = Callable[[str], dict[str, str]]
 # Skatteverket's test range (birth numbers 980-999) with valid check digits, as the demo seed uses.
@@ -627,3 +634,138 @@ def test_audit_api_pages_with_offset(client: TestClient, auth: Auth, probe_rows:
     r = client.get("/api/v1/audit", headers=auth(AUDITOR), params={"action": probe_rows, "limit": 5, "offset": 55})
     assert r.status_code == 200
     assert [row["resource"] for row in r.json()] == [f"probe/{i}" for i in range(4, -1, -1)]
+
+
+# --- in the browser (Playwright, Debian's Chromium) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"Debian's chromium is missing at {CHROMIUM}: apt-get install -y chromium (./dev test does)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def server(fresh_seed: Seed) -> Iterator[str]:
+    with live_server(fresh_seed.url) as base:
+        yield base
+
+
+def _shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _login(browser: Browser, base: str, name: str, landing: str) -> Page:
+    """A browser context of its own per staff member (its own cookie)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="sv-SE").new_page()
+    page.goto(base + "/")
+    expect(page).to_have_url(re.compile(r"/dev-issuer/login$"))
+    page.get_by_role("button", name=name).click()
+    expect(page).to_have_url(re.compile(re.escape(landing) + "$"))
+    return page
+
+
+@pytest.mark.browser
+def test_admin_enrols_a_patient_and_prints_the_code_letter(browser: Browser, server: str) -> None:
+    page = _login(browser, server, "Administratör Maria Demo", "/ui/admin")
+    menu = page.get_by_role("navigation", name="Huvudmeny")
+    expect(menu.get_by_role("link", name="Administration")).to_be_visible()
+    expect(menu.get_by_role("link", name="Larmkö")).to_have_count(0)
+    _shot(page, "admin-01-overview")
+
+    page.get_by_role("navigation", name="Administration").get_by_role("link", name="Gateway-kit").click()
+    page.get_by_label("Gateway-id").fill("GW KIT")
+    page.get_by_role("button", name="Registrera").click()
+    expect(page.get_by_role("alert")).to_contain_text("Gateway-id skrivs med små bokstäver")
+    _shot(page, "admin-02-gateway-error")
+    page.get_by_label("Gateway-id").fill("gw-kit-0042")
+    page.get_by_label("Serienummer (valfritt)").fill("SN-0042")
+    page.get_by_role("button", name="Registrera").click()
+    expect(page.get_by_role("status")).to_have_text("Gatewayen är registrerad.")
+
+    page.get_by_role("navigation", name="Administration").get_by_role("link", name="Inskrivning av patienter").click()
+    page.get_by_label("Personnummer").fill(PNR_BAD_CHECK)
+    page.get_by_label("Namn").fill("Webb Testsson")
+    page.get_by_label("Vårdenhet").select_option(label="MON-NORD – Monitoreringsfunktionen Nord")
+    page.get_by_label("Hjärtsvikt").check()
+    page.get_by_role("button", name="Skriv in patienten").click()
+    expect(page.get_by_role("alert")).to_contain_text("Kontrollsiffran i personnumret stämmer inte.")
+    expect(page.get_by_label("Personnummer")).to_have_value("")  # not echoed
+    expect(page.get_by_label("Namn")).to_have_value("Webb Testsson")
+    _shot(page, "admin-03-enrol-error")
+    page.get_by_label("Personnummer").fill(PNR_NEW)
+    page.get_by_role("button", name="Skriv in patienten").click()
+    expect(page).to_have_url(re.compile(r"/ui/admin/patients/[0-9a-f-]{36}\?ok=enrolled$"))
+    expect(page.get_by_role("status")).to_contain_text("Patienten är inskriven.")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Webb Testsson")
+    assert PNR_NEW not in page.content()
+
+    page.get_by_label("Tilldela gateway").select_option("gw-kit-0042")
+    page.get_by_role("button", name="Tilldela").click()
+    expect(page.get_by_role("status")).to_have_text("Gatewayen är tilldelad patienten.")
+    expect(page.get_by_test_id("kit")).to_have_text("gw-kit-0042")
+    _shot(page, "admin-04-kit-assigned")
+
+    page.get_by_role("button", name="Skapa engångskod och brev").click()
+    code = page.get_by_test_id("code")
+    expect(code).to_be_visible()
+    expect(code).to_have_text(CODE)
+    expect(page.get_by_role("heading", name="Engångskod för din mätutrustning")).to_be_visible()
+    assert PNR_NEW not in page.content()
+    assert "Webb Testsson" not in page.locator("article.letter").inner_text()
+    _shot(page, "admin-05-code-letter")
+
+    page.emulate_media(media="print")
+    expect(page.locator("header.top")).to_be_hidden()
+    expect(page.get_by_role("navigation", name="Huvudmeny")).to_be_hidden()
+    expect(page.locator(".no-print")).to_be_hidden()
+    expect(code).to_be_visible()
+    # Large type on paper: the code at 30 pt (40 px).
+    assert page.evaluate("getComputedStyle(document.querySelector('.letter .code')).fontSize") == "40px"
+    _shot(page, "admin-06-code-letter-print")
+    page.pdf(path=str(SHOTS / "admin-06-code-letter.pdf"), format="A4", print_background=True)
+    page.context.close()
+
+
+@pytest.mark.browser
+def test_auditor_finds_the_read_they_just_caused(browser: Browser, server: str, fresh_seed: Seed) -> None:
+    pid = fresh_seed.patients["P-DEMO0001"]
+    nurse = _login(browser, server, "Sjuksköterska Anna Demo", "/ui/alerts")
+    nurse.get_by_role("link", name="Patienter").click()
+    nurse.get_by_role("link", name="Tolvan Tolvansson").click()
+    expect(nurse).to_have_url(re.compile(rf"/ui/patients/{pid}$"))
+    nurse.context.close()
+
+    page = _login(browser, server, "Granskare Olle Demo", "/ui/audit")
+    menu = page.get_by_role("navigation", name="Huvudmeny")
+    expect(menu.get_by_role("link")).to_have_text(["Granskningslogg"])
+    page.get_by_label("Patient (pseudonym)").fill("P-DEMO0001")
+    page.get_by_label("Händelse").select_option(label="Läsning")
+    page.get_by_role("button", name="Sök").click()
+    rows = page.locator("tr[data-audit-id]")
+    hit = rows.filter(has_text=f"patient/{pid}").filter(has_text="Sjuksköterska Anna Demo")
+    expect(hit).to_have_count(1)
+    expect(hit).to_contain_text("Läsning")
+    expect(page.get_by_role("columnheader", name="Tid")).to_be_visible()
+    _shot(page, "audit-01-search")
+
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="Exportera som CSV").click()
+    data = Path(dl.value.path()).read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    text = data.decode("utf-8-sig")
+    assert f"patient/{pid}" in text
+    assert "Sjuksköterska Anna Demo" in text
+
+    page.get_by_label("Patient (pseudonym)").fill("P-FINNSEJ1")
+    page.get_by_role("button", name="Sök").click()
+    expect(page.get_by_role("alert")).to_contain_text("Ingen patient har den pseudonymen")
+    _shot(page, "audit-02-search-error")
+    page.context.close()
