@@ -35,6 +35,7 @@ DONE: Mapping[str, str] = {
     "enrolled": "Patienten är inskriven. Tilldela en gateway och skriv ut engångskoden.",
     "gateway": "Gatewayen är registrerad.",
     "assigned": "Gatewayen är tilldelad patienten.",
+    "ended": "Tilldelningen är avslutad. Gatewayen kan nu tilldelas en annan patient.",
 }
 ROLES = tuple(labels.ROLE)
 # The first care plan's reason for change (the version history's first row).
@@ -392,6 +393,25 @@ def assign_gateway(
         detail={"gateway_id": gateway_id, "page": True},
     )
     return RedirectResponse(f"/ui/admin/patients/{patient_id}?ok=assigned", status_code=303)
+
+
+@router.post("/patients/{patient_id}/gateway/end", response_class=HTMLResponse)
+def end_assignment(request: Request, conn: DbConn, staff: PageStaff, patient_id: uuid.UUID) -> Response:
+    if not staff.has("admin"):
+        return _forbidden(request, staff)
+    try:
+        row = enrollment_queries.end_assignment(conn, staff, patient_id)
+    except HTTPException as err:
+        return _kit_page(request, conn, staff, patient_id, errors=_refused(err), status_code=422)
+    audit.record(
+        conn,
+        staff,
+        "end_gateway_assignment",
+        f"patient/{patient_id}/gateway",
+        patient_id=patient_id,
+        detail={"gateway_id": row["gateway_id"], "page": True},
+    )
+    return RedirectResponse(f"/ui/admin/patients/{patient_id}?ok=ended", status_code=303)
 
 
 @router.post("/patients/{patient_id}/enrollment-code", response_class=HTMLResponse)

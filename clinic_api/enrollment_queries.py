@@ -28,6 +28,7 @@ PATIENT_EXISTS = "a patient with this personnummer is already enrolled"
 KIT_TAKEN = "this gateway is assigned to another patient"
 NO_KIT = "assign a gateway kit to the patient first"
 GATEWAY_EXISTS = "gateway id or serial already registered"
+NO_KIT_TO_END = "the patient has no gateway kit assigned"
 
 
 def _pseudonym() -> str:
@@ -81,6 +82,21 @@ def assign_gateway(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid
         raise HTTPException(status.HTTP_409_CONFLICT, KIT_TAKEN) from err
     assert row is not None
     return {"assignment_id": row[0], "gateway_id": gateway_id, "patient_id": patient_id, "valid_from": row[1]}
+
+
+def end_assignment(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid.UUID) -> Row:
+    """End the patient's current kit now (the kit is free for another patient; readings
+    measured until now stay the patient's)."""
+    queries.patient_for(conn, staff, patient_id)
+    row = conn.execute(
+        """UPDATE gateway_assignment SET valid = tstzrange(lower(valid), now())
+           WHERE patient_id = %s AND valid @> now() AND lower(valid) < now()
+           RETURNING gateway_id, upper(valid)""",
+        (patient_id,),
+    ).fetchone()
+    if row is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, NO_KIT_TO_END)
+    return {"gateway_id": row[0], "patient_id": patient_id, "valid_to": row[1]}
 
 
 def issue_code(

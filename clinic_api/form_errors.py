@@ -55,6 +55,7 @@ REFUSAL: Mapping[str, tuple[str, str]] = {
     enrollment_queries.PATIENT_EXISTS: ("personnummer", "En patient med det personnumret är redan inskriven."),
     enrollment_queries.KIT_TAKEN: ("gateway_id", "Gatewayen är redan tilldelad en annan patient."),
     enrollment_queries.NO_KIT: ("gateway_id", "Tilldela patienten en gateway först."),
+    enrollment_queries.NO_KIT_TO_END: ("gateway_id", "Patienten har ingen gateway tilldelad."),
     enrollment_queries.GATEWAY_EXISTS: ("id", "Gateway-id eller serienummer finns redan registrerat."),
     "gateway not found": ("gateway_id", "Gatewayen finns inte. Registrera den först."),
 }

@@ -53,6 +53,7 @@ AUDIT_ACTION: Mapping[str, str] = {
     "escalate": "Eskalering",
     "resolve": "Avslut",
     "assign_gateway": "Gateway tilldelad",
+    "end_gateway_assignment": "Gateway-tilldelning avslutad",
     "issue_enrollment_code": "Engångskod utfärdad",
     "gateway_enrolled": "Gateway ansluten med kod",
 }

@@ -42,6 +42,20 @@ def assign_gateway(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID, bo
     return row
 
 
+@router.delete("/patients/{patient_id}/gateway", summary="End the patient's gateway kit now (frees the kit)")
+def end_assignment(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID) -> dict[str, Any]:
+    row = enrollment_queries.end_assignment(conn, staff, patient_id)
+    audit.record(
+        conn,
+        staff,
+        "end_gateway_assignment",
+        f"patient/{patient_id}/gateway",
+        patient_id=patient_id,
+        detail={"gateway_id": row["gateway_id"]},
+    )
+    return row
+
+
 @router.post(
     "/patients/{patient_id}/enrollment-code",
     status_code=201,

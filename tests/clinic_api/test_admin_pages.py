@@ -437,6 +437,30 @@ def test_assign_kit_and_print_the_code_letter(client: TestClient, auth: Auth, se
     assert actions[-1] == "gateway_enrolled"
 
 
+def test_end_assignment_frees_the_kit_for_another_patient(client: TestClient, auth: Auth, seed: Seed) -> None:
+    pid = seed.patients["P-DEMO0003"]  # MON-NORD, kit gw-demo-003
+    other = _enrol(client, auth, seed, "19390310-9928", "Nästa Kitsson")
+    page = client.get(f"/ui/admin/patients/{other}", headers=auth(ADMIN)).text
+    assert '<option value="gw-demo-003">' not in page
+    r = _post(client, auth, ADMIN, f"/ui/admin/patients/{pid}/gateway/end", {})
+    assert r.status_code == 303
+    assert "Tilldelningen är avslutad." in client.get(r.headers["location"], headers=auth(ADMIN)).text
+    again = _post(client, auth, ADMIN, f"/ui/admin/patients/{pid}/gateway/end", {})
+    assert again.status_code == 422
+    assert "Patienten har ingen gateway tilldelad." in again.text
+    assert '<option value="gw-demo-003">' in client.get(f"/ui/admin/patients/{other}", headers=auth(ADMIN)).text
+    r = _post(client, auth, ADMIN, f"/ui/admin/patients/{other}/gateway", {"gateway_id": "gw-demo-003"})
+    assert r.status_code == 303
+    with _db(seed) as conn:
+        rows = conn.execute(
+            "SELECT patient_id, upper_inf(valid) FROM gateway_assignment WHERE gateway_id = 'gw-demo-003' ORDER BY id"
+        ).fetchall()
+    assert [(str(p), open_) for p, open_ in rows] == [(str(pid), False), (other, True)]
+    # The API does the same (nothing left to end: 409).
+    assert client.delete(f"/api/v1/patients/{pid}/gateway", headers=auth(ADMIN)).status_code == 409
+    assert client.delete(f"/api/v1/patients/{other}/gateway", headers=auth(AUDITOR)).status_code == 403
+
+
 def test_admin_cannot_open_another_units_patient(client: TestClient, auth: Auth, seed: Seed) -> None:
     with _db(seed) as conn:
         unit = conn.execute("INSERT INTO care_unit (code, name) VALUES ('MON-UTE', 'Ute') RETURNING id").fetchone()
