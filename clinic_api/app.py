@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from clinic_api import alert_pages, error_pages, pages
+from clinic_api import admin_pages, alert_pages, audit_pages, care_plan_pages, error_pages, pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
 from clinic_api.metrics import Metrics
@@ -159,5 +159,8 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
     # Before pages: /ui/alerts/{id} and the action forms are alert_pages'.
     app.include_router(alert_pages.router)
     app.include_router(pages.router)
+    app.include_router(care_plan_pages.router)
+    app.include_router(admin_pages.router)
+    app.include_router(audit_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

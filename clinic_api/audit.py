@@ -6,10 +6,13 @@ offers search to auditors and nothing else.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from clinic_api.auth import Staff
@@ -86,3 +89,61 @@ def record_refusal(
             Jsonb({"method": method, "status": status, "outcome": "refused"}),
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """One audit-log search: the API's query parameters and the auditor page's form."""
+
+    patient_id: uuid.UUID | None = None
+    staff_id: uuid.UUID | None = None
+    action: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+    def detail(self) -> dict[str, str | None]:
+        """The search as recorded in the auditor's own audit row."""
+        return {
+            "patient_id": str(self.patient_id) if self.patient_id else None,
+            "staff_id": str(self.staff_id) if self.staff_id else None,
+            "action": self.action,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+        }
+
+
+def search(conn: psycopg.Connection[Any], f: AuditFilter, *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    """Matching rows, newest first, with the staff member's name and the patient's pseudonym."""
+    where = ["true"]
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if f.patient_id is not None:
+        # A list read names its patients in detail.patients rather than patient_id.
+        where.append("(l.patient_id = %(patient)s OR l.detail->'patients' ? %(patient_s)s)")
+        params.update(patient=f.patient_id, patient_s=str(f.patient_id))
+    if f.staff_id is not None:
+        where.append("l.staff_id = %(staff)s")
+        params["staff"] = f.staff_id
+    if f.action:
+        where.append("l.action = %(action)s")
+        params["action"] = f.action
+    if f.start is not None:
+        where.append("l.at >= %(start)s")
+        params["start"] = f.start
+    if f.end is not None:
+        where.append("l.at < %(end)s")
+        params["end"] = f.end
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"""SELECT l.id, l.at, l.staff_id, l.subject, s.display_name AS staff_name, l.action, l.resource,
+                       l.patient_id, p.pseudonym, l.remote_addr, l.reason, l.detail
+                FROM audit_log l LEFT JOIN staff s ON s.id = l.staff_id LEFT JOIN patient p ON p.id = l.patient_id
+                WHERE {" AND ".join(where)} ORDER BY l.at DESC, l.id DESC LIMIT %(limit)s OFFSET %(offset)s""",
+            params,
+        )
+        return cur.fetchall()
+
+
+def patient_by_pseudonym(conn: psycopg.Connection[Any], pseudonym: str) -> uuid.UUID | None:
+    """Any unit's patient (auditors search the whole log)."""
+    row = conn.execute("SELECT id FROM patient WHERE pseudonym = %s", (pseudonym.strip().upper(),)).fetchone()
+    return None if row is None else uuid.UUID(str(row[0]))

@@ -111,6 +111,14 @@ def require_admin(staff: CurrentStaff) -> Staff:
     return staff
 
 
+def require_enroller(staff: CurrentStaff) -> Staff:
+    # Enrolment (patient, kit, one-time code) is the admin's desk work as well as the
+    # clinicians'; both are held to their own care units by the queries.
+    if not (staff.clinical or staff.has("admin")):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "needs a clinical or admin role")
+    return staff
+
+
 def require_auditor(staff: CurrentStaff) -> Staff:
     if not staff.has("auditor"):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "needs the auditor role")
@@ -120,3 +128,4 @@ def require_auditor(staff: CurrentStaff) -> Staff:
 ClinicalStaff = Annotated[Staff, Depends(require_clinical)]
 AdminStaff = Annotated[Staff, Depends(require_admin)]
 AuditorStaff = Annotated[Staff, Depends(require_auditor)]
+EnrollerStaff = Annotated[Staff, Depends(require_enroller)]

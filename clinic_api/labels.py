@@ -40,6 +40,23 @@ ROLE: Mapping[str, str] = {
     "admin": "Administratör",
     "auditor": "Granskare",
 }
+# audit_log.action, as the auditor's page and CSV export name it.
+AUDIT_ACTION: Mapping[str, str] = {
+    "read": "Läsning",
+    "create": "Skapande",
+    "update": "Ändring",
+    "export": "Export",
+    "search": "Sökning i loggen",
+    "acknowledge": "Kvittering",
+    "comment": "Kommentar",
+    "snooze": "Uppskjutning",
+    "escalate": "Eskalering",
+    "resolve": "Avslut",
+    "assign_gateway": "Gateway tilldelad",
+    "end_gateway_assignment": "Gateway-tilldelning avslutad",
+    "issue_enrollment_code": "Engångskod utfärdad",
+    "gateway_enrolled": "Gateway ansluten med kod",
+}
 COMPONENT: Mapping[str, str] = {
     "systolic": "Systoliskt blodtryck",
     "diastolic": "Diastoliskt blodtryck",
@@ -342,6 +359,7 @@ LABELS: Mapping[str, Any] = {
     "STATUS": STATUS,
     "CONDITION": CONDITION,
     "ROLE": ROLE,
+    "AUDIT_ACTION": AUDIT_ACTION,
     "COMPONENT": COMPONENT,
     "KIND": KIND,
     "EVENT_TYPE": EVENT_TYPE,

@@ -224,6 +224,14 @@ class StaffIn(_In):
     unit_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
 
 
+class StaffUpdateIn(_In):
+    """Roles and care units replace the old ones; ``active`` is left as it is when omitted."""
+
+    roles: list[Role] = Field(min_length=1, max_length=4)
+    unit_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
+    active: bool | None = None
+
+
 class EnrollmentCodeOut(BaseModel):
     code: str
     gateway_id: str

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from clinic_api import agp, analytics, audit, bp_summary, chart_limits, charts, labels, queries, replays, ticks
 from clinic_api.deps import AppSettings, DbConn, PageStaff
-from clinic_api.models import CarePlanIn, ReplayIn, SafeStr
+from clinic_api.models import ReplayIn
 from clinic_api.routers.gateways import list_for
 from device_profiles.vocabulary import COMPONENTS, KINDS, EventType, Kind
 
@@ -172,8 +172,17 @@ def _ctx(staff: Any, **kw: Any) -> dict[str, Any]:
 
 
 @router.get("/")
-def root() -> Response:
-    return RedirectResponse("/ui/alerts", status_code=303)
+def root(staff: PageStaff) -> Response:
+    """Each role lands on a page it may open."""
+    if staff.clinical:
+        target = "/ui/alerts"
+    elif staff.has("admin"):
+        target = "/ui/admin"
+    elif staff.has("auditor"):
+        target = "/ui/audit"
+    else:
+        target = "/ui/alerts"  # no role: the page says so (403)
+    return RedirectResponse(target, status_code=303)
 
 
 def _clinical_or_page(request: Request, staff: Any) -> Response | None:
@@ -462,45 +471,3 @@ def replay_page(
         detail={"patients": replays.patients_named(conn, row), "page": True},
     )
     return templates.TemplateResponse(request, "replay.html", _ctx(staff, r=row, res=row["result"]))
-
-
-@router.post("/ui/patients/{patient_id}/care-plan")
-def care_plan_page(
-    conn: DbConn,
-    staff: PageStaff,
-    patient_id: uuid.UUID,
-    *,
-    dry_weight_kg: Annotated[str, Form(max_length=16)] = "",
-    personal_best_pef: Annotated[str, Form(max_length=16)] = "",
-    spo2_target: Annotated[str, Form(max_length=16)] = "standard",
-    notes: Annotated[SafeStr, Form(max_length=4000)] = "",
-) -> Response:
-    """Edit the care plan's dry weight, personal best PEF, SpO2 target and notes (a new version;
-    conditions, thresholds and schedule carry over)."""
-    if not staff.clinical:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "clinical data needs the nurse or physician role")
-    queries.patient_for(conn, staff, patient_id)
-    current = queries.care_plan_current(conn, patient_id) or {}
-    try:
-        plan = CarePlanIn(
-            conditions=current.get("conditions", []),
-            thresholds=current.get("thresholds", {}),
-            schedule=current.get("schedule", {}),
-            # Swedish decimal comma accepted.
-            dry_weight_kg=float(dry_weight_kg.replace(",", ".")) if dry_weight_kg.strip() else None,
-            personal_best_pef=float(personal_best_pef.replace(",", ".")) if personal_best_pef.strip() else None,
-            spo2_target=spo2_target,  # validated by the model
-            notes=notes or None,
-        )
-    except (ValidationError, ValueError) as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"ogiltig vårdplan: {err}") from err
-    row = queries.new_care_plan(conn, staff, patient_id, plan)
-    audit.record(
-        conn,
-        staff,
-        "update",
-        f"patient/{patient_id}/care-plan",
-        patient_id=patient_id,
-        detail={"version": row["version"], "page": True},
-    )
-    return RedirectResponse(f"/ui/patients/{patient_id}", status_code=303)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-import psycopg
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 
-from clinic_api import audit, queries
+from clinic_api import admin_queries, audit
 from clinic_api.deps import AdminStaff, CurrentStaff, DbConn
-from clinic_api.models import StaffIn, UnitIn
+from clinic_api.models import StaffIn, StaffUpdateIn, UnitIn
 
 router = APIRouter(tags=["admin"])
 
@@ -27,52 +27,46 @@ def me(staff: CurrentStaff) -> dict[str, Any]:
 
 @router.get("/units", summary="Care units (admin)")
 def list_units(conn: DbConn, staff: AdminStaff) -> list[dict[str, Any]]:
-    return queries._rows(conn, "SELECT id, code, name, created_at FROM care_unit ORDER BY code")
+    return admin_queries.list_units(conn)
 
 
 @router.post("/units", status_code=201, summary="Create a care unit (admin)")
 def create_unit(conn: DbConn, staff: AdminStaff, body: UnitIn) -> dict[str, Any]:
-    try:
-        with conn.transaction():
-            row = queries._row(
-                conn,
-                "INSERT INTO care_unit (code, name) VALUES (%s, %s) RETURNING id, code, name",
-                (body.code, body.name),
-            )
-    except psycopg.errors.UniqueViolation as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, "unit code already exists") from err
-    assert row is not None
+    row = admin_queries.create_unit(conn, body)
     audit.record(conn, staff, "create", f"care_unit/{row['id']}")
     return row
 
 
 @router.get("/staff", summary="Staff accounts (admin)")
 def list_staff(conn: DbConn, staff: AdminStaff) -> list[dict[str, Any]]:
-    return queries._rows(
-        conn,
-        """SELECT s.id, s.subject, s.display_name, s.roles, s.active,
-                  coalesce(array_agg(su.unit_id) FILTER (WHERE su.unit_id IS NOT NULL), '{}') AS unit_ids
-           FROM staff s LEFT JOIN staff_unit su ON su.staff_id = s.id GROUP BY s.id ORDER BY s.display_name""",
-    )
+    return admin_queries.list_staff(conn)
 
 
 @router.post("/staff", status_code=201, summary="Create a staff account (admin)")
 def create_staff(conn: DbConn, staff: AdminStaff, body: StaffIn) -> dict[str, Any]:
-    try:
-        with conn.transaction():
-            row = queries._row(
-                conn,
-                "INSERT INTO staff (subject, display_name, roles) VALUES (%s, %s, %s)"
-                " RETURNING id, subject, display_name, roles",
-                (body.subject, body.display_name, sorted(set(body.roles))),
-            )
-            assert row is not None
-            for unit_id in set(body.unit_ids):
-                conn.execute("INSERT INTO staff_unit (staff_id, unit_id) VALUES (%s, %s)", (row["id"], unit_id))
-    except psycopg.errors.UniqueViolation as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, "a staff account with this subject exists") from err
-    except psycopg.errors.ForeignKeyViolation as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "unknown care unit") from err
-    row["unit_ids"] = sorted(set(body.unit_ids))
+    row = admin_queries.create_staff(conn, body)
     audit.record(conn, staff, "create", f"staff/{row['id']}")
+    return row
+
+
+@router.patch("/staff/{staff_id}", summary="Change a staff account's roles, care units or active flag (admin)")
+def update_staff(conn: DbConn, staff: AdminStaff, staff_id: uuid.UUID, body: StaffUpdateIn) -> dict[str, Any]:
+    row = admin_queries.update_staff(conn, staff.id, staff_id, body)
+    previous = row.pop("previous")
+    audit.record(
+        conn,
+        staff,
+        "update",
+        f"staff/{staff_id}",
+        detail={
+            "roles": sorted(row["roles"]),
+            "unit_ids": [str(u) for u in row["unit_ids"]],
+            "active": row["active"],
+            "previous": {
+                "roles": sorted(previous["roles"]),
+                "unit_ids": [str(u) for u in previous["unit_ids"]],
+                "active": previous["active"],
+            },
+        },
+    )
     return row

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from clinic_api import audit, queries
+from clinic_api import audit
 from clinic_api.deps import AuditorStaff, DbConn
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -25,33 +25,10 @@ def search(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
-    where = ["true"]
-    params: dict[str, Any] = {"limit": limit}
-    if patient_id is not None:
-        # A list read names its patients in detail.patients rather than patient_id.
-        where.append("(l.patient_id = %(patient)s OR l.detail->'patients' ? %(patient_s)s)")
-        params.update(patient=patient_id, patient_s=str(patient_id))
-    if staff_id is not None:
-        where.append("l.staff_id = %(staff)s")
-        params["staff"] = staff_id
-    if action:
-        where.append("l.action = %(action)s")
-        params["action"] = action
-    if start is not None:
-        where.append("l.at >= %(start)s")
-        params["start"] = start
-    if end is not None:
-        where.append("l.at < %(end)s")
-        params["end"] = end
-    rows = queries._rows(
-        conn,
-        f"""SELECT l.id, l.at, l.staff_id, l.subject, s.display_name AS staff_name, l.action, l.resource,
-                   l.patient_id, l.remote_addr, l.reason, l.detail
-            FROM audit_log l LEFT JOIN staff s ON s.id = l.staff_id
-            WHERE {" AND ".join(where)} ORDER BY l.at DESC, l.id DESC LIMIT %(limit)s""",
-        params,
-    )
+    f = audit.AuditFilter(patient_id=patient_id, staff_id=staff_id, action=action, start=start, end=end)
+    rows = audit.search(conn, f, limit=limit, offset=offset)
     # Searching the log is itself logged.
-    audit.record(conn, staff, "search", "audit_log", detail={"patient_id": str(patient_id) if patient_id else None})
+    audit.record(conn, staff, "search", "audit_log", detail=f.detail())
     return rows

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
 import uuid
 from typing import Any
 
 import psycopg
 from fastapi import APIRouter, HTTPException, Request, status
-from psycopg.rows import dict_row
 
-from clinic_api import audit, queries, secrets_util
-from clinic_api.deps import AppSettings, ClinicalStaff, DbConn
+from clinic_api import audit, enrollment_queries, secrets_util
+from clinic_api.deps import AppSettings, DbConn, EnrollerStaff
 from clinic_api.models import EnrollmentCodeOut, GatewayAssignIn, PatientIn, no_nul
 from device_profiles.messages import EnrollmentRequest, EnrollmentResponse
 
@@ -22,59 +20,17 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["enrollment"])
 
 
-def _pseudonym() -> str:
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    return "P-" + "".join(secrets.choice(alphabet) for _ in range(8))
-
-
 @router.post("/patients", status_code=201, summary="Enrol a patient (personnummer stored once, separately)")
-def create_patient(conn: DbConn, staff: ClinicalStaff, body: PatientIn) -> dict[str, Any]:
-    if body.unit_id not in staff.unit_ids:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "you can enrol patients only into your own care units")
-    birth_year = int(body.personnummer[:4])
-    try:
-        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                """INSERT INTO patient (pseudonym, display_name, birth_year, unit_id) VALUES (%s, %s, %s, %s)
-                   RETURNING id, pseudonym, display_name, birth_year, unit_id, created_at""",
-                (_pseudonym(), body.display_name, birth_year, body.unit_id),
-            )
-            patient = cur.fetchone()
-            assert patient is not None
-            cur.execute(
-                "INSERT INTO patient_identity (patient_id, personnummer) VALUES (%s, %s)",
-                (patient["id"], body.personnummer),
-            )
-    except psycopg.errors.UniqueViolation as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, "a patient with this personnummer is already enrolled") from err
-    if body.care_plan is not None:
-        patient["care_plan"] = queries.new_care_plan(conn, staff, patient["id"], body.care_plan)
+def create_patient(conn: DbConn, staff: EnrollerStaff, body: PatientIn) -> dict[str, Any]:
+    patient = enrollment_queries.create_patient(conn, staff, body)
     audit.record(conn, staff, "create", "patient", patient_id=patient["id"])
     log.info("patient enrolled pseudonym=%s", patient["pseudonym"])
     return patient
 
 
 @router.post("/patients/{patient_id}/gateway", status_code=201, summary="Assign a gateway kit to the patient")
-def assign_gateway(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID, body: GatewayAssignIn) -> dict[str, Any]:
-    queries.patient_for(conn, staff, patient_id)
-    if conn.execute("SELECT 1 FROM gateway WHERE id = %s", (body.gateway_id,)).fetchone() is None:
-        raise queries.not_found("gateway")
-    # The patient's previous kit (if any) ends now; the new one starts now.
-    conn.execute(
-        """UPDATE gateway_assignment SET valid = tstzrange(lower(valid), now())
-           WHERE patient_id = %s AND valid @> now() AND lower(valid) < now()""",
-        (patient_id,),
-    )
-    try:
-        with conn.transaction():
-            row = conn.execute(
-                """INSERT INTO gateway_assignment (gateway_id, patient_id, valid)
-                   VALUES (%s, %s, tstzrange(now(), NULL)) RETURNING id, lower(valid)""",
-                (body.gateway_id, patient_id),
-            ).fetchone()
-    except psycopg.errors.ExclusionViolation as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, "this gateway is assigned to another patient") from err
-    assert row is not None
+def assign_gateway(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID, body: GatewayAssignIn) -> dict[str, Any]:
+    row = enrollment_queries.assign_gateway(conn, staff, patient_id, body.gateway_id)
     audit.record(
         conn,
         staff,
@@ -83,7 +39,21 @@ def assign_gateway(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID, bo
         patient_id=patient_id,
         detail={"gateway_id": body.gateway_id},
     )
-    return {"assignment_id": row[0], "gateway_id": body.gateway_id, "patient_id": patient_id, "valid_from": row[1]}
+    return row
+
+
+@router.delete("/patients/{patient_id}/gateway", summary="End the patient's gateway kit now (frees the kit)")
+def end_assignment(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID) -> dict[str, Any]:
+    row = enrollment_queries.end_assignment(conn, staff, patient_id)
+    audit.record(
+        conn,
+        staff,
+        "end_gateway_assignment",
+        f"patient/{patient_id}/gateway",
+        patient_id=patient_id,
+        detail={"gateway_id": row["gateway_id"]},
+    )
+    return row
 
 
 @router.post(
@@ -92,20 +62,12 @@ def assign_gateway(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID, bo
     response_model=EnrollmentCodeOut,
     summary="Issue a one-time enrollment code for the patient's gateway kit (shown once)",
 )
-def issue_code(conn: DbConn, staff: ClinicalStaff, settings: AppSettings, patient_id: uuid.UUID) -> EnrollmentCodeOut:
-    queries.patient_for(conn, staff, patient_id)
-    gw = queries.current_gateway(conn, patient_id)
-    if gw is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "assign a gateway kit to the patient first")
-    code = secrets_util.new_enrollment_code()
-    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.enrollment_code_ttl_s)
-    conn.execute(
-        """INSERT INTO enrollment_code (code_hash, gateway_id, patient_id, created_by, expires_at)
-           VALUES (%s, %s, %s, %s, %s)""",
-        (secrets_util.code_hash(code, settings.enrollment_pepper), gw["id"], patient_id, staff.id, expires),
+def issue_code(conn: DbConn, staff: EnrollerStaff, settings: AppSettings, patient_id: uuid.UUID) -> EnrollmentCodeOut:
+    out = enrollment_queries.issue_code(
+        conn, staff, patient_id, pepper=settings.enrollment_pepper, ttl_s=settings.enrollment_code_ttl_s
     )
-    audit.record(conn, staff, "issue_enrollment_code", f"gateway/{gw['id']}", patient_id=patient_id)
-    return EnrollmentCodeOut(code=code, gateway_id=gw["id"], expires_at=expires)
+    audit.record(conn, staff, "issue_enrollment_code", f"gateway/{out['gateway_id']}", patient_id=patient_id)
+    return EnrollmentCodeOut(**out)
 
 
 @router.post(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, HTTPException, Path, status
 
-from clinic_api import audit, queries
+from clinic_api import audit, enrollment_queries, queries
 from clinic_api.auth import Staff
 from clinic_api.deps import AdminStaff, CurrentStaff, DbConn
 from clinic_api.models import GatewayIn
@@ -70,10 +70,6 @@ def get_gateway(conn: DbConn, staff: CurrentStaff, gateway_id: GatewayId) -> dic
 
 @router.post("", status_code=201, summary="Register a gateway kit (admin)")
 def create_gateway(conn: DbConn, staff: AdminStaff, body: GatewayIn) -> dict[str, Any]:
-    try:
-        with conn.transaction():
-            conn.execute("INSERT INTO gateway (id, serial) VALUES (%s, %s)", (body.id, body.serial))
-    except psycopg.errors.UniqueViolation as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, "gateway id or serial already registered") from err
+    row = enrollment_queries.register_gateway(conn, body)
     audit.record(conn, staff, "create", f"gateway/{body.id}")
-    return {"id": body.id, "serial": body.serial}
+    return row

@@ -38,7 +38,8 @@ CASES: list[tuple[str, str, dict[str, Any] | None, dict[str, int], bool]] = [
         True,
     ),
     ("GET", "/api/v1/patients/{pid}/fhir", None, CLINICAL, True),
-    ("POST", "/api/v1/patients/{pid}/enrollment-code", None, CLINICAL_CREATE, True),
+    # Enrolment is admin desk work too (the admin of the patient's unit).
+    ("POST", "/api/v1/patients/{pid}/enrollment-code", None, {**CLINICAL_CREATE, "admin": 201}, True),
     ("GET", "/api/v1/alerts/{aid}", None, CLINICAL, True),
     ("POST", "/api/v1/alerts/{aid}/comment", {"comment": "Ringt patienten"}, CLINICAL, True),
     ("POST", "/api/v1/alerts/{aid}/escalate", {"role": "physician", "reason": "Bedömning"}, CLINICAL, True),

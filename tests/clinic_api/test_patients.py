@@ -197,7 +197,7 @@ def test_care_plan_routing_confirmation_and_long_rule_ids(client: TestClient, au
 def test_care_plan_form_on_the_patient_page(client: TestClient, auth: Auth, seed: Seed) -> None:
     pid = seed.patients["P-DEMO0004"]  # MON-SYD, only the physician (and Sara) see it
     before = client.get(f"/api/v1/patients/{pid}", headers=auth(PHYSICIAN)).json()["care_plan"]
-    form = {"dry_weight_kg": "71,5", "personal_best_pef": "", "spo2_target": "hypercapnic", "notes": "Justerad"}
+    form = {"dry_weight_kg": "71,5", "personal_best_pef": "", "spo2_target": "hypercapnic", "reason": "Justerad"}
     r = client.post(f"/ui/patients/{pid}/care-plan", headers=auth(PHYSICIAN), data=form, follow_redirects=False)
     assert r.status_code == 303
     plan = client.get(f"/api/v1/patients/{pid}", headers=auth(PHYSICIAN)).json()["care_plan"]

@@ -1,0 +1,103 @@
+"""Care units and staff accounts: the queries behind ``/api/v1/units``, ``/staff`` and the
+admin pages. Callers check the admin role and write the audit row."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from fastapi import HTTPException, status
+
+from clinic_api.models import StaffIn, StaffUpdateIn, UnitIn
+from clinic_api.queries import Row, _row, _rows, not_found
+
+# Error details the pages translate (clinic_api/form_errors.py); the API returns them as they are.
+UNIT_EXISTS = "unit code already exists"
+STAFF_EXISTS = "a staff account with this subject exists"
+UNKNOWN_UNIT = "unknown care unit"
+OWN_ADMIN_ROLE = "you cannot remove your own admin role or deactivate yourself"
+
+_STAFF = """SELECT s.id, s.subject, s.display_name, s.roles, s.active,
+                  coalesce(array_agg(su.unit_id ORDER BY u.code) FILTER (WHERE su.unit_id IS NOT NULL), '{}')
+                      AS unit_ids,
+                  coalesce(array_agg(u.code ORDER BY u.code) FILTER (WHERE su.unit_id IS NOT NULL), '{}')
+                      AS unit_codes
+           FROM staff s LEFT JOIN staff_unit su ON su.staff_id = s.id LEFT JOIN care_unit u ON u.id = su.unit_id"""
+
+
+def list_units(conn: psycopg.Connection[Any]) -> list[Row]:
+    return _rows(conn, "SELECT id, code, name, created_at FROM care_unit ORDER BY code")
+
+
+def create_unit(conn: psycopg.Connection[Any], body: UnitIn) -> Row:
+    try:
+        with conn.transaction():
+            row = _row(
+                conn,
+                "INSERT INTO care_unit (code, name) VALUES (%s, %s) RETURNING id, code, name",
+                (body.code, body.name),
+            )
+    except psycopg.errors.UniqueViolation as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, UNIT_EXISTS) from err
+    assert row is not None
+    return row
+
+
+def list_staff(conn: psycopg.Connection[Any]) -> list[Row]:
+    return _rows(conn, _STAFF + " GROUP BY s.id ORDER BY s.display_name")
+
+
+def get_staff(conn: psycopg.Connection[Any], staff_id: uuid.UUID) -> Row:
+    row = _row(conn, _STAFF + " WHERE s.id = %s GROUP BY s.id", (staff_id,))
+    if row is None:
+        raise not_found("staff")
+    return row
+
+
+def _set_units(conn: psycopg.Connection[Any], staff_id: uuid.UUID, unit_ids: list[uuid.UUID]) -> None:
+    conn.execute("DELETE FROM staff_unit WHERE staff_id = %s", (staff_id,))
+    for unit_id in sorted(set(unit_ids)):
+        conn.execute("INSERT INTO staff_unit (staff_id, unit_id) VALUES (%s, %s)", (staff_id, unit_id))
+
+
+def create_staff(conn: psycopg.Connection[Any], body: StaffIn) -> Row:
+    try:
+        with conn.transaction():
+            row = _row(
+                conn,
+                "INSERT INTO staff (subject, display_name, roles) VALUES (%s, %s, %s)"
+                " RETURNING id, subject, display_name, roles",
+                (body.subject, body.display_name, sorted(set(body.roles))),
+            )
+            assert row is not None
+            _set_units(conn, row["id"], body.unit_ids)
+    except psycopg.errors.UniqueViolation as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, STAFF_EXISTS) from err
+    except psycopg.errors.ForeignKeyViolation as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, UNKNOWN_UNIT) from err
+    row["unit_ids"] = sorted(set(body.unit_ids))
+    return row
+
+
+def update_staff(conn: psycopg.Connection[Any], by: uuid.UUID, staff_id: uuid.UUID, body: StaffUpdateIn) -> Row:
+    """Replace a staff member's roles and care units (and optionally ``active``).
+
+    An admin cannot take away their own admin role or deactivate themselves, so a region
+    is never left without anyone who can give access back.
+    """
+    before = get_staff(conn, staff_id)
+    if staff_id == by and ("admin" not in body.roles or body.active is False):
+        raise HTTPException(status.HTTP_409_CONFLICT, OWN_ADMIN_ROLE)
+    try:
+        with conn.transaction():
+            conn.execute(
+                "UPDATE staff SET roles = %s, active = coalesce(%s, active) WHERE id = %s",
+                (sorted(set(body.roles)), body.active, staff_id),
+            )
+            _set_units(conn, staff_id, body.unit_ids)
+    except psycopg.errors.ForeignKeyViolation as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, UNKNOWN_UNIT) from err
+    after = get_staff(conn, staff_id)
+    after["previous"] = {"roles": before["roles"], "unit_ids": before["unit_ids"], "active": before["active"]}
+    return after
