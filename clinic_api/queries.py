@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -65,8 +66,15 @@ def alert_queue(
     patient_id: uuid.UUID | None = None,
     limit: int = 200,
     route: str = "staff",
+    assigned_to: uuid.UUID | None = None,
+    escalated_to: uuid.UUID | None = None,
+    escalated_roles: Sequence[str] = (),
 ) -> list[Row]:
-    """Alerts for one route (the clinical queue by default: shown to staff, not awaiting a repeat)."""
+    """Alerts for one route (the clinical queue by default: shown to staff, not awaiting a repeat).
+
+    ``assigned_to`` keeps the alerts assigned to that staff member; ``escalated_to`` the ones
+    escalated to that person or, with ``escalated_roles``, to one of those roles. The filters
+    narrow together (AND)."""
     where = [
         "p.unit_id = ANY(%(units)s)",
         "a.route = %(route)s",
@@ -91,6 +99,13 @@ def alert_queue(
     if patient_id is not None:
         where.append("a.patient_id = %(patient)s")
         params["patient"] = patient_id
+    if assigned_to is not None:
+        where.append("a.assigned_to = %(assigned_to)s")
+        params["assigned_to"] = assigned_to
+    if escalated_to is not None:
+        where.append("(a.escalated_to = %(escalated_to)s OR a.escalated_to_role = ANY(%(escalated_roles)s))")
+        params["escalated_to"] = escalated_to
+        params["escalated_roles"] = list(escalated_roles)
     return _rows(
         conn,
         f"""SELECT a.id, a.patient_id, p.pseudonym, p.display_name AS patient_name, p.unit_id,
@@ -98,10 +113,16 @@ def alert_queue(
                    a.last_fired_at, a.fire_count, a.latest_value, a.evidence, a.snoozed_until,
                    a.acknowledged_at, a.escalated_at, a.escalation_level, a.resolution_suggested_at,
                    a.resolved_at, a.event_type, a.route, a.shown_to_staff_at,
+                   a.assigned_to, sa.display_name AS assigned_to_name,
+                   a.escalated_to, se.display_name AS escalated_to_name, a.escalated_to_role,
+                   u.code AS unit_code,
                    extract(epoch FROM now() - a.opened_at)::bigint AS age_s
             FROM alert a JOIN patient p ON p.id = a.patient_id
+            JOIN care_unit u ON u.id = p.unit_id
+            LEFT JOIN staff sa ON sa.id = a.assigned_to
+            LEFT JOIN staff se ON se.id = a.escalated_to
             WHERE {" AND ".join(where)}
-            ORDER BY {SEVERITY_ORDER} DESC, a.opened_at ASC
+            ORDER BY {SEVERITY_ORDER} DESC, a.opened_at ASC, a.id ASC
             LIMIT %(limit)s""",
         params,
     )
