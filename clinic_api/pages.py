@@ -191,6 +191,7 @@ UUID_OR_EMPTY = "^([0-9a-fA-F-]{36})?$"
 
 
 def queue_filters(
+    *,
     status_: Annotated[list[QueueStatus] | None, Query(alias="status")] = None,
     severity: Annotated[str, Query(pattern="^(info|low|medium|high|critical)?$")] = "",
     unit: Annotated[str, Query(pattern=UUID_OR_EMPTY)] = "",

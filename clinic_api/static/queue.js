@@ -21,6 +21,8 @@
 
   // Cards whose newer version waits because the nurse is working in them (id -> element).
   var pending = new Map();
+  // The ids in the order of the last poll (severity, then age), for placing cards.
+  var lastOrder = [];
   var timer = null;
   var busy = false;
 
@@ -142,14 +144,26 @@
     });
   }
 
+  // Put a card where the server's last order has it: before the next card of that order
+  // already in the list (cards of other orders, e.g. kept gone ones, keep their place).
+  function place(node, id) {
+    var idx = lastOrder.indexOf(id);
+    var before = null;
+    for (var j = idx + 1; idx >= 0 && j < lastOrder.length && !before; j++) {
+      before = list.querySelector('[data-alert-id="' + lastOrder[j] + '"]');
+    }
+    list.insertBefore(node, before);
+  }
+
   function showPending(id) {
     var old = list.querySelector('[data-alert-id="' + id + '"]');
     var next = pending.get(id);
     pending.delete(id);
     if (!old || !next) return;
-    old.replaceWith(next);
+    old.remove();
+    place(next, id);
     var h = next.querySelector("h2");
-    if (h) h.focus(); // keep the keyboard user where they were, on the refreshed card
+    if (h) h.focus(); // keep the keyboard user on the refreshed card
   }
 
   function markStale(card, next) {
@@ -237,20 +251,10 @@
       }
     });
 
-    // Insert in the server's order: before the next card (in that order) already in the list.
-    var placed = new Set();
+    // Insert in the server's order, each before the next card of that order already placed.
+    lastOrder = order;
     toPlace.forEach(function (id) {
-      var node = freshById.get(id);
-      var idx = order.indexOf(id);
-      var before = null;
-      for (var j = idx + 1; j < order.length && !before; j++) {
-        var other = order[j];
-        if (current.has(other) || placed.has(other)) {
-          before = list.querySelector('[data-alert-id="' + other + '"]');
-        }
-      }
-      list.insertBefore(node, before);
-      placed.add(id);
+      place(freshById.get(id), id);
     });
     added.forEach(markNew);
     return added;
@@ -261,7 +265,13 @@
   }
 
   function clock() {
-    return new Date().toLocaleTimeString("sv-SE", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    // Stockholm time, as the server writes it, whatever the workstation's zone.
+    return new Date().toLocaleTimeString("sv-SE", {
+      timeZone: "Europe/Stockholm",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+    });
   }
 
   function schedule(ms) {
