@@ -248,7 +248,8 @@ def _not_found_page(request: Request, staff: Any) -> Response:
     )
 
 
-@router.get("/ui/alerts/{alert_id}", response_class=HTMLResponse)
+# ":int": "/ui/alerts/fragment" (pages.py, the queue's poll) is not an id.
+@router.get("/ui/alerts/{alert_id:int}", response_class=HTMLResponse)
 def alert_detail_page(
     request: Request, conn: DbConn, staff: PageStaff, settings: AppSettings, alert_id: AlertId
 ) -> Response:

@@ -26,6 +26,19 @@ STATUS: Mapping[str, str] = {
     "snoozed": "Vilande",
     "resolved": "Avslutat",
 }
+# The queue's status filter names groups of alerts, so it speaks in the plural.
+STATUS_FILTER: Mapping[str, str] = {
+    "open": "Öppna",
+    "acknowledged": "Kvitterade",
+    "snoozed": "Vilande",
+    "awaiting_confirmation": "Väntar på ommätning",
+}
+# (arrow, words for a screen reader) of the last two readings of a series.
+TREND: Mapping[str, tuple[str, str]] = {
+    "up": ("↑", "stigande"),
+    "down": ("↓", "sjunkande"),
+    "flat": ("→", "oförändrat"),
+}
 CONDITION: Mapping[str, str] = {
     "diabetes_t1": "Diabetes typ 1",
     "diabetes_t2": "Diabetes typ 2",
@@ -330,6 +343,51 @@ def number(value: object, decimals: int = 1) -> str:
     return f"{q:,}".replace(",", "\u00a0").replace(".", ",")
 
 
+def ago(seconds: float | None) -> str:
+    """How long ago, as staff say it: "nyss", "för 12 min sedan", "för 3 h 5 min sedan", "för 2 dygn 4 h sedan"."""
+    if seconds is None:
+        return ""
+    s = max(0, int(seconds))
+    if s < 60:
+        return "nyss"
+    if s < 3600:
+        return f"för {s // 60} min sedan"
+    if s < 86400:
+        h, m = s // 3600, s % 3600 // 60
+        return f"för {h} h {m} min sedan" if m else f"för {h} h sedan"
+    d, h = s // 86400, s % 86400 // 3600
+    return f"för {d} dygn {h} h sedan" if h else f"för {d} dygn sedan"
+
+
+# Decimals a clinician reads per unit: whole mmHg, beats and percent; kilograms, mmol/L and
+# degrees to one decimal; litres (FEV1) to two.
+UNIT_DECIMALS: Mapping[str, int] = {
+    "mm[Hg]": 0,
+    "/min": 0,
+    "%": 0,
+    "L/min": 0,
+    "cm": 0,
+    "{score}": 0,
+    "{count}": 0,
+    "kg": 1,
+    "kg/m2": 1,
+    "mmol/L": 1,
+    "Cel": 1,
+    "L": 2,
+}
+# Censored sensor readings as the engine writes them (below or above the measuring range).
+CENSORED: Mapping[str, str] = {"LOW": "under mätområdet", "HIGH": "över mätområdet"}
+
+
+def reading(value: object, unit_code: object) -> str:
+    """A value with its unit as staff read it ("85,2 kg", "142 mmHg"); censored values in words."""
+    if isinstance(value, str) and value in CENSORED:
+        return CENSORED[value]
+    decimals = UNIT_DECIMALS.get(str(unit_code), 1)
+    shown = unit(unit_code)
+    return f"{number(value, decimals)} {shown}" if shown else number(value, decimals)
+
+
 def percent(share: float | None) -> str:
     """A share 0..1 as whole Swedish percent ("75 %"); "–" for none."""
     return "–" if share is None else f"{number(share * 100, 0)} %"
@@ -357,6 +415,8 @@ MONTHS = ("jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", 
 LABELS: Mapping[str, Any] = {
     "SEVERITY": SEVERITY,
     "STATUS": STATUS,
+    "STATUS_FILTER": STATUS_FILTER,
+    "TREND": TREND,
     "CONDITION": CONDITION,
     "ROLE": ROLE,
     "AUDIT_ACTION": AUDIT_ACTION,

@@ -1,5 +1,8 @@
 """Server-rendered pages for the monitoring team (Swedish, no JavaScript needed).
 
+The queue page adds one small script of its own (static/queue.js) that polls its fragment
+and merges the cards in place; without it the page is plain HTML with an "Uppdatera" link.
+
 Forms post to page routes that call the same queries as the API and redirect back
 (post/redirect/get), so every action works by keyboard and without scripts.
 """
@@ -9,16 +12,28 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from clinic_api import agp, analytics, audit, bp_summary, chart_limits, charts, labels, queries, replays, ticks
+from clinic_api import (
+    agp,
+    analytics,
+    audit,
+    bp_summary,
+    chart_limits,
+    charts,
+    labels,
+    queries,
+    queue_view,
+    replays,
+    ticks,
+)
 from clinic_api.deps import AppSettings, DbConn, PageStaff
 from clinic_api.models import ReplayIn
 from clinic_api.routers.gateways import list_for
@@ -115,11 +130,14 @@ def _sv_value(value: object) -> str:
 
 templates.env.filters.update(
     age=_age,
+    ago=labels.ago,
     local=_local,
     localiso=_localiso,
     sv_num=_sv_num,
     sv_pct=_sv_pct,
     sv_value=_sv_value,
+    sv_reading=labels.reading,
+    sv_time=labels.local_time,
     event_type_sv=_event_type_sv,
 )
 
@@ -191,6 +209,57 @@ def _clinical_or_page(request: Request, staff: Any) -> Response | None:
     return None
 
 
+QueueStatus = Literal["open", "acknowledged", "snoozed", "awaiting_confirmation"]
+CONDITION_PATTERN = "^(" + "|".join(labels.CONDITION) + ")?$"
+UUID_OR_EMPTY = "^([0-9a-fA-F-]{36})?$"
+
+
+def queue_filters(
+    *,
+    status_: Annotated[list[QueueStatus] | None, Query(alias="status")] = None,
+    severity: Annotated[str, Query(pattern="^(info|low|medium|high|critical)?$")] = "",
+    unit: Annotated[str, Query(pattern=UUID_OR_EMPTY)] = "",
+    condition: Annotated[str, Query(pattern=CONDITION_PATTERN)] = "",
+    mine: bool = False,
+    escalated: bool = False,
+) -> queue_view.Filters:
+    """The queue's GET filters, shared by the page and its fragment (so a poll asks what the page showed)."""
+    # Kept in the queue's own order, so the canonical URL does not depend on the click order.
+    chosen = tuple(s for s in queue_view.QUEUE_STATUSES if s in set(status_ or ()))
+    return queue_view.Filters(
+        statuses=chosen or queue_view.ACTIVE_STATUSES,
+        severity=severity,
+        unit=uuid.UUID(unit) if unit else None,
+        condition=condition,
+        mine=mine,
+        escalated=escalated,
+    )
+
+
+QueueFilters = Annotated[queue_view.Filters, Depends(queue_filters)]
+
+
+def _queue_cards(conn: DbConn, staff: Any, f: queue_view.Filters, *, poll: bool) -> list[dict[str, Any]]:
+    rows = queries.alert_queue(
+        conn,
+        staff,
+        statuses=list(f.statuses),
+        unit=f.unit,
+        severities=[f.severity] if f.severity else None,
+        condition=f.condition or None,
+        assigned_to=staff if f.mine else None,
+        escalated_to=staff if f.escalated else None,
+    )
+    audit.record(
+        conn,
+        staff,
+        "read",
+        "alert_queue",
+        detail={"patients": sorted({str(r["patient_id"]) for r in rows}), "page": True, "poll": poll},
+    )
+    return [queue_view.card(r) for r in rows]
+
+
 @router.get("/ui/alerts", response_class=HTMLResponse)
 def alert_page(
     *,
@@ -198,24 +267,46 @@ def alert_page(
     conn: DbConn,
     staff: PageStaff,
     settings: AppSettings,
-    status_: Annotated[str, Query(alias="status", pattern="^(open|acknowledged|snoozed|resolved)$")] = "open",
-    severity: Annotated[str | None, Query(pattern="^(info|low|medium|high|critical)?$")] = None,
+    filters: QueueFilters,
+    poll_s: Annotated[int | None, Query(ge=1, le=300, description="poll interval override (tests)")] = None,
 ) -> Response:
     if (denied := _clinical_or_page(request, staff)) is not None:
         return denied
-    rows = queries.alert_queue(conn, staff, statuses=[status_], severities=[severity] if severity else None)
-    audit.record(
-        conn,
-        staff,
-        "read",
-        "alert_queue",
-        detail={"patients": sorted({str(r["patient_id"]) for r in rows}), "page": True},
-    )
+    cards = _queue_cards(conn, staff, filters, poll=False)
     return templates.TemplateResponse(
         request,
         "alerts.html",
-        _ctx(staff, alerts=rows, status=status_, severity=severity or "", refresh_s=settings.queue_refresh_s),
+        _ctx(
+            staff,
+            alerts=cards,
+            f=filters,
+            back=filters.url(),
+            fragment_url=filters.url("/ui/alerts/fragment"),
+            units=analytics.units_of(conn, staff),
+            poll_s=poll_s or settings.queue_refresh_s,
+            updated=_local_clock(),
+        ),
     )
+
+
+# Declared before any /ui/alerts/{alert_id} page route, so "fragment" is never taken for an id.
+@router.get("/ui/alerts/fragment", response_class=HTMLResponse)
+def alert_fragment(*, request: Request, conn: DbConn, staff: PageStaff, filters: QueueFilters) -> Response:
+    """The queue's cards alone, for the page's script to merge in place (no page reload)."""
+    if not staff.clinical:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "clinical data needs the nurse or physician role")
+    cards = _queue_cards(conn, staff, filters, poll=True)
+    resp = templates.TemplateResponse(
+        request,
+        "_alert_cards.html",
+        _ctx(staff, alerts=cards, back=filters.url()),
+    )
+    resp.headers["Cache-Control"] = "no-store"  # patient data: never kept by a cache
+    return resp
+
+
+def _local_clock() -> str:
+    return dt.datetime.now(ZoneInfo("Europe/Stockholm")).strftime("%H:%M:%S")
 
 
 @router.get("/ui/patients", response_class=HTMLResponse)

@@ -113,11 +113,16 @@ def alert_queue(
                    a.last_fired_at, a.fire_count, a.latest_value, a.evidence, a.snoozed_until,
                    a.acknowledged_at, a.escalated_at, a.escalation_level, a.resolution_suggested_at,
                    a.resolved_at, a.event_type, a.route, a.shown_to_staff_at,
-                   a.assigned_to, a.escalated_to, a.escalated_to_role, a.resolution_reason,
+                   a.assigned_to, sa.display_name AS assigned_to_name,
+                   a.escalated_to, se.display_name AS escalated_to_name, a.escalated_to_role,
+                   a.resolution_reason, u.code AS unit_code,
                    extract(epoch FROM now() - a.opened_at)::bigint AS age_s
             FROM alert a JOIN patient p ON p.id = a.patient_id
+            JOIN care_unit u ON u.id = p.unit_id
+            LEFT JOIN staff sa ON sa.id = a.assigned_to
+            LEFT JOIN staff se ON se.id = a.escalated_to
             WHERE {" AND ".join(where)}
-            ORDER BY {SEVERITY_ORDER} DESC, a.opened_at ASC
+            ORDER BY {SEVERITY_ORDER} DESC, a.opened_at ASC, a.id ASC
             LIMIT %(limit)s""",
         params,
     )

@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     mqtt_ca_cert_pem: str | None = None
     # Pepper mixed into enrollment-code hashes; must be a real secret outside the demo.
     enrollment_pepper: str = "change-me"
-    # Page auto-refresh of the alert queue, seconds.
-    queue_refresh_s: int = Field(default=30, ge=5)
+    # How often the alert-queue page polls for changed cards, seconds.
+    queue_refresh_s: int = Field(default=10, ge=5)
     # How long after "Avsluta" the same staff member may press "Ångra", seconds.
     undo_resolve_s: int = Field(default=30, ge=0, le=3600)
 

@@ -78,9 +78,10 @@ def test_queue_page_shows_evidence_in_swedish(client: TestClient, auth: Auth) ->
     assert '<html lang="sv">' in page.text
     assert "Viktökning &gt; 2 kg på 3 dygn" in page.text
     assert "Gränsvärden" in page.text
-    assert "gain_kg 2.0 (standard)" in page.text
+    assert "gain_kg 2,0 (standard)" in page.text
     assert page.text.count("<li>Vikt ") == 4  # the four weight readings of the HF1 evidence
-    assert '<meta http-equiv="refresh" content="30">' in page.text
+    assert "<li>Vikt 85,2\u00a0kg · " in page.text  # unit and decimal comma
+    assert 'data-poll-s="10"' in page.text  # polled in place, never reloaded
     assert "SpO2 &lt; 88 % i vila" not in page.text  # MON-SYD's alert is not this nurse's
 
 
