@@ -36,6 +36,9 @@ class Cohort:
     # Care-plan confirmation switches per patient index: {"<rule id>": bool} (sparse); the
     # window is the numeric override ("confirmation", "within_min").
     confirm_rules: dict[int, dict[str, bool]] = field(default_factory=dict)
+    # When monitoring began (the first care plan's valid_from, epoch s; NaN unknown): a gap
+    # rule counts no days before it, so a patient enrolled this morning is not "missing" data.
+    monitored_since: F64 | None = None
 
     @property
     def n(self) -> int:
@@ -54,6 +57,7 @@ class Cohort:
         schedule: Sequence[Mapping[str, float]] | None = None,
         pseudonyms: Sequence[str] | None = None,
         age_years: Sequence[float | None] | None = None,
+        monitored_since: Sequence[float | None] | None = None,
     ) -> Cohort:
         """Build from per-patient care-plan rows (the loader's path; the engine never loops)."""
         n = len(patient_ids)
@@ -106,6 +110,7 @@ class Cohort:
             age_years=floats(age_years),
             routing={i: r for i, r in routing.items() if r},
             confirm_rules={i: c for i, c in confirm.items() if c},
+            monitored_since=floats(monitored_since),
         )
 
     def has(self, *conditions: str) -> B:
@@ -131,6 +136,12 @@ class Cohort:
             vals[idx] = v
             src[idx] = True
         return vals, src
+
+    def since_monitoring(self, t: F64) -> F64:
+        """``t`` moved forward to when monitoring began, where that is later."""
+        if self.monitored_since is None:
+            return t
+        return np.fmax(t, self.monitored_since)
 
     def expects(self, kind: str) -> B:
         s = self.schedule.get(kind)

@@ -41,7 +41,8 @@ KIND_GROUPS: tuple[tuple[tuple[str, ...], float], ...] = (
 COHORT_SQL = """
 SELECT p.id::text, p.pseudonym, cp.conditions, cp.thresholds, cp.schedule,
        cp.dry_weight_kg, cp.personal_best_pef, cp.spo2_target,
-       extract(year FROM now() AT TIME ZONE 'Europe/Stockholm')::int - p.birth_year
+       extract(year FROM now() AT TIME ZONE 'Europe/Stockholm')::int - p.birth_year,
+       (SELECT extract(epoch FROM min(c.valid_from))::float8 FROM care_plan c WHERE c.patient_id = p.id)
 FROM patient p JOIN care_plan_current cp ON cp.patient_id = p.id
 WHERE p.active {where}
 """
@@ -83,6 +84,7 @@ def load_cohort(conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None
         schedule=[_schedule_per_day(r[4]) for r in rows],
         pseudonyms=[r[1] for r in rows],
         age_years=[r[8] for r in rows],
+        monitored_since=[r[9] for r in rows],
     )
 
 

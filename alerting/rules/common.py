@@ -84,6 +84,7 @@ def bp_sessions(ctx: Context, key: str, hours: float | None = LOOKBACK_MARGIN_H)
 def gap_occurrences(ctx: Context, last: F64, applies: B, info_h: F64, low_h: F64) -> Occurrences:
     """Time-based no-data occurrence; its time is when the gap crossed the threshold."""
     start = np.where(np.isnan(last), ctx.now - ctx.grid.n_days * SEC_PER_DAY, last)
+    start = ctx.cohort.since_monitoring(start)
     gap_h = (ctx.now - start) / SEC_PER_HOUR
     sev = max_severity((applies & (gap_h > info_h), INFO), (applies & (gap_h > low_h), LOW))
     at = np.where(sev == LOW, start + low_h * SEC_PER_HOUR, start + info_h * SEC_PER_HOUR)

@@ -34,6 +34,7 @@ from alerting.rules.framework import (
 )
 from alerting.series import (
     F64,
+    SEC_PER_DAY,
     B,
     Series,
     rolling_mean,
@@ -273,5 +274,10 @@ def hf9(ctx: Context, p: Params) -> Occurrences:
     # Days without a weight counted back from today: the morning weight is due in the
     # morning, so by the time anyone reads the alert today's is missing too.
     run = np.cumprod(~have[:, ::-1], axis=1).sum(axis=1).astype(np.float64)
+    # Not the days before monitoring began (today counts as a day once it has begun).
+    began = ctx.cohort.since_monitoring(np.full(ctx.cohort.n, -np.inf))
+    with np.errstate(invalid="ignore"):
+        days_monitored = np.ceil((ctx.now - began) / SEC_PER_DAY)
+    run = np.fmin(run, days_monitored)
     sev = max_severity((run >= p("info_days"), INFO), (run >= p("low_days"), LOW))
     return Occurrences.of(np.arange(ctx.cohort.n), sev, ctx.grid.bounds[-2], run)

@@ -15,7 +15,7 @@ from alerting.rules import (
     TEMPERATURE,
 )
 from alerting.rules.across import news2_scores
-from tests.alerting.helpers import DAY, HOUR, MIN, cohort, fire, series, severity
+from tests.alerting.helpers import DAY, HOUR, MIN, NOW, cohort, fire, series, severity
 
 ASTHMA = cohort("asthma", personal_best_pef=500.0)
 HT = cohort("hypertension")
@@ -216,3 +216,20 @@ def test_news2_rule() -> None:
     assert severity("NEWS2", stale, c) is None
     hyper = cohort(hypercapnic=True)
     assert severity("NEWS2", single3, hyper) is None  # scale 2: 91 % scores 0
+
+
+def test_gaps_count_only_since_monitoring_began() -> None:
+    """A patient enrolled this morning has not 'missed' the days before enrolment."""
+    sched = {"schedule": {"spo2": 1.0}}
+    fresh = cohort("copd", monitored_since=[NOW - 10 * HOUR], **sched)
+    week = cohort("copd", monitored_since=[NOW - 7 * DAY], **sched)
+    assert severity("NODATA", {}, fresh) is None
+    assert severity("NODATA", {}, cohort("copd", monitored_since=[NOW - 40 * HOUR], **sched)) == "info"
+    assert severity("NODATA", {}, week) == "low"
+    # D10 likewise for a CGM user, HF9 for the daily weight.
+    cgm_fresh = cohort("diabetes_t1", monitored_since=[NOW - 5 * HOUR], schedule={"glucose_cgm": 288.0})
+    assert severity("D10", {}, cgm_fresh) is None
+    hf_fresh = cohort("heart_failure", monitored_since=[NOW - 20 * HOUR])
+    hf_old = cohort("heart_failure", monitored_since=[NOW - 10 * DAY])
+    assert severity("HF9", {}, hf_fresh) is None
+    assert severity("HF9", {}, hf_old) == "low"
