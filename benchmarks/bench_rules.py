@@ -194,8 +194,8 @@ def bench_db_sweep(data: Dataset, cohort: Cohort, n_patients: int) -> str:
                     cp.write_row((pid, f"P-{i:06d}", "Bench", unit[0]))
             conds = [[c for c, a in sc.conditions.items() if a[i]] for i in range(n_patients)]
             with conn.cursor().copy(
-                "COPY care_plan (patient_id, version, conditions, dry_weight_kg, personal_best_pef, schedule,"
-                " spo2_target) FROM STDIN"
+                "COPY care_plan (patient_id, version, valid_from, conditions, dry_weight_kg, personal_best_pef,"
+                " schedule, spo2_target) FROM STDIN"
             ) as cp:
                 for i, pid in enumerate(ids):
                     dw, pb = sc.dry_weight_kg[i], sc.personal_best_pef[i]
@@ -204,6 +204,8 @@ def bench_db_sweep(data: Dataset, cohort: Cohort, n_patients: int) -> str:
                         (
                             pid,
                             1,
+                            # Enrolled before the data: gap rules count from the first care plan.
+                            "2000-01-01T00:00:00Z",
                             conds[i],
                             None if np.isnan(dw) else dw,
                             None if np.isnan(pb) else pb,

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from clinic_api.errors import PageProblem
 from clinic_api.pages import templates
 
 # Heading and what to do, per status; other 4xx get GENERIC.
@@ -106,7 +107,11 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if not wants_html(request.url.path):
             return await http_exception_handler(request, exc)
-        resp = page(request, exc.status_code)
+        text = None
+        if isinstance(exc, PageProblem):
+            heading = (FORM_INVALID if exc.status_code == 422 else PAGES.get(exc.status_code, GENERIC))[0]
+            text = (heading, str(exc.detail))
+        resp = page(request, exc.status_code, text=text)
         for k, v in (exc.headers or {}).items():
             resp.headers.setdefault(k, v)
         return resp

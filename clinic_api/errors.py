@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 
 class ClinicError(Exception):
     """Base of every error raised by clinic_api."""
@@ -17,3 +19,8 @@ class AuthError(ClinicError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class PageProblem(StarletteHTTPException):
+    """An error whose ``detail`` is a Swedish sentence written for the user (a form the page
+    can explain), shown on the error page; other errors' details are for developers."""

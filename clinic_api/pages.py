@@ -35,6 +35,7 @@ from clinic_api import (
     ticks,
 )
 from clinic_api.deps import AppSettings, DbConn, PageStaff
+from clinic_api.errors import PageProblem
 from clinic_api.models import ReplayIn
 from clinic_api.routers.gateways import list_for
 from device_profiles.vocabulary import COMPONENTS, KINDS, EventType, Kind
@@ -528,7 +529,10 @@ def replay_create_page(
         )
         body = ReplayIn.model_validate({"days": days, "condition": condition or None, "proposal": proposal})
     except (ValidationError, ValueError) as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"ogiltigt förslag: {err}") from err
+        message = str(err) if isinstance(err, ValueError) and not isinstance(err, ValidationError) else ""
+        if not message or not message.startswith("rad "):
+            message = "ogiltigt förslag: kontrollera regel, parameter och värde (ett ändligt tal)"
+        raise PageProblem(status.HTTP_422_UNPROCESSABLE_CONTENT, message) from err
     row = replays.create(conn, staff, unit, body)
     audit.record(
         conn,

@@ -31,7 +31,8 @@ STATE_COOKIE = "egenmon_sign_in"
 STATE_PATH = "/ui/auth"
 # Long enough to pick a SITHS card and type the PIN, short enough that a stale tab fails.
 STATE_TTL_S = 600
-DEFAULT_LANDING = "/ui/alerts"
+# The role landing (pages.py "/"): nurses to the queue, admins to administration, auditors to the log.
+DEFAULT_LANDING = "/"
 
 
 def _oidc(request: Request) -> OidcClient:
@@ -46,6 +47,8 @@ def _signer(request: Request) -> sessions.CookieSigner:
 
 def safe_next(target: str | None) -> str | None:
     """Only this site's page paths are followed after sign-in (no open redirect)."""
+    if target == "/":
+        return target
     if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
         return target
     return None

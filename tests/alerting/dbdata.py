@@ -36,9 +36,10 @@ def make_patient(
         (pid, pseudonym or "P-" + pid[:8], unit[0]),
     )
     db.execute(
-        "INSERT INTO care_plan (patient_id, version, conditions, thresholds, schedule, dry_weight_kg, "
+        # Enrolled long before the tests' fixed NOW: gap rules count from the first care plan.
+        "INSERT INTO care_plan (patient_id, version, valid_from, conditions, thresholds, schedule, dry_weight_kg, "
         "personal_best_pef) "
-        "VALUES (%s, 1, %s, %s, %s, %s, %s)",
+        "VALUES (%s, 1, '2020-01-01T00:00:00Z', %s, %s, %s, %s, %s)",
         (pid, conditions, json.dumps(thresholds or {}), json.dumps(schedule or {}), dry_weight_kg, personal_best_pef),
     )
     return pid

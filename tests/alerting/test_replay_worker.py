@@ -88,7 +88,7 @@ def test_a_request_is_run_and_equals_a_direct_replay(db: psycopg.Connection[Any]
     who = _history(db)
     _live(db, sorted(who.values()))
     unit = _unit(db)
-    proposal = {"D1": {"threshold_mmol_l": 3.0}}
+    proposal = {"D2": {"threshold_mmol_l": 2.5}}
     rid = _request(db, unit, proposal)
     staff_alerts = _metric("egenmon_alerting_staff_alerts_total", event_type="hypoglycaemia")
     done = _metric("egenmon_alerting_replays_total", outcome="done")
@@ -100,7 +100,7 @@ def test_a_request_is_run_and_equals_a_direct_replay(db: psycopg.Connection[Any]
     with psycopg.connect(database_url, autocommit=True) as conn:
         direct = replay(conn, unit, days=2, proposal=proposal, now=END).as_dict()
     assert result == json.loads(json.dumps(direct))
-    assert (result["caught"], result["missed"]) == (1, 1)  # the 3.5 low is missed at 3.0
+    assert (result["caught"], result["missed"]) == (1, 1)  # the 2.8 low is missed at 2.5
     assert [p["event_type"] for p in result["past"] if not p["caught"]] == ["hypoglycaemia"]
     assert _metric("egenmon_alerting_replays_total", outcome="done") == done + 1
     assert process_one(database_url, now=END) is False  # nothing left

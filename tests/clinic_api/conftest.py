@@ -99,9 +99,18 @@ def make_settings(database_url: str, **kw: Any) -> Settings:
     return Settings(**base)
 
 
+@contextlib.contextmanager
+def app_client(settings: Settings, dev_keys: DevIssuerKeys) -> Iterator[TestClient]:
+    """A test client whose app reaches the dev issuer through the client itself, so the
+    pages' sign-in (authorization code + PKCE) runs in-process."""
+    with TestClient(create_app(settings, dev_keys=dev_keys)) as c:
+        c.app.state.oidc.http = c  # type: ignore[attr-defined]
+        yield c
+
+
 @pytest.fixture
 def client(seed: Seed, dev_keys: DevIssuerKeys) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(seed.url), dev_keys=dev_keys)) as c:
+    with app_client(make_settings(seed.url), dev_keys) as c:
         yield c
 
 
@@ -113,13 +122,13 @@ def fresh_seed(database_url: str) -> Seed:
 @pytest.fixture
 def fresh_client(fresh_seed: Seed, dev_keys: DevIssuerKeys) -> Iterator[TestClient]:
     """A client on a database of the test's own, also in modules that override ``client``."""
-    with TestClient(create_app(make_settings(fresh_seed.url), dev_keys=dev_keys)) as c:
+    with app_client(make_settings(fresh_seed.url), dev_keys) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def shared_client(shared_seed: Seed, dev_keys: DevIssuerKeys) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(shared_seed.url), dev_keys=dev_keys)) as c:
+    with app_client(make_settings(shared_seed.url), dev_keys) as c:
         yield c
 
 

@@ -88,7 +88,7 @@ def test_landing_sends_each_role_to_a_page_it_may_open(client: TestClient, auth:
 def test_landing_without_login_goes_to_the_login(client: TestClient) -> None:
     r = client.get("/", follow_redirects=False)
     assert r.status_code == 303
-    assert r.headers["location"] == "/dev-issuer/login"
+    assert r.headers["location"] == "/ui/login?next=%2F"  # the sign-in, then back to the landing
 
 
 def _menu(html: str) -> list[str]:
@@ -690,7 +690,7 @@ def _login(browser: Browser, base: str, name: str, landing: str) -> Page:
     """A browser context of its own per staff member (its own cookie)."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="sv-SE").new_page()
     page.goto(base + "/")
-    expect(page).to_have_url(re.compile(r"/dev-issuer/login$"))
+    expect(page).to_have_url(re.compile(r"/dev-issuer/authorize\?"))
     page.get_by_role("button", name=name).click()
     expect(page).to_have_url(re.compile(re.escape(landing) + "$"))
     return page

@@ -67,7 +67,9 @@ def _sql(seed: Seed, sql: str, params: Any = ()) -> Any:
 def test_poll_brings_new_card_and_keeps_typing_focus_and_open_evidence(
     browser: Browser, server: str, fresh_seed: Seed
 ) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="sv-SE")
+    # bypass_csp: Playwright's polling predicates are evaluated as strings, which the pages'
+    # CSP (no unsafe-eval) refuses; test_websec_browser.py checks the pages under their CSP.
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="sv-SE", bypass_csp=True)
     _login(page, server, "/ui/alerts?poll_s=1")
     page.evaluate("window.__sameDocument = true")  # gone after any reload
     sound = page.get_by_role("checkbox", name="Ljud för kritiska larm")
@@ -163,7 +165,9 @@ def _focused(page: Page) -> dict[str, Any]:
 
 
 def test_keyboard_only_walk_of_the_queue(browser: Browser, server: str, fresh_seed: Seed) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="sv-SE")
+    # bypass_csp: Playwright's polling predicates are evaluated as strings, which the pages'
+    # CSP (no unsafe-eval) refuses; test_websec_browser.py checks the pages under their CSP.
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="sv-SE", bypass_csp=True)
     _login(page, server, "/ui/alerts?poll_s=60")
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Hoppa till innehållet")).to_be_focused()
@@ -212,7 +216,7 @@ def test_keyboard_only_walk_of_the_queue(browser: Browser, server: str, fresh_se
     assert _focused(page)["name"] == f"Kommentar: {first_card}"
     page.keyboard.type("Kontaktad per telefon")
     page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(r"/ui/alerts$"))
+    expect(page).to_have_url(re.compile(r"/ui/alerts\?done=commented$"))
     assert (
         _sql(
             fresh_seed,

@@ -37,7 +37,12 @@ def _low_patient(seed: Seed) -> tuple[str, dt.datetime]:
             "VALUES (%s, 'P-REPLAY1', 'Testperson Replay', 1960, %s)",
             (pid, unit),
         )
-        conn.execute("INSERT INTO care_plan (patient_id, version, conditions) VALUES (%s, 1, '{diabetes_t1}')", (pid,))
+        # Level 1 lows go to the patient by default; this care plan sends them to staff too.
+        conn.execute(
+            "INSERT INTO care_plan (patient_id, version, conditions, thresholds) "
+            """VALUES (%s, 1, '{diabetes_t1}', '{"routing": {"D1": "staff"}}')""",
+            (pid,),
+        )
         rows = []
         for k in range(12 * 48):
             t = now - 48 * HOUR + k * dt.timedelta(minutes=5)

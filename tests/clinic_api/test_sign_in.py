@@ -69,7 +69,13 @@ def _authorize(client: TestClient, next_: str | None = None) -> dict[str, str]:
 def _pick(client: TestClient, params: dict[str, str], subject: str = NURSE) -> dict[str, str]:
     """Choose a demo user on the issuer's page; returns the callback's query (code, state)."""
     form = {k: v for k, v in params.items() if k != "response_type"}  # the page's hidden fields
-    r = client.post("/dev-issuer/authorize", data={**form, "subject": subject}, follow_redirects=False)
+    # A browser sends its Origin with a form post (the Origin check, clinic_api/security.py).
+    r = client.post(
+        "/dev-issuer/authorize",
+        data={**form, "subject": subject},
+        headers={"origin": "http://testserver"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     loc = urlsplit(r.headers["location"])
     assert f"http://testserver{loc.path}" == REDIRECT_URI
@@ -116,7 +122,7 @@ def test_authorization_request_carries_pkce_state_nonce(client: TestClient) -> N
 def test_nurse_signs_in_and_lands_on_the_queue(client: TestClient, seed: Seed) -> None:
     r = _sign_in(client)
     assert r.status_code == 303, r.text
-    assert r.headers["location"] == "/ui/alerts"
+    assert r.headers["location"] == "/"  # the role landing (a nurse goes on to the queue)
     session = _cookie_header(r, "egenmon_session").lower()
     assert "httponly" in session
     assert "samesite=lax" in session
@@ -140,7 +146,7 @@ def test_nurse_signs_in_and_lands_on_the_queue(client: TestClient, seed: Seed) -
 
 def test_sign_in_returns_to_the_page_asked_for_but_never_off_site(client: TestClient) -> None:
     assert _sign_in(client, next_="/ui/patients").headers["location"] == "/ui/patients"
-    assert _sign_in(client, next_="//evil.example/ui/").headers["location"] == "/ui/alerts"
+    assert _sign_in(client, next_="//evil.example/ui/").headers["location"] == "/"
     assert safe_next("https://evil.example/ui/") is None
     assert safe_next("/ui/\\evil") is None
     assert safe_next("/ui/alerts?status=open") == "/ui/alerts?status=open"
@@ -288,7 +294,7 @@ def test_session_signed_by_another_key_or_for_sign_in_is_refused(client: TestCli
 
 def test_logout_clears_the_session_and_ends_the_idp_session(client: TestClient) -> None:
     _sign_in(client)
-    r = client.post("/ui/logout", follow_redirects=False)
+    r = client.post("/ui/logout", headers={"origin": "http://testserver"}, follow_redirects=False)
     assert r.status_code == 303
     loc = urlsplit(r.headers["location"])
     assert loc.path == "/dev-issuer/logout"

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from clinic_api.app import create_app
 from clinic_api.auth import DevIssuerKeys
 from clinic_api.security import origin_of
-from tests.clinic_api.conftest import ADMIN, AUDITOR, NURSE, Seed, TestClient, make_settings
+from tests.clinic_api.conftest import ADMIN, AUDITOR, NURSE, Seed, TestClient, app_client, make_settings
+from tests.clinic_api.test_sign_in import _sign_in
 
 Auth = Callable[[str], dict[str, str]]
 SYD_PATIENT = "P-DEMO0004"  # MON-SYD; the MON-NORD nurse must not reach it
@@ -49,10 +50,10 @@ def _alert_status(seed: Seed, alert_id: int) -> str:
 
 
 def _login(client: TestClient, subject: str) -> None:
-    """The page login: the cookie stays on the client."""
-    r = client.post("/dev-issuer/login", data={"subject": subject}, follow_redirects=False)
-    assert r.status_code == 303
-    assert "egenmon_token" in client.cookies
+    """The page sign-in (authorization code + PKCE at the dev issuer): the cookie stays on the client."""
+    r = _sign_in(client, subject)
+    assert r.status_code == 303, r.text
+    assert "egenmon_session" in client.cookies
 
 
 # --- 1. refused attempts are audited -------------------------------------------------------
@@ -82,7 +83,7 @@ def test_refusals_on_pages_alerts_gateways_and_writes(client: TestClient, auth: 
     assert client.get("/api/v1/gateways/gw-demo-004", headers=auth(NURSE)).status_code == 404
     assert client.get(f"/ui/patients/{pid}", headers=auth(NURSE)).status_code == 404
     assert client.get("/api/v1/alerts", params={"patient_id": str(pid)}, headers=auth(NURSE)).status_code == 404
-    r = client.post(f"/api/v1/alerts/{aid}/resolve", json={}, headers=auth(NURSE))
+    r = client.post(f"/api/v1/alerts/{aid}/resolve", json={"reason": "no_action_needed"}, headers=auth(NURSE))
     assert r.status_code == 404
     assert _alert_status(seed, aid) == "open"
     reads = _audit_rows(seed, "read_refused")
@@ -176,7 +177,7 @@ def test_configured_origin_behind_a_proxy(seed: Seed, dev_keys: DevIssuerKeys) -
     settings = make_settings(seed.url, allowed_origins="https://egenmon.region.example, https://alt.example:8443")
     assert settings.allowed_origins == ["https://egenmon.region.example", "https://alt.example:8443"]
     aid = seed.alert_id(NORD_PATIENT)
-    with TestClient(create_app(settings, dev_keys=dev_keys)) as c:
+    with app_client(settings, dev_keys) as c:
         _login(c, NURSE)
         r = c.post(f"/ui/alerts/{aid}/comment", data={"comment": "a"}, headers={"Origin": "https://alt.example:8443"})
         assert r.status_code == 200  # followed the redirect to the queue
@@ -246,6 +247,8 @@ def test_hsts_over_https_and_issuer_in_form_action(seed: Seed, dev_keys: DevIssu
         demo=False,
         public_base_url="https://egenmon.region.example",
         oidc_issuer="https://idp.region.example/realms/vard",
+        oidc_client_id="egenmon-clinic",
+        session_secret="another-real-long-secret-value-456",
         enrollment_pepper="a-real-long-secret-value-123",
     )
     with TestClient(create_app(settings)) as c:
@@ -315,8 +318,13 @@ def test_bad_form_values_are_a_422_page(client: TestClient, auth: Auth, seed: Se
 def test_conflict_is_a_page(client: TestClient, auth: Auth, seed: Seed) -> None:
     aid = seed.alert_id(NORD_PATIENT)
     url = f"/ui/alerts/{aid}/resolve"
-    assert client.post(url, headers=auth(NURSE), data={}, follow_redirects=False).status_code == 303
-    _assert_page(client.post(url, headers=auth(NURSE), data={}), 409, "Åtgärden kunde inte utföras")
+    form = {"reason": "no_action_needed"}
+    assert client.post(url, headers=auth(NURSE), data=form, follow_redirects=False).status_code == 303
+    # A page action that cannot be done goes back to the alert's page with the reason in Swedish.
+    again = client.post(url, headers=auth(NURSE), data=form)
+    assert again.status_code == 200
+    assert "Larmet är redan avslutat." in again.text
+    assert again.url.path == f"/ui/alerts/{aid}"
 
 
 def test_api_errors_stay_json(client: TestClient, auth: Auth, seed: Seed) -> None:
