@@ -383,6 +383,9 @@ def main(
                     f"  real gateway code: {bp.pseudonym} ({bp.display_name}, {bp.condition.value})"
                     f" on {bp.gateway_id}, devices: {kinds}"
                 )
+                if bp.gateway_id in PATIENT_OUTPUTS:
+                    url, wav = PATIENT_OUTPUTS[bp.gateway_id]
+                    console.print(f"    patient kiosk page: {url}  speech: {wav}")
         elif ble_gateways:
             checks.append(Check("real gateways", "skip", "gateway package not present"))
 
@@ -480,6 +483,10 @@ def pick_ble_patients(cohort: Cohort, n: int, lo: datetime, hi: datetime) -> lis
     return chosen
 
 
+# gateway id -> (kiosk page URL, WAV file of the last spoken message) of the real gateways.
+PATIENT_OUTPUTS: dict[str, tuple[str, Path]] = {}
+
+
 def start_ble_gateway(
     children: Children,
     state_dir: Path,
@@ -496,6 +503,7 @@ def start_ble_gateway(
     plan = measurement_plan(patient, cohort.series(patient), now - BLE_BACKLOG, now + BLE_HORIZON)
     scenario = gw_dir / "scenario.json"
     scenario.write_text(json.dumps(ble_scenario(plan)))
+    kiosk_port = free_port()
     gw_env = {
         **env,
         SCENARIO_ENV: str(scenario),
@@ -509,7 +517,14 @@ def start_ble_gateway(
         "EGENMON_GATEWAY_AUTO_ACCEPT": "true",
         "EGENMON_GATEWAY_BLE_IDLE_TIMEOUT_S": "1",
         "EGENMON_GATEWAY_HEARTBEAT_S": "15",
+        # The patient's outputs: speech to a WAV file (no sound card needed) and the kiosk page;
+        # no quiet hours, so the demo speaks whenever it runs.
+        "EGENMON_GATEWAY_OUTPUTS": "voice,screen",
+        "EGENMON_GATEWAY_VOICE_WAV_PATH": str(gw_dir / "voice.wav"),
+        "EGENMON_GATEWAY_VOICE_QUIET_HOURS": "",
+        "EGENMON_GATEWAY_SCREEN_PORT": str(kiosk_port),
     }
+    PATIENT_OUTPUTS[patient.gateway_id] = (f"http://127.0.0.1:{kiosk_port}/", gw_dir / "voice.wav")
     return children.start(f"gateway-{patient.gateway_id}", [sys.executable, "-m", "gateway", "run"], gw_env)
 
 

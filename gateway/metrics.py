@@ -23,6 +23,12 @@ class Metrics:
         self.feedback_failures = Counter(
             "egenmon_gateway_feedback_failures", "Messages to the patient an output failed to show", registry=r
         )
+        self.output_failures = Counter(
+            "egenmon_gateway_output_failures",
+            "Calls to a patient output (voice, screen, led) that failed",
+            ["output"],
+            registry=r,
+        )
         self.outbox_depth = Gauge("egenmon_gateway_outbox_depth", "Readings waiting for a PUBACK", registry=r)
         self.mqtt_connected = Gauge("egenmon_gateway_mqtt_connected", "1 while connected to the broker", registry=r)
 

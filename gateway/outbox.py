@@ -17,7 +17,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -106,6 +106,8 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         path.chmod(0o600)
         self._depth = self._count()
+        # Called with the readings newly stored by each ``add`` (not the duplicates).
+        self.on_added: Callable[[list[Reading]], None] | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -138,6 +140,7 @@ class Outbox:
         """
         now = now or datetime.now(UTC)
         added = dupes = 0
+        fresh: list[Reading] = []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -152,6 +155,7 @@ class Outbox:
                     )
                     self._db.execute("INSERT INTO taken (reading_id, taken_at) VALUES (?, ?)", (rid, now.isoformat()))
                     added += 1
+                    fresh.append(r)
                 if address is not None and last_sequence is not None:
                     self._db.execute(
                         "INSERT INTO device (address, last_sequence) VALUES (?, ?) "
@@ -164,6 +168,9 @@ class Outbox:
                 self._db.execute("ROLLBACK")
                 raise
             self._depth += added
+        # After the commit: listeners (the patient outputs) only ever hear of stored readings.
+        if fresh and self.on_added is not None:
+            self.on_added(fresh)
         return AddResult(added, dupes)
 
     def reject(self, address: str, characteristic: str | None, reason: str, raw: bytes, at: datetime) -> None:

@@ -23,6 +23,7 @@ from gateway.feedback import FeedbackSink, FileFeedbackSink
 from gateway.logic import DecodeCounters, DeviceBackoff, outbox_alarm, overdue_kinds
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
+from gateway.outputs.channel import PatientChannel
 from gateway.publisher import BrokerConfig, Publisher
 from gateway.settings import GatewaySettings
 
@@ -87,6 +88,14 @@ class Gateway:
             on_feedback=self._feedback_received,
         )
         self.feedback_sink: FeedbackSink = FileFeedbackSink(s.state_dir / "feedback.json")
+        # Voice / kiosk / LED, reminders and the receipt fallback: only when outputs are
+        # configured; without them the gateway behaves exactly as before they existed.
+        self.channel: PatientChannel | None = None
+        if s.output_names:
+            self.channel = PatientChannel(
+                s, self.metrics, schedule=lambda: self.config.schedule, last_reading=lambda: dict(self.last_reading)
+            )
+            self.outbox.on_added = self.channel.readings_added
         self.ble = BleConfig(
             client_backend=client_backend(s.ble_client_backend),
             connect_attempts=s.ble_connect_attempts,
@@ -141,6 +150,8 @@ class Gateway:
             logger.error("feedback_output_failed id=%s error=%s", msg.id, err)
             return
         logger.warning("patient_feedback id=%s level=%s", msg.id, msg.level)
+        if self.channel is not None:
+            self.channel.platform_message(msg)
         self.publisher.publish_feedback_ack(FeedbackAck(id=msg.id, state="delivered", at=datetime.now(UTC)))
 
     # -- device admission ---------------------------------------------------------------
@@ -302,6 +313,11 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=0.5)
 
+    async def _patient_ticks(self, channel: PatientChannel) -> None:
+        while True:
+            channel.tick()
+            await asyncio.sleep(self.settings.outputs_tick_s)
+
     # -- run ---------------------------------------------------------------------------
 
     async def run(self, *, stop: asyncio.Event | None = None) -> None:
@@ -312,6 +328,8 @@ class Gateway:
         scanner = Scanner(self.registry, scanner_backend(self.settings.ble_scanner_backend), self._on_advertisement)
         await scanner.start()
         workers = [asyncio.create_task(self._pump()), asyncio.create_task(self._heartbeat())]
+        if self.channel is not None:
+            workers.append(asyncio.create_task(self._patient_ticks(self.channel)))
         logger.info("gateway_started gateway_id=%s outbox_depth=%d", self.settings.gateway_id, self.outbox.depth)
         try:
             await (stop or self._stopping).wait()
@@ -324,6 +342,8 @@ class Gateway:
                     await t
             self.publisher.stop()
             self.write_status_file()
+            if self.channel is not None:
+                self.channel.close()
             self.outbox.close()
 
     def request_stop(self) -> None:

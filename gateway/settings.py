@@ -12,11 +12,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_BACKEND = ""  # empty: bleak's own platform backend (BlueZ on Raspberry Pi OS)
 IDENTITY_FILE = "identity.json"
+OUTPUT_NAMES = ("voice", "screen", "led")
 
 
 class GatewaySettings(BaseSettings):
@@ -58,6 +59,39 @@ class GatewaySettings(BaseSettings):
     clinic_url: str | None = None
     clinic_ca_file: Path | None = None
     metrics_port: int | None = None
+    # Patient outputs (gateway/outputs/): comma-separated "voice,screen,led"; empty = only
+    # feedback.json, exactly as before outputs existed.
+    outputs: str = ""
+    voice_name: str = "sv"  # espeak-ng voice
+    voice_volume: int = Field(default=80, ge=0, le=100)  # percent of espeak-ng's full amplitude
+    # No sound from START to END local time (Europe/Stockholm), "22-07"; empty = never quiet.
+    voice_quiet_hours: str = Field(default="22-07", pattern=r"^(|([01]?\d|2[0-3])-([01]?\d|2[0-3]))$")
+    # Write each spoken message to this WAV file instead of playing it (demo, tests, no sound card).
+    voice_wav_path: Path | None = None
+    screen_port: int = Field(default=8091, ge=0, le=65535)  # kiosk page on 127.0.0.1; 0 = any free port
+    screen_refresh_s: int = Field(default=10, ge=2)
+    led_chip: str = "/dev/gpiochip0"
+    led_line: int = Field(default=17, ge=0)
+    buzzer_line: int | None = Field(default=None, ge=0)
+    # Local reminders (with outputs): shown reminder_grace_s after a scheduled time, escalated
+    # to "call your care unit" this long after it; 0 = never escalate.
+    reminder_escalate_s: float = Field(default=7200.0, ge=0)
+    # A reading with no platform receipt within this long gets the gateway's own receipt.
+    receipt_timeout_s: float = Field(default=30.0, gt=0)
+    outputs_tick_s: float = Field(default=1.0, gt=0)
+
+    @field_validator("outputs")
+    @classmethod
+    def _known_outputs(cls, v: str) -> str:
+        names = [n.strip() for n in v.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(OUTPUT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown outputs {unknown}; known: {', '.join(OUTPUT_NAMES)}")
+        return ",".join(dict.fromkeys(names))
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for n in self.outputs.split(",") if n]
 
     @classmethod
     def settings_customise_sources(
