@@ -6,6 +6,11 @@ publisher sends every unsent, unexpired message to ``egenmon/v1/gw/{gateway}/fee
 acknowledgements (``.../feedback/ack``: delivered, seen, expired) on the message and on
 the alert's timeline. The topic's gateway id is authoritative: an acknowledgement counts
 only for a message sent to that gateway.
+
+The same connection keeps each gateway's retained config current (``gateway_config``).
+The session is persistent (``mqtt_session_expiry_s``): acknowledgements sent while
+alerting is away wait on the broker, and a CONNACK without the session tells us the
+broker may have lost its retained messages too, so every config is published again.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import logging
 import ssl
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,8 +27,11 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from alerting import AlertingError, metrics
+from alerting.gateway_config import ConfigSync
 from alerting.settings import AlertingSettings
 from device_profiles.messages import FeedbackAck, FeedbackMessage, feedback_topic
 
@@ -99,11 +108,15 @@ class FeedbackPublisher:
         self._acks: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._connected_event = threading.Event()
+        self.configs = ConfigSync(settings.config_poll_s, settings.config_reconcile_s)
 
     def _connected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             log.warning("feedback publisher: broker refused the connection (%s)", reason)
             return
+        if not flags.session_present:
+            log.info("broker has no session of ours: republishing every gateway config")
+            self.configs.request_republish_all()
         client.subscribe(ACK_SUBSCRIPTION, qos=1)
         self._connected_event.set()
         self.wake.set()
@@ -146,6 +159,16 @@ class FeedbackPublisher:
             log.info("patient messages sent count=%d", sent)
         return sent
 
+    def publish_retained(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """Publish retained at QoS 1, then wait for the PUBACKs; True per message the broker took."""
+        infos = [self._client.publish(topic, payload, qos=1, retain=True) for topic, payload in items]
+        oks: list[bool] = []
+        for info in infos:
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(timeout=PUBACK_TIMEOUT_S)
+            oks.append(info.rc == mqtt.MQTT_ERR_SUCCESS and info.is_published())
+        return oks
+
     def record_acks(self, conn: psycopg.Connection[Any]) -> int:
         with self._lock:
             acks, self._acks = self._acks, []
@@ -153,17 +176,21 @@ class FeedbackPublisher:
 
     def run(self) -> None:
         """Connect, then send and record until stopped; database errors are logged, never fatal."""
-        self._client.connect_async(self._host, self._port, keepalive=30)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+        self._client.connect_async(self._host, self._port, keepalive=30, clean_start=False, properties=props)
         self._client.loop_start()
         try:
             with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
                 while not self.stop_event.is_set():
-                    self.wake.wait(self.settings.feedback_poll_s)
+                    self.wake.wait(min(self.settings.feedback_poll_s, self.settings.config_poll_s))
                     self.wake.clear()
                     try:
                         self.record_acks(conn)
                         if self._connected_event.is_set() and self._client.is_connected():
                             self.send_pending(conn)
+                            if self.configs.due():
+                                self.configs.round(conn, self.publish_retained)
                     except psycopg.Error as err:
                         metrics.ERRORS.labels("feedback").inc()
                         log.exception("feedback round failed: %s", err)

@@ -63,3 +63,5 @@ REPLAY_SECONDS = Histogram(
     "Time to run one threshold replay request",
     buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
+GATEWAY_CONFIGS = Counter("egenmon_alerting_gateway_configs_total", "Retained gateway configs published (PUBACK)")
+RECEIPTS = Counter("egenmon_alerting_receipts_total", "Measurement receipts queued", ["kind"])

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -26,6 +27,7 @@ from alerting.engine import evaluate
 from alerting.feedback import FeedbackPublisher
 from alerting.lifecycle import LifecycleStats, apply_findings, housekeeping
 from alerting.load import load_cohort, load_dataset
+from alerting.receipts import queue_receipts
 from alerting.rules import REGISTRY
 from alerting.settings import AlertingSettings
 from alerting.triage_store import TRIAGED_RULES, triage_findings
@@ -166,8 +168,17 @@ class AlertingService:
                 replay_thread.join(timeout=10)
 
     def _evaluate(self, conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None, trigger: str) -> None:
+        receipts = 0
+        if trigger == "notify" and patient_ids and self.settings.receipts:
+            # Before the evaluation: the receipt goes out ahead of a "measure again".
+            receipts = queue_receipts(
+                conn,
+                patient_ids,
+                max_age=timedelta(minutes=self.settings.receipt_max_age_min),
+                ttl=timedelta(minutes=self.settings.receipt_ttl_min),
+            )
         _, stats = evaluate_and_store(conn, patient_ids, trigger=trigger)
-        if stats.messages and self.feedback is not None:
+        if (stats.messages or receipts) and self.feedback is not None:
             self.feedback.wake.set()
 
     def _run(self) -> None:

@@ -34,6 +34,17 @@ class AlertingSettings(BaseSettings):
     # How often unsent messages are looked for (a new message is also sent right after the
     # evaluation that queued it).
     feedback_poll_s: float = Field(default=2.0, gt=0)
+    # Persistent MQTT session (acknowledgements wait on the broker while alerting is away);
+    # a broker that no longer has it gets every retained gateway config again.
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    # Gateway configs (gateway_config.py): the watermark query this often, every gateway this often.
+    config_poll_s: float = Field(default=5.0, gt=0)
+    config_reconcile_s: float = Field(default=300.0, gt=0)
+    # Measurement receipts (receipts.py): on/off, the age past which a reading is a backlog
+    # (one summary instead), and how long a receipt is worth showing.
+    receipts: bool = True
+    receipt_max_age_min: float = Field(default=60.0, gt=0)
+    receipt_ttl_min: float = Field(default=10.0, gt=0)
     # How often the replay thread looks for queued threshold-replay requests (replay_worker.py); 0: never.
     replay_poll_s: float = Field(default=5.0, ge=0)
     log_level: str = "INFO"

@@ -78,13 +78,48 @@ class Feedback(_Model):
     message_sv: str | None = Field(default=None, max_length=280)
 
 
+class DisplayLimit(_Model):
+    """One limit for the gateway's own green/yellow/red display of a measured value.
+
+    A value of ``component`` (``<kind>.<component>``, e.g. ``blood_pressure.systolic``)
+    that is ``op`` ``value`` (``lt`` <, ``ge`` ≥, ``gt`` >) is shown as ``level``; the
+    worst matching level wins, no match is green. These are the patient's limits after
+    care-plan overrides (alerting/README.md, "Gateway config"); the platform's rules and
+    its messages (measure again, call 1177) stay the decision, the display is a hint.
+    """
+
+    component: str = Field(max_length=64)
+    level: Literal["yellow", "red"]
+    op: Literal["lt", "ge", "gt"]
+    value: float
+    unit: str = Field(max_length=16)
+
+
+def display_level(limits: list[DisplayLimit], component: str, value: float) -> Literal["green", "yellow", "red"]:
+    """The display colour of one value under the config's limits."""
+    level: Literal["green", "yellow", "red"] = "green"
+    for lim in limits:
+        if lim.component != component:
+            continue
+        hit = {"lt": value < lim.value, "ge": value >= lim.value, "gt": value > lim.value}[lim.op]
+        if hit and (lim.level == "red" or level == "green"):
+            level = lim.level
+    return level
+
+
 class GatewayConfig(_Model):
-    """Retained config on egenmon/v1/gw/{id}/config, published by the platform."""
+    """Retained config on egenmon/v1/gw/{id}/config, published by the platform.
+
+    ``version`` (additive) is a hash of everything else: equal versions, equal configs.
+    ``limits`` (additive) are the display limits of the assigned patient.
+    """
 
     schema_: Literal[1] = Field(default=1, alias="schema")
+    version: str | None = Field(default=None, max_length=64)
     allowed_devices: list[AllowedDevice] = Field(default_factory=list, max_length=64)
     schedule: list[ScheduledMeasurement] = Field(default_factory=list, max_length=32)
     feedback: Feedback = Field(default_factory=Feedback)
+    limits: list[DisplayLimit] = Field(default_factory=list, max_length=32)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -137,8 +137,11 @@ def test_measure_again_round_trip_confirms_or_clears(
             home.measure(186, 114)  # one high session: H3
         for home in (confirmed, cleared):
             # The platform asks the patient, through their own gateway, to measure again.
-            wait_until(lambda h=home: h.received, timeout_s=15)  # type: ignore[misc]
-            msg = home.received[0]
+            wait_until(lambda h=home: len(h.received) >= 2, timeout_s=15)  # type: ignore[misc]
+            # First the receipt of the reading, then the request about it.
+            assert home.received[0].level == "receipt"
+            assert home.received[0].message_sv == "Blodtrycket 186/114 är mottaget."
+            msg = home.received[1]
             assert msg.level == "measure_again"
             assert "mät igen" in msg.message_sv
             row = _alert(db, home.patient_id)
@@ -168,7 +171,8 @@ def test_measure_again_round_trip_confirms_or_clears(
         assert wait_until(
             lambda: (
                 db.execute(
-                    "SELECT seen_at FROM patient_message WHERE patient_id = %s", (confirmed.patient_id,)
+                    "SELECT seen_at FROM patient_message WHERE patient_id = %s AND level = 'measure_again'",
+                    (confirmed.patient_id,),
                 ).fetchone()
                 != (None,)
             ),

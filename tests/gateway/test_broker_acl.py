@@ -203,3 +203,88 @@ async def test_gateway_with_a_client_certificate_is_confined_by_the_same_acl(
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def test_platform_account_sends_configs_and_messages_and_gateways_see_only_their_own(
+    db: Any, database_url: str, secured_broker: tuple[LocalMosquitto, int, Pki, dict[str, str]]
+) -> None:
+    """Alerting's real publisher as ``platform``: config and feedback to B, B's ack back; A is refused."""
+    from alerting.feedback import FeedbackPublisher  # noqa: PLC0415
+    from alerting.settings import AlertingSettings  # noqa: PLC0415
+    from tests.ingest.helpers import seed_patient  # noqa: PLC0415
+
+    _broker, port, pki, creds = secured_broker
+    url = f"mqtts://127.0.0.1:{port}"
+    ca = str(pki.ca_file)
+    seed = seed_patient(db, gateway_id="gw-home-b")
+    db.execute(
+        "INSERT INTO care_plan (patient_id, version, conditions) VALUES (%s, 1, '{hypertension}')", (seed.patient_id,)
+    )
+    mid = db.execute(
+        "INSERT INTO patient_message (patient_id, gateway_id, level, message_sv, expires_at) "
+        "VALUES (%s, 'gw-home-b', 'reminder', 'Dags att mäta blodtrycket.', now() + interval '1 hour') "
+        "RETURNING id::text",
+        (seed.patient_id,),
+    ).fetchone()[0]
+    b_topics = ["egenmon/v1/gw/gw-home-b/config", "egenmon/v1/gw/gw-home-b/feedback"]
+    owner = Collector(url, b_topics, username="gw-home-b", password=creds["gw-home-b"], ca_file=ca)
+    spy = Collector(
+        url,
+        [*b_topics, "egenmon/v1/gw/gw-home-b/feedback/ack"],
+        username="gw-home-a",
+        password=creds["gw-home-a"],
+        ca_file=ca,
+    )
+    platform = FeedbackPublisher(
+        AlertingSettings(
+            database_url=database_url,
+            mqtt_url=url,
+            mqtt_username="platform",
+            mqtt_password=creds["platform"],  # type: ignore[arg-type]
+            mqtt_ca_file=pki.ca_file,
+            feedback_poll_s=0.1,
+            config_poll_s=0.2,
+        )
+    )
+    worker = threading.Thread(target=platform.run, daemon=True)
+    worker.start()
+    try:
+        wait_sync(lambda: len(owner.payloads("/config")) == 1, what="B's config at B")
+        wait_sync(lambda: len(owner.payloads("/feedback")) == 1, what="B's message at B")
+        assert mid.encode() in owner.payloads("/feedback")[0]
+        # A may not forge B's acknowledgement, nor write config or messages, even its own.
+        a, aseen = tls_client(port, pki, "gw-home-a", creds["gw-home-a"])
+        try:
+            ack = f'{{"schema": 1, "id": "{mid}", "state": "seen", "at": "2026-12-03T10:00:00+00:00"}}'.encode()
+            infos = [
+                a.publish("egenmon/v1/gw/gw-home-b/feedback/ack", ack, qos=1),
+                a.publish("egenmon/v1/gw/gw-home-a/config", b'{"schema": 1}', qos=1, retain=True),
+                a.publish("egenmon/v1/gw/gw-home-a/feedback", b"{}", qos=1),
+            ]
+            wait_sync(lambda: all(i.mid in aseen["acks"] for i in infos), what="PUBACKs")
+            assert [aseen["acks"][i.mid].value for i in infos] == [0x87, 0x87, 0x87]
+        finally:
+            a.disconnect()
+            a.loop_stop()
+        # B's own acknowledgement is recorded.
+        b, bseen = tls_client(port, pki, "gw-home-b", creds["gw-home-b"])
+        try:
+            info = b.publish("egenmon/v1/gw/gw-home-b/feedback/ack", ack.replace(b"seen", b"delivered"), qos=1)
+            wait_sync(lambda: info.mid in bseen["acks"], what="PUBACK")
+            assert not bseen["acks"][info.mid].is_failure
+        finally:
+            b.disconnect()
+            b.loop_stop()
+        wait_sync(
+            lambda: (
+                db.execute("SELECT delivered_at FROM patient_message WHERE id::text = %s", (mid,)).fetchone() != (None,)
+            ),
+            what="ack recorded",
+        )
+        assert db.execute("SELECT seen_at FROM patient_message WHERE id::text = %s", (mid,)).fetchone() == (None,)
+        assert spy.messages == []
+    finally:
+        platform.stop()
+        worker.join(timeout=10)
+        owner.close()
+        spy.close()
