@@ -48,6 +48,12 @@ from device_profiles.wire import DeviceInfo, Reading, ReadingBatch, Value, readi
 from ingest.copy_binary import OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows  # noqa: E402
 from ingest.prepare import PreparedReading  # noqa: E402
 from ingest.schema import migrate  # noqa: E402
+from ingest.store import WEIGHT_CHECK, _weight_bounds  # noqa: E402
+
+# The weight check as it was before the literal batch bounds (the reference of
+# weight_check_trials): the same statement without its constant time window.
+WEIGHT_CHECK_UNBOUNDED = WEIGHT_CHECK.replace("      AND o.measured_at >= {lower} AND o.measured_at < {upper}\n", "")
+assert WEIGHT_CHECK_UNBOUNDED != WEIGHT_CHECK
 
 MIX: list[tuple[Kind, dict[str, float]]] = [
     (Kind.BLOOD_PRESSURE, {"systolic": 131, "diastolic": 84, "mean_arterial": 99, "pulse": 71}),
@@ -104,12 +110,12 @@ def payloads(readings: list[tuple[str, Reading]], per_message: int) -> list[tupl
 class Ingest:
     """``python -m ingest run`` with ``processes`` workers; counters summed over them."""
 
-    def __init__(self, database_url: str, mqtt_url: str, log_path: Path, processes: int) -> None:
+    def __init__(self, database_url: str, mqtt_url: str, log_path: Path, processes: int, root: Path = ROOT) -> None:
         first = free_port_range(processes)
         self.ports = list(range(first, first + processes))
         env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(root),
             "DATABASE_URL": database_url,
             "MQTT_URL": mqtt_url,
             "EGENMON_INGEST_CLIENT_ID": "bench-ingest",
@@ -119,7 +125,7 @@ class Ingest:
         }
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "run"], cwd=ROOT, env=env, stdout=self._log, stderr=self._log
+            [sys.executable, "-m", "ingest", "run"], cwd=root, env=env, stdout=self._log, stderr=self._log
         )
         deadline = time.monotonic() + 30
         for port in self.ports:
@@ -326,6 +332,44 @@ def seed(database_url: str, n_gateways: int) -> dict[str, uuid.UUID]:
     return patients
 
 
+def weight_check_trials(database_url: str, reps: int) -> None:
+    """The weight check of one batch against the stored rows, with and without the literal
+    bounds, interleaved ``reps`` times; prints the medians (ms) for a 100-reading and a
+    10,000-reading batch (the weights among them: 1 in 6 readings of the mix)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT reading_id, patient_id, measured_at + interval '1 day', value FROM observation"
+            " WHERE component = 'weight' ORDER BY measured_at DESC LIMIT 1667"
+        ).fetchall()
+        if not rows:
+            return
+        for readings in (100, 10_000):
+            weights = rows[: max(1, readings // 6)]
+            params = {
+                "ids": [r[0] for r in weights],
+                "patients": [r[1] for r in weights],
+                "at": [r[2] for r in weights],
+                "kg": [r[3] + 6.0 for r in weights],
+                "max_change": 5.0,
+            }
+            lower, upper = _weight_bounds(params["at"])
+            bounded = psycopg.sql.SQL(WEIGHT_CHECK).format(
+                lower=psycopg.sql.Literal(lower), upper=psycopg.sql.Literal(upper)
+            )
+            times: dict[str, list[float]] = {"without bounds": [], "with bounds": []}
+            for rep in range(reps):
+                pair = [("without bounds", WEIGHT_CHECK_UNBOUNDED), ("with bounds", bounded)]
+                for name, query in pair if rep % 2 else pair[::-1]:
+                    start = time.perf_counter()
+                    found = conn.execute(query, params, prepare=False).fetchall()
+                    times[name].append(1000 * (time.perf_counter() - start))
+                    assert len(found) == len(weights), (name, len(found))
+            print(
+                f"weight check, {readings:>6} readings ({len(weights)} weights), median of {reps}:"
+                + "".join(f" {name} {statistics.median(t):.2f} ms;" for name, t in times.items())
+            )
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -394,6 +438,12 @@ def main() -> None:
         default=2,
         help="EGENMON_INGEST_PROCESSES: worker processes on the shared subscription (1: a single worker)",
     )
+    ap.add_argument(
+        "--ingest-root",
+        type=Path,
+        default=ROOT,
+        help="run the ingest of another source tree (e.g. a git worktree of an older commit), for before/after",
+    )
     args = ap.parse_args()
     if args.smoke:
         args.single, args.batched, args.gateways, args.trials = 300, 2_000, 5, 1
@@ -418,7 +468,7 @@ def main() -> None:
             conn.execute("CREATE DATABASE egenmon_copy")
         migrate(copy_url)
 
-        ingest = Ingest(pg.url, broker.url, mqtt_base / "ingest.log", args.ingest_processes)
+        ingest = Ingest(pg.url, broker.url, mqtt_base / "ingest.log", args.ingest_processes, args.ingest_root)
         assert broker.process is not None
         meter = CpuMeter(
             ingest=ingest.pids,
@@ -442,6 +492,7 @@ def main() -> None:
         warnings = (mqtt_base / "ingest.log").read_text().splitlines()
         print(f"  (ingest logged {len(warnings)} warnings{': ' if warnings else ''}{' | '.join(warnings[:3])[:600]})")
         report(args, mode, load_start, trials)
+        weight_check_trials(pg.url, 5 if args.smoke else 30)
     finally:
         if ingest is not None:
             ingest.stop()

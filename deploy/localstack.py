@@ -93,6 +93,26 @@ def timescaledb_installed() -> bool:
     return any(Path(out.stdout.strip()).glob("timescaledb*.so"))
 
 
+# TimescaleDB runs one scheduler per database plus a worker per running job, all taken from
+# max_worker_processes (PostgreSQL's default of 8 is shared with parallel query). The test
+# suite has a database per test alive at a time, each with its own scheduler; with the
+# defaults the schedulers and jobs starve ("out of background workers").
+TIMESCALEDB_BACKGROUND_WORKERS = 32
+PARALLEL_WORKERS = 4
+
+
+def timescaledb_settings(background_workers: int = TIMESCALEDB_BACKGROUND_WORKERS) -> list[str]:
+    """postgresql.conf lines for preloading TimescaleDB with room for its workers."""
+    return [
+        "shared_preload_libraries = 'timescaledb'",
+        "timescaledb.telemetry_level = off",
+        f"timescaledb.max_background_workers = {background_workers}",
+        f"max_parallel_workers = {PARALLEL_WORKERS}",
+        # The background workers, the parallel workers, the launcher and a spare.
+        f"max_worker_processes = {background_workers + PARALLEL_WORKERS + 2}",
+    ]
+
+
 def _as_postgres_user() -> list[str]:
     if os.geteuid() != 0:
         return []
@@ -165,7 +185,7 @@ class LocalPostgres:
         if not self.durable:
             conf += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         if timescaledb_installed():
-            conf += ["shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"]
+            conf += timescaledb_settings()
         with (self.data_dir / "postgresql.conf").open("a") as f:
             f.write("\n# egenmon local stack\n" + "\n".join(conf) + "\n")
 
