@@ -29,7 +29,7 @@ from gateway.outputs.reminders import (
     due_reminders,
     slots_on,
 )
-from gateway.outputs.screen import KioskData, LastValue, ScreenOutput, load_json, slot_states, thresholds_from_config
+from gateway.outputs.screen import KioskData, LastValue, ScreenOutput, limits_from_config, load_json, slot_states
 from gateway.outputs.voice import VoiceOutput
 from gateway.settings import GatewaySettings
 
@@ -206,7 +206,7 @@ class PatientChannel:
             last = sorted(self.last_values.values(), key=lambda v: v.kind)
         path = self.settings.state_dir / "config.json"
         raw = load_json(path.read_text()) if path.exists() else None
-        return KioskData(now=now, slots=states, last=last, thresholds=thresholds_from_config(raw))
+        return KioskData(now=now, slots=states, last=last, limits=limits_from_config(raw))
 
     def _path(self) -> Path:
         return self.settings.state_dir / LAST_VALUES_FILE

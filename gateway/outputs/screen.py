@@ -13,13 +13,15 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from device_profiles.messages import FeedbackMessage
+from pydantic import ValidationError
+
+from device_profiles.messages import DisplayLimit, FeedbackMessage, display_level
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ class KioskData:
     now: datetime
     slots: Sequence[Slot] = ()
     last: Sequence[LastValue] = ()
-    thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    limits: Sequence[DisplayLimit] = ()
 
 
 def sv_number(v: float) -> str:
@@ -119,41 +121,34 @@ def format_value(last: LastValue) -> str:
     return ", ".join(parts)
 
 
-def mark_of(last: LastValue, thresholds: Mapping[str, Mapping[str, float]]) -> Mark | None:
-    """The worst mark over the components that have thresholds; None when none has.
+def mark_of(last: LastValue, limits: Sequence[DisplayLimit]) -> Mark | None:
+    """The worst mark over the components the config has limits for; None when none has.
 
-    ``thresholds`` per component: ``red_below``, ``yellow_below``, ``yellow_above``,
-    ``red_above`` (any subset), from the config's ``display_thresholds``.
+    ``limits`` are the config's ``limits`` (device_profiles.messages.DisplayLimit), the
+    patient's display limits as the platform publishes them (alerting/README.md).
     """
     worst: Mark | None = None
     rank = {"green": 0, "yellow": 1, "red": 2}
     for name, (v, _unit) in last.values.items():
-        th = thresholds.get(name)
-        if th is None or v is None:
+        key = f"{last.kind}.{name}"
+        if v is None or not any(lim.component == key for lim in limits):
             continue
-        m: Mark = "green"
-        if ("red_above" in th and v > th["red_above"]) or ("red_below" in th and v < th["red_below"]):
-            m = "red"
-        elif ("yellow_above" in th and v > th["yellow_above"]) or ("yellow_below" in th and v < th["yellow_below"]):
-            m = "yellow"
+        m: Mark = display_level(list(limits), key, float(v))
         if worst is None or rank[m] > rank[worst]:
             worst = m
     return worst
 
 
-def thresholds_from_config(raw: object) -> dict[str, dict[str, float]]:
-    """``display_thresholds`` of a config.json document, tolerating its absence or junk."""
-    out: dict[str, dict[str, float]] = {}
-    if not isinstance(raw, dict):
-        return out
-    th = raw.get("display_thresholds")
-    if not isinstance(th, dict):
-        return out
-    for comp, limits in th.items():
-        if isinstance(limits, dict):
-            clean = {k: float(v) for k, v in limits.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-            if clean:
-                out[str(comp)] = clean
+def limits_from_config(raw: object) -> list[DisplayLimit]:
+    """The ``limits`` of a config.json document, tolerating its absence or junk entries."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("limits"), list):
+        return []
+    out = []
+    for item in raw["limits"]:
+        try:
+            out.append(DisplayLimit.model_validate(item))
+        except ValidationError:
+            continue
     return out
 
 
@@ -213,7 +208,7 @@ def render_page(data: KioskData, current: FeedbackMessage | None, *, refresh_s: 
     if data.last:
         out.append('<ul class="last">')
         for lv in data.last:
-            mark = mark_of(lv, data.thresholds)
+            mark = mark_of(lv, data.limits)
             badge = f'<span class="badge {mark}">{MARK_SV[mark]}</span>' if mark else ""
             at = lv.measured_at.astimezone(STOCKHOLM)
             day = "i dag" if at.date() == now_local.date() else f"{at.day}/{at.month}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from device_profiles.messages import FeedbackMessage
+from device_profiles.messages import DisplayLimit, FeedbackMessage
 from gateway.outputs.screen import KioskData, LastValue, ScreenOutput, Slot
 
 with warnings.catch_warnings():
@@ -75,11 +75,12 @@ def test_kiosk_page_in_chromium(browser: Browser) -> None:
             LastValue("spo2", now - timedelta(hours=2), {"spo2": (86, "%")}),
             LastValue("weight", now - timedelta(days=1), {"weight": (85.2, "kg")}),
         ],
-        thresholds={
-            "systolic": {"yellow_above": 139, "red_above": 179},
-            "spo2": {"red_below": 88},
-            "weight": {"red_above": 120},
-        },
+        limits=[
+            DisplayLimit(component="blood_pressure.systolic", level="yellow", op="ge", value=135, unit="mm[Hg]"),
+            DisplayLimit(component="blood_pressure.systolic", level="red", op="ge", value=180, unit="mm[Hg]"),
+            DisplayLimit(component="spo2.spo2", level="red", op="lt", value=88, unit="%"),
+            DisplayLimit(component="weight.weight", level="red", op="gt", value=120, unit="kg"),
+        ],
     )
     msg = FeedbackMessage.model_validate(
         {

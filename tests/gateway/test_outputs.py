@@ -11,11 +11,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from device_profiles.messages import FeedbackMessage, ScheduledMeasurement
+from device_profiles.messages import DisplayLimit, FeedbackMessage, ScheduledMeasurement
 from gateway.outputs import OutputHub, OutputUnavailableError
 from gateway.outputs.led import LedOutput
 from gateway.outputs.reminders import ReceiptWatch, ReminderTracker, due_reminders
-from gateway.outputs.screen import KioskData, LastValue, format_value, mark_of, render_page, slot_states
+from gateway.outputs.screen import (
+    KioskData,
+    LastValue,
+    format_value,
+    limits_from_config,
+    mark_of,
+    render_page,
+    slot_states,
+)
 from gateway.outputs.voice import VoiceOutput, in_quiet_hours
 from gateway.settings import GatewaySettings
 
@@ -230,11 +238,19 @@ def test_kiosk_values_are_swedish_and_marked_against_thresholds() -> None:
     wt = LastValue("weight", NOON, {"weight": (85.2, "kg")})
     assert format_value(bp) == "142/88 mmHg, puls 71"
     assert format_value(wt) == "85,2\u00a0kg"
-    th = {"systolic": {"yellow_above": 139, "red_above": 179, "red_below": 90}, "diastolic": {"yellow_above": 89}}
+
+    def lim(component: str, level: str, op: str, value: float) -> DisplayLimit:
+        return DisplayLimit(component=f"blood_pressure.{component}", level=level, op=op, value=value, unit="mm[Hg]")  # type: ignore[arg-type]
+
+    th = [lim("systolic", "yellow", "ge", 135), lim("systolic", "red", "ge", 180), lim("diastolic", "yellow", "ge", 85)]
     assert mark_of(bp, th) == "yellow"
-    assert mark_of(bp, {"systolic": {"red_above": 140}}) == "red"
-    assert mark_of(bp, {"systolic": {"yellow_above": 150}}) == "green"
-    assert mark_of(wt, th) is None  # no thresholds for weight: no colour, no claim
+    assert mark_of(bp, [lim("systolic", "red", "ge", 140)]) == "red"
+    assert mark_of(bp, [lim("systolic", "yellow", "ge", 150)]) == "green"
+    assert mark_of(wt, th) is None  # no limits for weight: no colour, no claim
+    # The config.json the platform publishes (GatewayConfig.limits); junk entries are skipped.
+    raw = {"limits": [t.model_dump() for t in th] + [{"component": "x", "level": "purple"}]}
+    assert limits_from_config(raw) == th
+    assert limits_from_config({"no": "limits"}) == []
 
 
 def test_kiosk_slots_done_due_later() -> None:
