@@ -174,9 +174,11 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=4000, help="acknowledged messages per run")
     ap.add_argument("--wait-s", type=float, default=0.0, help="seconds between the last PUBACK and the SIGKILL")
     ap.add_argument("--variant", choices=["all", "deploy", *VARIANTS], default="all")
-    ap.add_argument("--smoke", action="store_true", help="small N, deploy config only (CI)")
+    ap.add_argument("--smoke", action="store_true", help="small N, deploy config only, SIGKILL after 2.5 s (CI)")
     args = ap.parse_args()
     n = 200 if args.smoke else args.n
+    if args.smoke:
+        args.wait_s = max(args.wait_s, 2.5)
     variants = dict(VARIANTS)
     variants["deploy (deploy/mosquitto)"] = deploy_lines()
     if args.smoke or args.variant == "deploy":

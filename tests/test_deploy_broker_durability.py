@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from deploy.localstack import LocalMosquitto
 from tests.fixtures.deploy_broker import DEPLOY_MOSQUITTO, DeployBroker, issue_gateway_password
 from tests.fixtures.pki import make_pki
 
+ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = "gw-durable-01"
 SHARED = "$share/ingest/egenmon/v1/gw/+/readings"
 N = 300
@@ -88,6 +90,20 @@ def test_deploy_broker_delivers_acknowledged_readings_after_a_crash(tmp_path: Pa
         broker.stop()
     assert not first
     assert sorted(set(received)) == [f"reading-{i:04d}".encode() for i in range(N)]
+
+
+def test_durability_benchmark_smoke() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_broker_durability.py"), "--smoke"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    (row,) = [ln for ln in out.stdout.splitlines() if ln.startswith("deploy")]
+    assert re.search(r"acked +200 +kept +200 +lost +0 ", row), row
 
 
 def _autosave_lines(text: str) -> list[str]:
