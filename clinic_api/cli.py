@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import psycopg
@@ -10,7 +11,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from clinic_api import bootstrap, demo_seed
+from clinic_api import bootstrap, broker_credentials, demo_seed
 from clinic_api.app import create_app
 from clinic_api.settings import Settings, get_settings
 from device_profiles.logs import configure
@@ -95,6 +96,27 @@ def create_admin(
         raise typer.Exit(1) from err
     verb = "created" if result.created else "updated"
     typer.echo(f"{verb} staff {result.staff_id}: roles {', '.join(result.roles)}; unit {result.unit_code}")
+
+
+@app.command("export-broker-credentials")
+def export_broker_credentials(
+    out: Annotated[Path, typer.Option("--out", help="Mosquitto password file to update")],
+    database_url: Annotated[str, typer.Option(envvar="DATABASE_URL", help="The egenmon database")],
+) -> None:
+    """Write every enrolled gateway's broker account into Mosquitto's password file.
+
+    Other accounts in the file (ingest, platform) are kept. Reload the broker afterwards
+    (systemctl reload mosquitto, or docker compose kill -s HUP mosquitto).
+    """
+    try:
+        result = broker_credentials.export(database_url, out)
+    except (broker_credentials.ExportError, psycopg.Error, OSError) as err:
+        typer.echo(f"export-broker-credentials failed: {err}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(
+        f"{out}: {result.gateways} gateway accounts, {result.kept} other accounts kept, "
+        f"{result.removed} no longer enrolled removed; now reload the broker"
+    )
 
 
 if __name__ == "__main__":

@@ -262,7 +262,8 @@ class LocalMosquitto:
             f"allow_anonymous {'true' if self.anonymous else 'false'}",
             "persistence true",
             f"persistence_location {self.base_dir / 'data'}/",
-            "autosave_interval 5",
+            # As deploy/mosquitto/mosquitto.conf: a crash loses at most ~2 s of acknowledged messages.
+            "autosave_interval 1",
             f"log_dest file {self.base_dir / 'mosquitto.log'}",
             "log_type error",
             "log_type warning",

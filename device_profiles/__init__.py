@@ -6,3 +6,6 @@ advertisement), ``DeviceProfile.decode`` / ``device_profiles.session.DeviceSessi
 Reading) and the codecs in ``device_profiles.codecs`` (also encoders, for simulators).
 See device_profiles/README.md.
 """
+
+# egenmon's version, for every package (pyproject.toml reads it from here).
+__version__ = "0.1.0"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from device_profiles import __version__ as __version__  # one version for the distribution
 
 
 class GatewayError(Exception):

@@ -25,7 +25,8 @@ def _compose() -> dict[str, Any]:
 def test_compose_has_the_platform_with_health_checks() -> None:
     services = _compose()["services"]
     assert set(services) >= {"timescaledb", "mosquitto", "migrate", "ingest", "alerting", "clinic_api"}
-    assert services["timescaledb"]["image"] == "timescale/timescaledb:latest-pg16"
+    # Pinned to an exact release (tests/test_deploy_files.py checks every image).
+    assert re.fullmatch(r"timescale/timescaledb:\d+\.\d+\.\d+-pg16", services["timescaledb"]["image"])
     ingest_env = services["ingest"]["environment"]
     # Stable session names: workers of one container, not replicas named after containers.
     assert "deploy" not in services["ingest"]
@@ -60,7 +61,8 @@ def test_compose_volumes_and_build_reference_existing_files() -> None:
         if build:
             context = (DEPLOY / build["context"]).resolve()
             assert context == ROOT
-            for src in re.findall(r"^COPY (\S+)", build["dockerfile_inline"], flags=re.MULTILINE):
+            dockerfile = (context / build["dockerfile"]).read_text()
+            for src in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, flags=re.MULTILINE):
                 assert (context / src).exists(), src
 
 
