@@ -1,8 +1,9 @@
 """The alerting service: evaluate on ingest's notifications, sweep everyone periodically.
 
 Ingest sends NOTIFY egenmon_new_readings '{"patients": [...]}' after each commit; the
-service LISTENs and evaluates the named patients (batched over ``debounce_s``) so their
-alerts are in the database within a second. Every ``sweep_interval_s`` it evaluates all
+service LISTENs and evaluates the named patients (batched over ``debounce_s``, at most
+``notify_batch_max`` at a time, duplicates coalesced) on a thread of its own, so their
+alerts are in the database within a second even while a sweep runs. Every ``sweep_interval_s`` it evaluates all
 active patients (no-data gaps, 14-day metrics and hysteresis need no new reading to
 change) and runs housekeeping (ended snoozes, escalation deadlines).
 """
@@ -17,12 +18,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import psycopg
 from prometheus_client import start_http_server
 
 from alerting import metrics
+from alerting.claims import PatientClaims
 from alerting.engine import evaluate
 from alerting.feedback import FeedbackPublisher
 from alerting.lifecycle import LifecycleStats, apply_findings, housekeeping
@@ -105,12 +108,57 @@ def parse_payload(payload: str) -> list[str]:
         return []
 
 
+class NotifyQueue:
+    """Patients named by notifications and not yet evaluated, coalesced, with when each was first named."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: dict[str, float] = {}
+
+    def add(self, ids: Sequence[str]) -> None:
+        now = time.perf_counter()
+        with self._cond:
+            for pid in ids:
+                self._pending.setdefault(pid, now)
+            if ids:
+                self._cond.notify_all()
+
+    def wait(self, timeout: float) -> float | None:
+        """When the oldest pending patient was named, waiting up to ``timeout`` for one; None: none."""
+        with self._cond:
+            if not self._pending:
+                self._cond.wait(timeout=timeout)
+            return min(self._pending.values()) if self._pending else None
+
+    def oldest_first(self) -> list[str]:
+        with self._cond:
+            return sorted(self._pending, key=lambda p: (self._pending[p], p))
+
+    def pop(self, ids: Sequence[str]) -> float:
+        """Remove ``ids``; when the first of them was named."""
+        with self._cond:
+            return min((self._pending.pop(p) for p in ids if p in self._pending), default=time.perf_counter())
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+
 class AlertingService:
+    """Three threads of its own (and the feedback and replay threads): the listener fills
+    a queue from ingest's notifications, the notify evaluator drains it in batches on its
+    own connection, and the sweep evaluates everyone on another. A notified patient is
+    thus never stuck behind a sweep of the region: at most behind the one sweep chunk that
+    holds them (``PatientClaims``).
+    """
+
     def __init__(self, settings: AlertingSettings) -> None:
         self.settings = settings
         self.stop_event = threading.Event()
         self._last_sweep = 0.0
         self.feedback = FeedbackPublisher(settings) if settings.mqtt_url else None
+        self.claims = PatientClaims()
+        self.queue = NotifyQueue()
 
     def sweep(self, conn: psycopg.Connection[Any]) -> None:
         ids = [str(r[0]) for r in conn.execute("SELECT id::text FROM patient WHERE active ORDER BY id")]
@@ -118,10 +166,18 @@ class AlertingService:
         step = self.settings.sweep_chunk
         queued = 0
         for k in range(0, len(ids), step):
-            queued += evaluate_and_store(conn, ids[k : k + step], now, trigger="sweep")[1].messages
+            chunk = ids[k : k + step]
+            # Waits only for the notify evaluator's batch, if it holds some of these patients.
+            if not self.claims.take_all(chunk, self.stop_event):
+                return
+            try:
+                queued += evaluate_and_store(conn, chunk, now, trigger="sweep")[1].messages
+            finally:
+                self.claims.release(chunk)
         if queued and self.feedback is not None:
             self.feedback.wake.set()
-        hk = housekeeping(conn, now, self.settings.escalation_deadlines_min)
+        with self.claims.exclusive():  # housekeeping may touch any patient's alerts
+            hk = housekeeping(conn, now, self.settings.escalation_deadlines_min)
         if hk.escalated:
             metrics.ALERTS.labels("escalated").inc(hk.escalated)
         if hk.reopened_after_snooze:
@@ -182,33 +238,58 @@ class AlertingService:
             self.feedback.wake.set()
 
     def _run(self) -> None:
-        with (
-            psycopg.connect(self.settings.database_url, autocommit=True) as listen_conn,
-            psycopg.connect(self.settings.database_url, autocommit=True) as work_conn,
-        ):
+        with psycopg.connect(self.settings.database_url, autocommit=True) as listen_conn:
             listen_conn.execute(f"LISTEN {NEW_READINGS_CHANNEL}")
             metrics.LISTENING.set(1)
             log.info("listening on %s; sweep every %.0f s", NEW_READINGS_CHANNEL, self.settings.sweep_interval_s)
-            self._safe(self.sweep, work_conn)
-            while not self.stop_event.is_set():
-                wait = max(0.0, self.settings.sweep_interval_s - (time.monotonic() - self._last_sweep))
-                pending: set[str] = set()
-                first_at: float | None = None
-                for note in listen_conn.notifies(timeout=min(wait, 1.0), stop_after=1):
-                    first_at = time.perf_counter()
-                    pending.update(parse_payload(note.payload))
-                if pending:
-                    # Gather whatever else arrives in the debounce window into the same evaluation.
-                    for note in listen_conn.notifies(timeout=self.settings.debounce_s):
-                        pending.update(parse_payload(note.payload))
-                    batch = sorted(pending)
-                    self._safe(lambda c, b=batch: self._evaluate(c, b, "notify"), work_conn)
-                    if first_at is not None:
-                        metrics.NOTIFY_LAG.observe(time.perf_counter() - first_at)
-                if time.monotonic() - self._last_sweep >= self.settings.sweep_interval_s:
-                    self._safe(self.sweep, work_conn)
+            workers = [
+                threading.Thread(target=self._sweep_loop, name="sweep", daemon=True),
+                threading.Thread(target=self._notify_loop, name="notify", daemon=True),
+            ]
+            for w in workers:
+                w.start()
+            try:
+                while not self.stop_event.is_set():
+                    for note in listen_conn.notifies(timeout=1.0):
+                        self.queue.add(parse_payload(note.payload))
+                        if self.stop_event.is_set():
+                            break
+            finally:
+                self.stop_event.set()
+                for w in workers:
+                    w.join(timeout=60)
         metrics.LISTENING.set(0)
         log.info("alerting service stopped")
+
+    def _sweep_loop(self) -> None:
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            while not self.stop_event.is_set():
+                self._safe(self.sweep, conn)
+                wait = self.settings.sweep_interval_s - (time.monotonic() - self._last_sweep)
+                self.stop_event.wait(max(0.0, wait))
+
+    def _notify_loop(self) -> None:
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            while not self.stop_event.is_set():
+                first_at = self.queue.wait(timeout=1.0)
+                if first_at is None:
+                    continue
+                # Gather whatever else arrives in the debounce window into the same evaluation.
+                rest = first_at + self.settings.debounce_s - time.perf_counter()
+                if rest > 0:
+                    self.stop_event.wait(rest)
+                # Oldest first, capped, and only patients no sweep chunk holds: the rest wait
+                # for the next batch (a held patient is evaluated as soon as its chunk is done).
+                batch = self.claims.take_free(self.queue.oldest_first(), self.settings.notify_batch_max)
+                if not batch:
+                    self.claims.wait_for_release(timeout=0.2)
+                    continue
+                named_at = self.queue.pop(batch)
+                try:
+                    self._safe(partial(self._evaluate, patient_ids=sorted(batch), trigger="notify"), conn)
+                finally:
+                    self.claims.release(batch)
+                metrics.NOTIFY_LAG.observe(time.perf_counter() - named_at)
 
     def _safe(self, fn: Any, conn: psycopg.Connection[Any]) -> None:
         """One failed evaluation must not stop the service: log, count, go on."""
@@ -217,7 +298,8 @@ class AlertingService:
         except (psycopg.Error, ValueError) as err:
             metrics.ERRORS.labels("evaluate").inc()
             log.exception("evaluation failed: %s", err)
-            self._last_sweep = time.monotonic()
+            if fn == self.sweep:  # wait a full interval before sweeping again
+                self._last_sweep = time.monotonic()
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,6 +21,10 @@ class AlertingSettings(BaseSettings):
     sweep_chunk: int = Field(default=5000, ge=1)
     # Notifications arriving within this window are evaluated together (one query per kind group).
     debounce_s: float = Field(default=0.05, ge=0)
+    # At most this many notified patients per evaluation: a burst (a gateway's backlog, a
+    # region's morning) is worked off in bounded batches, oldest first, instead of one
+    # evaluation that keeps growing while readings arrive.
+    notify_batch_max: int = Field(default=500, ge=1)
     escalate_high_after_min: float = Field(default=60.0, gt=0)
     escalate_critical_after_min: float = Field(default=15.0, gt=0)
     metrics_port: int = Field(default=9103, ge=0, le=65535)  # 0 disables the metrics endpoint

@@ -24,6 +24,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +36,10 @@ from alerting import rules as rl
 from alerting.cohort import Cohort
 from alerting.engine import evaluate, evaluate_columns
 from alerting.lifecycle import apply_findings
-from alerting.load import load_cohort, load_dataset
+from alerting.load import KIND_GROUPS, load_cohort, load_dataset
 from alerting.series import SEC_PER_DAY, Dataset, Series
+from alerting.triage_store import TRIAGED_RULES, triage_findings
+from benchmarks.obs_copy import copy_observations, patient_ids
 from deploy.localstack import LocalPostgres
 from ingest.schema import migrate
 from tests.alerting.reference import RULES, reference_findings
@@ -171,100 +174,184 @@ def bench_sql(data: Dataset, n_patients: int) -> tuple[float, float, int]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def bench_db_sweep(data: Dataset, cohort: Cohort, n_patients: int) -> str:
-    """The service's sweep path on a smaller region: load from PostgreSQL, evaluate, apply the lifecycle."""
+def load_dataset_before(conn: psycopg.Connection[Any], cohort: Cohort, now: float) -> Dataset:
+    """The loader as it was before the index-driven COPY (``patient_id = ANY(...)``), for the before figure."""
+    ids = np.asarray(cohort.patient_ids)
+    parts: dict[str, list[tuple[Any, Any, Any]]] = {}
+    for kinds, days in KIND_GROUPS:
+        cur = conn.cursor(binary=True)
+        cur.execute(
+            """
+            SELECT kind || '.' || component, patient_id::text,
+                   array_agg(extract(epoch FROM measured_at)::float8 ORDER BY measured_at),
+                   array_agg(CASE censored WHEN 'low' THEN '-Infinity'::float8
+                                           WHEN 'high' THEN 'Infinity'::float8
+                                           ELSE coalesce(value, 'NaN'::float8) END ORDER BY measured_at)
+            FROM observation
+            WHERE kind = ANY(%s) AND patient_id = ANY(%s::uuid[])
+              AND measured_at > to_timestamp(%s) AND measured_at <= to_timestamp(%s)
+              AND status <> 'rejected'
+            GROUP BY 1, 2
+            """,
+            (list(kinds), cohort.patient_ids, now - days * SEC_PER_DAY, now),
+        )
+        for key, pid, times, values in cur:
+            i = int(np.searchsorted(ids, pid))
+            t = np.asarray(times, dtype=np.float64)
+            parts.setdefault(str(key), []).append(
+                (np.full(len(t), i, dtype=np.int64), t, np.asarray(values, dtype=np.float64))
+            )
+    return {k: Series.build(*(np.concatenate([x[j] for x in v]) for j in range(3))) for k, v in parts.items()}
+
+
+def seed_region(url: str, sd: Dataset, sc: Cohort) -> tuple[int, float]:
+    """Patients, care plans and observations of the sampled region; (rows, seconds)."""
+    t0 = time.perf_counter()
+    ids = patient_ids(sc.n)
+    with psycopg.connect(url, autocommit=True) as conn:
+        unit = conn.execute("INSERT INTO care_unit (code, name) VALUES ('b', 'Bench') RETURNING id").fetchone()
+        assert unit
+        with conn.cursor().copy("COPY patient (id, pseudonym, display_name, unit_id) FROM STDIN") as cp:
+            for i, pid in enumerate(ids):
+                cp.write_row((pid, f"P-{i:06d}", "Bench", unit[0]))
+        # Monitoring began well before the 28-day window, as for the in-memory cohort (no gap-rule grace).
+        since = datetime.fromtimestamp(NOW - 60 * SEC_PER_DAY, UTC)
+        with conn.cursor().copy(
+            "COPY care_plan (patient_id, version, valid_from, conditions, dry_weight_kg, personal_best_pef, schedule,"
+            " spo2_target) FROM STDIN"
+        ) as cp:
+            for i, pid in enumerate(ids):
+                dw, pb = sc.dry_weight_kg[i], sc.personal_best_pef[i]
+                sched = {k: float(a[i]) for k, a in sc.schedule.items() if a[i] > 0}
+                cp.write_row(
+                    (
+                        pid,
+                        1,
+                        since,
+                        [c for c, a in sc.conditions.items() if a[i]],
+                        None if np.isnan(dw) else dw,
+                        None if np.isnan(pb) else pb,
+                        json.dumps(sched),
+                        "hypercapnic" if sc.hypercapnic[i] else "standard",
+                    )
+                )
+        # Indexes are built after the rows, as a restore would: far faster than row by row.
+        conn.execute("ALTER TABLE observation DROP CONSTRAINT observation_pkey")
+        conn.execute("DROP INDEX observation_patient_idx")
+        rows = copy_observations(conn, [(k, s.pat, s.t, s.v) for k, s in sd.items()], sc.n)
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute("ALTER TABLE observation ADD PRIMARY KEY (reading_id, component, measured_at)")
+        conn.execute("CREATE INDEX observation_patient_idx ON observation (patient_id, component, measured_at DESC)")
+        conn.execute("VACUUM ANALYZE")
+    return rows, time.perf_counter() - t0
+
+
+def sweep_phases(
+    conn: psycopg.Connection[Any], ids: list[str], chunk: int, loader: str
+) -> tuple[float, float, float, list[tuple[str, str, str, float]]]:
+    """The service's sweep path over ``ids`` in chunks: (load s, evaluate s, lifecycle s, finding keys)."""
+    load_s = eval_s = life_s = 0.0
+    keys: list[tuple[str, str, str, float]] = []
+    for k in range(0, len(ids), chunk):
+        t0 = time.perf_counter()
+        cohort = load_cohort(conn, ids[k : k + chunk])
+        data = (
+            load_dataset_before(conn, cohort, NOW)
+            if loader == "before"
+            else load_dataset(conn, cohort, NOW, method=loader)
+        )
+        t1 = time.perf_counter()
+        findings = evaluate(data, cohort, NOW)
+        t2 = time.perf_counter()
+        if loader != "before":  # the loader comparison runs need no writes
+            triage_findings(conn, cohort, data, findings, NOW)
+            apply_findings(
+                conn,
+                cohort,
+                [f for f in findings if f.rule_id not in TRIAGED_RULES],
+                NOW,
+                rules=[r for r in rl.REGISTRY if r not in TRIAGED_RULES],
+                data=data,
+            )
+        t3 = time.perf_counter()
+        load_s, eval_s, life_s = load_s + t1 - t0, eval_s + t2 - t1, life_s + t3 - t2
+        keys += [(cohort.patient_ids[f.patient], f.rule_id, f.severity, f.at) for f in findings]
+    return load_s, eval_s, life_s, keys
+
+
+def bench_db_sweep(data: Dataset, cohort: Cohort, sizes: list[int], chunk: int, before_sizes: int) -> list[str]:
+    """The sweep from PostgreSQL at each region size: load, evaluate, lifecycle writes, and their growth."""
     base = Path(tempfile.mkdtemp(prefix="egenmon-bench-"))
     server = LocalPostgres(base, durable=False)
+    out: list[str] = []
     try:
         server.start()
         os.environ["EGENMON_DISABLE_TIMESCALEDB"] = "1"
         migrate(server.url)
         # A region's mix: one patient in ten uses CGM (the CGM patients are the first indices).
+        n_max = min(max(sizes), cohort.n)
         n_cgm_users = int(cohort.schedule["glucose_cgm"].sum())
-        k = min(n_patients // 10, n_cgm_users)
-        idx = np.r_[np.arange(k), np.arange(n_cgm_users, n_cgm_users + n_patients - k)]
+        k = min(n_max // 10, n_cgm_users)
+        idx = np.r_[np.arange(k), np.arange(n_cgm_users, n_cgm_users + n_max - k)]
+        # Interleave CGM users among the others, so every prefix of the ids has the same mix.
+        idx = idx[np.argsort(np.r_[np.arange(k) * (n_max / max(k, 1)), np.arange(n_max - k) + 0.5], kind="stable")]
         sd, sc = sample(data, cohort, idx[idx < cohort.n])
-        n_patients = sc.n
-        ids = [str(uuid.UUID(int=i + 1)) for i in range(n_patients)]
-        with psycopg.connect(server.url, autocommit=True) as conn:
-            unit = conn.execute("INSERT INTO care_unit (code, name) VALUES ('b', 'Bench') RETURNING id").fetchone()
-            assert unit
-            with conn.cursor().copy("COPY patient (id, pseudonym, display_name, unit_id) FROM STDIN") as cp:
-                for i, pid in enumerate(ids):
-                    cp.write_row((pid, f"P-{i:06d}", "Bench", unit[0]))
-            conds = [[c for c, a in sc.conditions.items() if a[i]] for i in range(n_patients)]
-            with conn.cursor().copy(
-                "COPY care_plan (patient_id, version, valid_from, conditions, dry_weight_kg, personal_best_pef,"
-                " schedule, spo2_target) FROM STDIN"
-            ) as cp:
-                for i, pid in enumerate(ids):
-                    dw, pb = sc.dry_weight_kg[i], sc.personal_best_pef[i]
-                    sched = {k: float(a[i]) for k, a in sc.schedule.items() if a[i] > 0}
-                    cp.write_row(
-                        (
-                            pid,
-                            1,
-                            # Enrolled before the data: gap rules count from the first care plan.
-                            "2000-01-01T00:00:00Z",
-                            conds[i],
-                            None if np.isnan(dw) else dw,
-                            None if np.isnan(pb) else pb,
-                            json.dumps(sched),
-                            "hypercapnic" if sc.hypercapnic[i] else "standard",
-                        )
-                    )
-            t0 = time.perf_counter()
-            rows = 0
-            with conn.cursor().copy(
-                "COPY observation (reading_id, component, measured_at, patient_id, gateway_id, device_address, kind,"
-                " value, unit, censored, received_at) FROM STDIN"
-            ) as cp:
-                for key, s in sd.items():
-                    kind, component = key.split(".", 1)
-                    for p, t, v in zip(s.pat.tolist(), s.t.tolist(), s.v.tolist(), strict=True):
-                        at = datetime.fromtimestamp(t, UTC)
-                        cens = "low" if v == -np.inf else "high" if v == np.inf else None
-                        cp.write_row(
-                            (
-                                uuid.uuid4(),
-                                component,
-                                at,
-                                ids[p],
-                                "gw-bench",
-                                "AA",
-                                kind,
-                                None if cens else v,
-                                "x",
-                                cens,
-                                at,
-                            )
-                        )
-                        rows += 1
-            conn.execute("ANALYZE")
-            load_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            db_cohort = load_cohort(conn)
-            db_data = load_dataset(conn, db_cohort, NOW)
-            t1 = time.perf_counter()
-            findings = evaluate(db_data, db_cohort, NOW)
-            t2 = time.perf_counter()
-            stats = apply_findings(conn, db_cohort, findings, NOW)
-            t3 = time.perf_counter()
-            apply_findings(conn, db_cohort, findings, NOW)  # a second sweep over unchanged data
-            t4 = time.perf_counter()
-        # The loader must reproduce the in-memory arrays: same findings either way.
-        back = {pid: int(uuid.UUID(pid).int) - 1 for pid in db_cohort.patient_ids}
-        via_db = {(back[db_cohort.patient_ids[f.patient]], f.rule_id, f.severity, f.at) for f in findings}
-        in_memory = {f.key for f in evaluate(sd, sc, NOW, with_evidence=False)}
-        if via_db != in_memory:
-            print("only via DB:", sorted(via_db - in_memory)[:5], "only in memory:", sorted(in_memory - via_db)[:5])
-        return (
-            f"DB sweep of {n_patients:,} patients ({rows:,} observation rows, inserted in {load_s:.1f} s): "
-            f"load {t1 - t0:.2f} s, evaluate {t2 - t1:.2f} s, lifecycle {t3 - t2:.2f} s "
-            f"(unchanged re-run {t4 - t3:.2f} s) "
-            f"({stats.opened:,} alerts opened from {len(findings):,} findings); "
-            f"same findings as in memory: {via_db == in_memory}"
+        sd = {key: Series.build(s.pat, s.t, s.v) for key, s in sd.items()}  # sorted by the new indices
+        rows, seed_s = seed_region(server.url, sd, sc)
+        out.append(
+            f"DB region: {sc.n:,} patients ({k:,} CGM), {rows:,} observation rows, interleaved in time; "
+            f"seeded in {seed_s:.0f} s; sweep chunk {chunk:,} patients"
         )
+        ids = patient_ids(sc.n)
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            prev: tuple[int, float] | None = None
+            for n in sorted(s for s in sizes if s <= sc.n):
+                conn.execute("TRUNCATE alert, alert_event, alert_finding, patient_message CASCADE")
+                sub = ids[:n]
+                load_s, eval_s, life_s, keys = sweep_phases(conn, sub, chunk, "copy")
+                total = load_s + eval_s + life_s
+                t0 = time.perf_counter()
+                _, _, life2_s, _ = sweep_phases(conn, sub, chunk, "copy")
+                rerun_s = time.perf_counter() - t0
+                growth = f"; x{total / prev[1]:.2f} time for x{n / prev[0]:.1f} patients" if prev else ""
+                out.append(
+                    f"sweep from PostgreSQL, {n:,} patients: load {load_s:.2f} s ({load_s / n * 1e3:.3f} ms/patient), "
+                    f"evaluate {eval_s:.2f} s, lifecycle writes {life_s:.2f} s = {total:.2f} s "
+                    f"(unchanged re-run {rerun_s:.2f} s, of it writes {life2_s:.2f} s){growth}"
+                )
+                prev = (n, total)
+                if n == sc.n:
+                    # The loader must reproduce the in-memory arrays: same findings either way.
+                    back = {pid: int(uuid.UUID(pid).int) - 1 for pid in sub}
+                    via_db = {(back[p], r, s, a) for p, r, s, a in keys}
+                    in_memory = {f.key for f in evaluate(sd, sc, NOW, with_evidence=False)}
+                    if via_db != in_memory:
+                        print(
+                            "only via DB:",
+                            sorted(via_db - in_memory)[:5],
+                            "only in memory:",
+                            sorted(in_memory - via_db)[:5],
+                        )
+                    out.append(f"same findings as in memory: {via_db == in_memory} ({len(via_db):,} findings)")
+            n_cmp = min(before_sizes, sc.n)
+            sub = ids[:n_cmp]
+            figures = {}
+            for loader in ("before", "arrays", "copy"):
+                t0 = time.perf_counter()
+                for j in range(0, len(sub), chunk):
+                    c = load_cohort(conn, sub[j : j + chunk])
+                    if loader == "before":
+                        load_dataset_before(conn, c, NOW)
+                    else:
+                        load_dataset(conn, c, NOW, method=loader)
+                figures[loader] = time.perf_counter() - t0
+            out.append(
+                f"loader on {n_cmp:,} patients (chunks of {chunk:,}): before (patient_id = ANY, array_agg) "
+                f"{figures['before']:.2f} s; index-driven array_agg {figures['arrays']:.2f} s; "
+                f"index-driven binary COPY {figures['copy']:.2f} s (kept) -> "
+                f"{figures['before'] / figures['copy']:.1f}x faster"
+            )
+        return out
     finally:
         server.stop(mode="immediate")
         shutil.rmtree(base, ignore_errors=True)
@@ -297,11 +384,16 @@ def main() -> None:
     ap.add_argument("--cgm-patients", type=int, default=10_000)
     ap.add_argument("--sample", type=int, default=300, help="patients for the reference implementation")
     ap.add_argument("--sql-patients", type=int, default=100_000)
-    ap.add_argument("--db-patients", type=int, default=2_000, help="patients for the DB sweep figure")
+    ap.add_argument(
+        "--db-sizes", default="25000,50000,100000", help="region sizes (patients) for the sweep from PostgreSQL"
+    )
+    ap.add_argument("--chunk", type=int, default=5000, help="sweep chunk (EGENMON_ALERTING_SWEEP_CHUNK)")
+    ap.add_argument("--before-patients", type=int, default=25_000, help="patients for the loader comparison")
     ap.add_argument("--no-sql", action="store_true")
     a = ap.parse_args()
     if a.smoke:
-        a.patients, a.cgm_patients, a.sample, a.sql_patients, a.db_patients = 400, 40, 40, 400, 100
+        a.patients, a.cgm_patients, a.sample, a.sql_patients = 400, 40, 40, 400
+        a.db_sizes, a.chunk, a.before_patients = "100,200,400", 100, 400
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared with other test suites)")
     t0 = time.perf_counter()
     data, cohort = make_data(a.patients, a.cgm_patients, 14)
@@ -387,7 +479,9 @@ def main() -> None:
             f"SQL window query {sql_s:.3f} s ({sql_n} patients fire; COPY load {load_s:.1f} s) vs numpy {np_s:.3f} s "
             f"({np_n} patients fire) -> numpy {sql_s / np_s:.0f}x faster; same patients count: {sql_n == np_n}"
         )
-        print(bench_db_sweep(data, cohort, min(a.db_patients, a.patients)))
+        sizes = [int(s) for s in a.db_sizes.split(",")]
+        for line in bench_db_sweep(data, cohort, sizes, a.chunk, a.before_patients):
+            print(line)
 
 
 if __name__ == "__main__":
