@@ -124,6 +124,7 @@ def config_schedule(schedule: Any) -> list[ScheduledMeasurement]:
             continue
         per_day: float = 0.0
         times: list[str] = []
+        timing: dict[str, int] = {}
         if isinstance(spec, int | float) and not isinstance(spec, bool):
             per_day = float(spec)
         elif isinstance(spec, Mapping):
@@ -132,8 +133,13 @@ def config_schedule(schedule: Any) -> list[ScheduledMeasurement]:
             tl = spec.get("times_local")
             if isinstance(tl, list):
                 times = sorted({t for t in tl if isinstance(t, str) and HHMM.match(t)})
+            # The care plan's reminder timing for this kind, when it sets one.
+            for name, top in (("remind_after_min", 1440), ("escalate_after_min", 2880)):
+                v = spec.get(name)
+                if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= top:
+                    timing[name] = v
         if per_day > 0 or times:
-            out.append(ScheduledMeasurement(kind=str(kind)[:64], times_local=times))
+            out.append(ScheduledMeasurement(kind=str(kind)[:64], times_local=times, **timing))
     return out[:MAX_SCHEDULE]
 
 

@@ -99,6 +99,10 @@ class ScheduleEntry(_In):
     times_local: list[Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]] = Field(
         default_factory=list, max_length=48
     )
+    # The gateway's reminder for this kind: minutes after a scheduled time with no reading,
+    # and when it becomes "ring din mottagning" (0: never). Unset: the gateway's defaults.
+    remind_after_min: int | None = Field(default=None, ge=0, le=1440)
+    escalate_after_min: int | None = Field(default=None, ge=0, le=2880)
 
 
 class CarePlanIn(_In):

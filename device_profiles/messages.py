@@ -67,8 +67,13 @@ class AllowedDevice(_Model):
 
 
 class ScheduledMeasurement(_Model):
+    """One scheduled kind; the reminder timing (additive) comes from the care plan, and a
+    gateway without it uses its own settings."""
+
     kind: str = Field(max_length=64)
     times_local: list[str] = Field(default_factory=list, description="HH:MM, Europe/Stockholm")
+    remind_after_min: int | None = Field(default=None, ge=0, le=1440)
+    escalate_after_min: int | None = Field(default=None, ge=0, le=2880, description="0: never escalate")
 
 
 class Feedback(_Model):

@@ -77,7 +77,8 @@ def due_reminders(
 ) -> list[Reminder]:
     """At most one reminder per scheduled kind: its latest slot of the last 24 h that is
     ``remind_after`` past with no reading of the kind from ``early`` before the slot on;
-    ``contact_care`` once ``escalate_after`` has passed too (None: never). A slot older than
+    ``contact_care`` once ``escalate_after`` has passed too (None: never). A schedule item's
+    own ``remind_after_min`` / ``escalate_after_min`` (the care plan's) replace them. A slot older than
     ``max_age`` is not reminded of any more: last night's missed measurement is the care
     team's business (the platform's gap rules), not a morning alarm."""
     now_utc = now.astimezone(UTC)
@@ -86,11 +87,16 @@ def due_reminders(
     for item in schedule:
         if any(r.kind == item.kind for r in out):
             continue
+        # The care plan's timing for this kind (via the config) wins over the gateway's.
+        after = timedelta(minutes=item.remind_after_min) if item.remind_after_min is not None else remind_after
+        escalate_at = escalate_after
+        if item.escalate_after_min is not None:
+            escalate_at = timedelta(minutes=item.escalate_after_min) if item.escalate_after_min > 0 else None
         slots = [
             s
             for day in (today - timedelta(days=1), today)
             for s in slots_on(day, item.times_local, tz)
-            if s + remind_after <= now_utc and now_utc - s <= max_age
+            if s + after <= now_utc and now_utc - s <= max_age
         ]
         if not slots:
             continue
@@ -98,7 +104,7 @@ def due_reminders(
         last = last_reading.get(item.kind)
         if last is not None and last.astimezone(UTC) >= slot - early:
             continue
-        escalate = escalate_after is not None and now_utc >= slot + escalate_after
+        escalate = escalate_at is not None and now_utc >= slot + escalate_at
         out.append(Reminder(item.kind, slot, "contact_care" if escalate else "reminder"))
     return out
 

@@ -80,6 +80,15 @@ def test_schedule_keeps_care_plan_times_and_leaves_out_cgm() -> None:
     sched = config_schedule(SCHEDULE | {"weight": 1, "spirometry": {"per_day": 0}, "symptoms": "x"})
     assert [(s.kind, s.times_local) for s in sched] == [("blood_pressure", ["08:00", "20:00"]), ("weight", [])]
     assert config_schedule(None) == []
+    # The care plan's reminder timing for a kind travels with it; nonsense is dropped.
+    timed = config_schedule(
+        {"weight": {"per_day": 1, "times_local": ["07:00"], "remind_after_min": 20, "escalate_after_min": 0}}
+        | {"spo2": {"per_day": 1, "times_local": ["09:00"], "remind_after_min": -5, "escalate_after_min": True}}
+    )
+    assert [(s.kind, s.remind_after_min, s.escalate_after_min) for s in timed] == [
+        ("spo2", None, None),
+        ("weight", 20, 0),
+    ]
 
 
 def test_build_configs_and_version(db: psycopg.Connection[Any]) -> None:

@@ -188,10 +188,16 @@ def test_care_plan_routing_confirmation_and_long_rule_ids(client: TestClient, au
         "routing": {"D6": "staff"},
         "confirmation": {"within_min": 10, "H3": False},
     }
-    r = client.post(f"/api/v1/patients/{pid}/care-plans", headers=auth(PHYSICIAN), json={"thresholds": thresholds})
+    # The gateway's reminder timing per kind travels in the schedule.
+    schedule = {"weight": {"per_day": 1, "times_local": ["07:00"], "remind_after_min": 20, "escalate_after_min": 90}}
+    body = {"thresholds": thresholds, "schedule": schedule, "notes": "Påminnelse efter 20 min"}
+    r = client.post(f"/api/v1/patients/{pid}/care-plans", headers=auth(PHYSICIAN), json=body)
     assert r.status_code == 201, r.text
     plan = client.get(f"/api/v1/patients/{pid}", headers=auth(PHYSICIAN)).json()["care_plan"]
     assert plan["thresholds"] == thresholds
+    assert plan["schedule"]["weight"]["remind_after_min"] == 20
+    bad = {"schedule": {"weight": {"remind_after_min": 5000}}}
+    assert client.post(f"/api/v1/patients/{pid}/care-plans", headers=auth(PHYSICIAN), json=bad).status_code == 422
 
 
 def test_care_plan_form_on_the_patient_page(client: TestClient, auth: Auth, seed: Seed) -> None:

@@ -265,3 +265,30 @@ def test_kiosk_slots_done_due_later() -> None:
     assert "Dagens mätningar" in page
     assert "Inte gjord ännu" in page
     assert "Dags att mäta blodtrycket." in page
+
+
+def test_the_care_plans_reminder_timing_wins_over_the_gateways() -> None:
+    """A schedule item from the config may carry the care plan's own timing for its kind."""
+    own = [
+        ScheduledMeasurement(kind="blood_pressure", times_local=["08:00"], remind_after_min=10, escalate_after_min=45)
+    ]
+    never = [ScheduledMeasurement(kind="blood_pressure", times_local=["08:00"], escalate_after_min=0)]
+
+    def at(items: list[ScheduledMeasurement], h: int, mi: int) -> list[str]:
+        return [
+            r.level
+            for r in due_reminders(
+                items,
+                local(2026, 11, 21, h, mi),
+                {},
+                tz=STHLM,
+                remind_after=timedelta(minutes=30),
+                escalate_after=timedelta(minutes=120),
+                early=timedelta(hours=1),
+            )
+        ]
+
+    assert at(own, 8, 9) == []
+    assert at(own, 8, 10) == ["reminder"]  # 10 min, not the gateway's 30
+    assert at(own, 8, 45) == ["contact_care"]  # 45 min, not 120
+    assert at(never, 11, 0) == ["reminder"]  # 0: this patient is never told to ring
