@@ -293,6 +293,30 @@ def shift_cols(grid: F64, k: int) -> F64:
     return out
 
 
+def rolling_median(grid: F64, first_lag: int, last_lag: int, min_count: int) -> F64:
+    """Per column c, the nan-ignoring median of days c−last_lag .. c−first_lag (needs min_count values).
+
+    One pass per day column (≤ 29), over the patients with any value only.
+    """
+    _n_pat, n_days = grid.shape
+    out = np.full(grid.shape, np.nan)
+    rows = np.flatnonzero(~np.all(np.isnan(grid), axis=1))
+    if len(rows) == 0:
+        return out
+    g = grid[rows]
+    for c in range(n_days):
+        lo, hi = max(c - last_lag, 0), max(c - first_lag + 1, 0)
+        if hi <= lo:
+            continue
+        w = g[:, lo:hi]
+        enough = (~np.isnan(w)).sum(axis=1) >= max(min_count, 1)
+        if enough.any():
+            col = np.full(len(rows), np.nan)
+            col[enough] = np.nanmedian(w[enough], axis=1)
+            out[rows, c] = col
+    return out
+
+
 def rolling_mean(grid: F64, first_lag: int, last_lag: int, min_count: int) -> F64:
     """Per column c, the nan-ignoring mean of days c−last_lag .. c−first_lag (needs min_count values).
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from alerting.rules import OXIMETER_PULSE, SPO2
-from alerting.series import Series
+from alerting.series import Series, rolling_median
 from tests.alerting.helpers import DAY, HOUR, MIN, cohort, series, severity
 
 
@@ -44,3 +46,19 @@ def test_c4_uses_the_patients_own_resting_pulse() -> None:
     # A patient whose own pulse is 70 still alerts at the absolute 95.
     lives_at_70 = daily(70.0, STABLE_DAYS, extra=[(10 * MIN, 96.0)])
     assert severity("C4", {OXIMETER_PULSE: lives_at_70}, cohort("copd")) == "low"
+
+
+def test_rolling_median_matches_a_scalar_median_per_window() -> None:
+    rng = np.random.default_rng(3)
+    grid = rng.normal(140, 10, size=(5, 29))
+    grid[rng.random(grid.shape) < 0.3] = np.nan
+    grid[4] = np.nan  # a patient without any value
+    out = rolling_median(grid, 1, 7, 4)
+    for i in range(5):
+        for c in range(29):
+            window = grid[i, max(c - 7, 0) : max(c, 0)]
+            vals = window[~np.isnan(window)]
+            if len(vals) >= 4:
+                assert out[i, c] == float(np.median(vals))
+            else:
+                assert np.isnan(out[i, c])

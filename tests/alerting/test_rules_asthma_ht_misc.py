@@ -178,6 +178,11 @@ def test_h5_low_or_falling() -> None:
     base = [(k * DAY + 2 * HOUR, 140.0) for k in range(1, 8)]
     assert severity("H5", {SYSTOLIC: series([*base, (HOUR, 120.0)])}, HT) == "medium"
     assert severity("H5", {SYSTOLIC: series([*base, (HOUR, 121.0)])}, HT) is None
+    # One stressful day in the baseline week does not make an ordinary day a "fall":
+    # mean baseline 145 (124 would be a 21 mmHg fall), median 140 (a 16 mmHg one).
+    stressed = [(k * DAY + 2 * HOUR, 175.0 if k == 3 else 140.0) for k in range(1, 8)]
+    assert severity("H5", {SYSTOLIC: series([*stressed, (HOUR, 124.0)])}, HT) is None
+    assert severity("H5", {SYSTOLIC: series([*stressed, (HOUR, 118.0)])}, HT) == "medium"  # a real fall
 
 
 def test_nodata_schedule() -> None:
