@@ -17,6 +17,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import math
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,9 @@ TREND_WORDS: Mapping[str, str] = {
 }
 
 
+_MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
+
+
 class MonthError(ValueError):
     """A month parameter that is not YYYY-MM or lies in the future."""
 
@@ -143,10 +147,11 @@ class Month:
 
     @classmethod
     def parse(cls, text: str, *, now: dt.datetime) -> Month:
-        parts = text.strip().split("-")
-        if len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2 or not all(p.isdigit() for p in parts):
+        # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+        match = _MONTH_RE.fullmatch(text.strip())
+        if match is None:
             raise MonthError("month must be written YYYY-MM, e.g. 2026-11")
-        m = cls(int(parts[0]), int(parts[1]))
+        m = cls(int(match[1]), int(match[2]))
         if not 1 <= m.month <= 12 or m.year < 2000:
             raise MonthError("month must be written YYYY-MM with a month 01-12 from the year 2000 on")
         if m > cls.containing(now):
