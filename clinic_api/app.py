@@ -30,6 +30,7 @@ from clinic_api.routers import (
     enrollment,
     fhir,
     gateways,
+    letters,
     login,
     patients,
     replays,
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
     for router in (
         alerts.router,
         patients.router,
+        letters.router,
         enrollment.router,
         gateways.router,
         fhir.router,

@@ -13,8 +13,10 @@ from fastapi import APIRouter, HTTPException, status
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from clinic_api import audit, queries
+from clinic_api import audit, patient_letter, queries
 from clinic_api.deps import AppSettings, ClinicalStaff, DbConn
+from clinic_api.fhir_summary import summary_report
+from clinic_api.routers.letters import MonthParam, month_param
 from clinic_api.routers.patients import check_range
 from device_profiles.vocabulary import COMPONENTS
 
@@ -148,3 +150,26 @@ def export_bundle(
     )
     out: dict[str, Any] = validated.model_dump(mode="json", exclude_none=True)
     return out
+
+
+@router.get(
+    "/patients/{patient_id}/fhir/summary",
+    summary="FHIR R4 DiagnosticReport: the patient's monthly summary (the letter's numbers)",
+)
+def monthly_summary(
+    conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID, month: MonthParam = None
+) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    m = month_param(month, now)
+    patient = queries.patient_for(conn, staff, patient_id)
+    summary = patient_letter.load(conn, patient, m, now)
+    report = summary_report(summary, issued=now, complete=now >= m.end)
+    audit.record(
+        conn,
+        staff,
+        "export",
+        f"patient/{patient_id}/fhir/summary",
+        patient_id=patient_id,
+        detail={"month": str(m), "kinds": [k.kind for k in summary.kinds]},
+    )
+    return report
