@@ -261,9 +261,9 @@ def alert_action(
     if alert["status"] == "resolved" and action not in ("comment", "undo_resolve"):
         raise ActionRefused(status.HTTP_409_CONFLICT, "already_resolved", "alert is already resolved")
     details: dict[str, Any] = {}
-    target = ACTION_STATUS.get(action)
+    moves_to = ACTION_STATUS.get(action)
     current = AlertStatus(alert["status"])
-    if target is not None and target is not current and not current.may_become(target):
+    if moves_to is not None and moves_to is not current and not current.may_become(moves_to):
         raise ActionRefused(status.HTTP_409_CONFLICT, "not_allowed", f"an alert that is {current} cannot be {action}d")
     if action == "acknowledge":
         if alert["status"] == "acknowledged":

@@ -79,7 +79,9 @@ def test_action_from_each_status(client: TestClient, auth: Auth, seed: Seed, act
 
 
 @pytest.mark.parametrize("source", [s for s in AlertStatus if s is not AlertStatus.RESOLVED])
-def test_undo_resolve_restores_an_allowed_status(client: TestClient, auth: Auth, seed: Seed, source: AlertStatus) -> None:
+def test_undo_resolve_restores_an_allowed_status(
+    client: TestClient, auth: Auth, seed: Seed, source: AlertStatus
+) -> None:
     aid = seed.alert_id("P-DEMO0001")
     _set_status(seed, aid, source)
     r = client.post(f"/api/v1/alerts/{aid}/resolve", headers=auth(NURSE), json={"reason": "no_action_needed"})
