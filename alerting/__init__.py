@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# Re-exported for callers that import it from the package (it lives in errors.py).
+from alerting.errors import AlertingError
 
-class AlertingError(Exception):
-    """Root of every error raised by the alerting package."""
+__all__ = ["AlertingError"]

@@ -16,8 +16,8 @@ from alerting.rules import REGISTRY, Context, Occurrences, Rule, params_for, rul
 from alerting.series import F64, Dataset, Series
 from device_profiles.vocabulary import Severity
 
-# Rank order of device_profiles.vocabulary.Severity: the rules' integer ranks index this.
-SEVERITIES = tuple(s.value for s in Severity)
+# Names by Severity.rank: the rules' integer ranks index this.
+SEVERITIES = tuple(s.value for s in sorted(Severity, key=lambda s: s.rank))
 MAX_EVIDENCE_READINGS = 50
 
 

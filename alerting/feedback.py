@@ -30,7 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from alerting import AlertingError, metrics
+from alerting import metrics
+from alerting.errors import AlertingError
 from alerting.gateway_config import ConfigSync
 from alerting.settings import AlertingSettings
 from device_profiles.messages import FeedbackAck, FeedbackMessage, feedback_topic

@@ -22,14 +22,14 @@ import psycopg
 
 from alerting import events, metrics
 from alerting.cohort import Cohort
-from alerting.engine import SEVERITIES, Finding
+from alerting.engine import Finding
 from alerting.rules import REGISTRY
 from alerting.series import Dataset
-from device_profiles.vocabulary import EventType, Route
+from device_profiles.vocabulary import EventType, Route, Severity
 
 log = logging.getLogger(__name__)
 
-RANK = {s: i for i, s in enumerate(SEVERITIES)}
+RANK = {s.value: s.rank for s in Severity}
 # A message to the patient that the gateway could not show within this long is stale.
 MESSAGE_TTL = timedelta(hours=12)
 EVENT_TYPES = frozenset(e.value for e in EventType)

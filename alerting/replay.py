@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from alerting import AlertingError
+from alerting.errors import AlertingError
 from alerting.service import evaluate_and_store
 from device_profiles.vocabulary import EventType
 

@@ -14,18 +14,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from device_profiles.vocabulary import KINDS, EventType
+from device_profiles.vocabulary import KINDS, AlertStatus, EventType, Severity
 
 TZ = ZoneInfo("Europe/Stockholm")
 
-SEVERITY: Mapping[str, str] = {"critical": "Kritisk", "high": "Hög", "medium": "Medel", "low": "Låg", "info": "Info"}
-STATUS: Mapping[str, str] = {
-    "awaiting_confirmation": "Väntar på ommätning",
-    "open": "Öppet",
-    "acknowledged": "Kvitterat",
-    "snoozed": "Vilande",
-    "resolved": "Avslutat",
-}
+# From the vocabulary's own Swedish labels, most severe first (the order filters list them in).
+SEVERITY: Mapping[str, str] = {s.value: s.label_sv for s in sorted(Severity, key=lambda s: -s.rank)}
+STATUS: Mapping[str, str] = {s.value: s.label_sv for s in AlertStatus}
 # The queue's status filter names groups of alerts, so it speaks in the plural.
 STATUS_FILTER: Mapping[str, str] = {
     "open": "Öppna",

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from device_profiles.vocabulary import Condition, Kind, Route
+from device_profiles.vocabulary import AlertStatus, Condition, Kind, Route, Severity
 
 
 def no_nul(value: str) -> str:
@@ -25,8 +25,9 @@ def no_nul(value: str) -> str:
 
 SafeStr = Annotated[str, AfterValidator(no_nul)]
 Role = Literal["nurse", "physician", "admin", "auditor"]
-AlertStatus = Literal["open", "acknowledged", "snoozed", "resolved"]
-SeverityName = Literal["info", "low", "medium", "high", "critical"]
+# The API's status and severity types are the vocabulary's enums (pydantic checks the values).
+SeverityName = Severity
+__all__ = ["AlertStatus", "SeverityName"]
 _PNR = re.compile(r"^(\d{4})(\d{2})(\d{2})-?(\d{4})$")
 # NaN and infinities are refused: they cannot be compared with a reading (and were a 500).
 FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]

@@ -16,11 +16,11 @@ from psycopg.types.json import Jsonb
 from clinic_api.auth import Staff
 from clinic_api.downsample import Buckets, bucket
 from clinic_api.models import CarePlanIn
+from device_profiles.vocabulary import AlertStatus, severity_rank_sql
 
 Row = dict[str, Any]
-SEVERITY_ORDER = (
-    "CASE a.severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"
-)
+# Most severe first, as Severity.rank orders them.
+SEVERITY_ORDER = severity_rank_sql("a.severity")
 
 
 def _rows(conn: psycopg.Connection[Any], sql: str, params: Any = ()) -> list[Row]:
@@ -175,6 +175,13 @@ STAFF_RESOLUTION_REASONS = (
 ESCALATION_ROLES = ("nurse", "physician")
 # How long after resolving the same staff member may take it back ("Ångra").
 UNDO_RESOLVE_S = 30
+# The status each status-changing staff action moves an alert to (others leave it as it is);
+# every move must be one of the vocabulary's AlertStatus transitions.
+ACTION_STATUS: dict[str, AlertStatus] = {
+    "acknowledge": AlertStatus.ACKNOWLEDGED,
+    "snooze": AlertStatus.SNOOZED,
+    "resolve": AlertStatus.RESOLVED,
+}
 
 
 class ActionRefused(HTTPException):
@@ -254,6 +261,10 @@ def alert_action(
     if alert["status"] == "resolved" and action not in ("comment", "undo_resolve"):
         raise ActionRefused(status.HTTP_409_CONFLICT, "already_resolved", "alert is already resolved")
     details: dict[str, Any] = {}
+    moves_to = ACTION_STATUS.get(action)
+    current = AlertStatus(alert["status"])
+    if moves_to is not None and moves_to is not current and not current.may_become(moves_to):
+        raise ActionRefused(status.HTTP_409_CONFLICT, "not_allowed", f"an alert that is {current} cannot be {action}d")
     if action == "acknowledge":
         if alert["status"] == "acknowledged":
             raise ActionRefused(status.HTTP_409_CONFLICT, "already_acknowledged", "alert is already acknowledged")
@@ -390,6 +401,8 @@ def _undo_resolve(conn: psycopg.Connection[Any], staff: Staff, alert: Row, *, wi
             status.HTTP_409_CONFLICT, "undo_superseded", f"a newer alert for the same event is open (id {clash['id']})"
         )
     previous = ev["details"]["previous_status"]
+    if not AlertStatus.RESOLVED.may_become(AlertStatus(previous)):
+        raise ActionRefused(status.HTTP_409_CONFLICT, "undo_unavailable", "this resolution cannot be undone")
     snoozed_until = ev["details"].get("previous_snoozed_until")
     conn.execute(
         """UPDATE alert SET status = %s, resolved_at = NULL, resolved_by = NULL, resolution_reason = NULL,

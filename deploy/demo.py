@@ -2,9 +2,9 @@
 
 Starts the local stack (a throwaway PostgreSQL cluster and Mosquitto under ``.state/``)
 unless DATABASE_URL / MQTT_URL point at external services, applies the migrations, seeds
-a demo region (care units, staff with demo logins, ~50 simulated patients across every
-condition), starts ingest, alerting and the clinic API (each when its package is
-present), backfills 30 days of history through MQTT, then keeps simulated gateways
+a demo region (the clinic's care units and demo logins, ~50 simulated patients across
+every condition), starts ingest (two worker processes), alerting and the clinic API,
+backfills 30 days of history through MQTT, then keeps simulated gateways
 publishing live until Ctrl-C, and stops everything it started.
 
 Most patients' gateways are the fleet generator (``simulators.fleet``: the wire format,
@@ -25,7 +25,6 @@ passed) or 1.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -47,6 +46,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from clinic_api import demo_seed
 from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port
 from device_profiles.vocabulary import Condition
 from ingest.schema import migrate
@@ -64,7 +64,7 @@ from simulators.fleet import Fleet, FleetStats, GatewayState, Publisher, gateway
 from simulators.physiology import Habits
 from simulators.plan import BLE_DEVICE_TYPES, ble_scenario, measurement_plan
 from simulators.scoring import AlertRecord, load_alerts, match_alerts
-from simulators.seed import seed_database
+from simulators.seed import SeedResult, seed_database
 from simulators.series import Episode
 
 log = logging.getLogger("egenmon.demo")
@@ -78,17 +78,19 @@ STATE_MARKER = ".egenmon-demo"
 
 @dataclass(frozen=True)
 class Service:
-    """A platform service the demo runs as ``python -m <module> run`` when it exists."""
+    """A platform service the demo runs as ``python -m <module> run``."""
 
     name: str
-    module: str  # the package's CLI module; its absence means "not built yet"
-    args: tuple[str, ...] = ("run",)
-    replicas: int = 1
+    module: str
+    env: tuple[tuple[str, str], ...] = ()
 
 
 SERVICES = (
-    # Two ingest workers on the shared subscription, as in production (DESIGN.md).
-    Service("ingest", "ingest", replicas=2),
+    # Two ingest workers on the shared subscription, as in production (DESIGN.md): one
+    # ``ingest run`` supervises them (client ids egenmon-ingest-demo, egenmon-ingest-demo-1).
+    Service(
+        "ingest", "ingest", (("EGENMON_INGEST_PROCESSES", "2"), ("EGENMON_INGEST_CLIENT_ID", "egenmon-ingest-demo"))
+    ),
     Service("alerting", "alerting"),
     Service("clinic_api", "clinic_api"),
 )
@@ -103,13 +105,6 @@ BLE_BACKLOG = timedelta(hours=1)
 BLE_HORIZON = timedelta(days=7)
 VIRTUAL_SCANNER = "simulators.ble.backend:VirtualScanner"
 VIRTUAL_CLIENT = "simulators.ble.backend:VirtualClient"
-
-
-def module_exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(f"{name}.cli") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 @dataclass
@@ -214,6 +209,42 @@ def prime_ingest(fleet: Fleet, database_url: str, timeout_s: float) -> bool:
     return wait_until(stored, timeout_s, interval_s=1.0)
 
 
+@dataclass
+class Demo:
+    """What one run started and found: stopped and reported in ``close``."""
+
+    state_dir: Path
+    smoke: bool
+    smoke_timeout: float
+    children: Children
+    started: list[LocalPostgres | LocalMosquitto] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    publishers: list[Publisher] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    live_thread: threading.Thread | None = None
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.live_thread is not None:
+            self.live_thread.join(timeout=10)
+        for p in self.publishers:
+            p.close()
+        self.children.stop()
+        for local in reversed(self.started):
+            with contextlib.suppress(Exception):
+                local.stop()
+
+    def publisher(self, mqtt_url: str) -> Publisher:
+        publisher = Publisher(mqtt_url)
+        publisher.connect()
+        self.publishers.append(publisher)
+        return publisher
+
+    def wait(self, title: str, predicate: Callable[[], bool], interval_s: float = 0.5) -> bool:
+        with step(title):
+            return wait_until(predicate, self.smoke_timeout, interval_s=interval_s)
+
+
 @app.command()
 def main(
     *,
@@ -234,12 +265,21 @@ def main(
     if smoke:
         # Long enough for slow episodes (they start after 8-10 days of baseline).
         patients, days = min(patients, 8), min(days, 14)
-    started: list[LocalPostgres | LocalMosquitto] = []
-    children = Children(state_dir / "logs")
-    checks: list[Check] = []
-    stop = threading.Event()
-    live_thread: threading.Thread | None = None
-    publishers: list[Publisher] = []
+    prepare_state_dir(state_dir, fresh=fresh)
+    install_signal_handlers()
+    demo = Demo(state_dir, smoke, smoke_timeout, Children(state_dir / "logs"))
+    try:
+        run(demo, patients=patients, days=days, seed=seed, speed=speed, clinic_port=clinic_port, n_ble=ble_gateways)
+    except KeyboardInterrupt:
+        console.print("\nStopping ...")
+    finally:
+        demo.close()
+    if smoke:
+        _report(demo.checks)
+        raise typer.Exit(0 if demo.checks and all(c.status != "fail" for c in demo.checks) else 1)
+
+
+def prepare_state_dir(state_dir: Path, *, fresh: bool) -> None:
     if fresh and state_dir.exists():
         # Only ever delete a directory this demo made (a mistyped --state-dir must not
         # cost anyone their files).
@@ -250,213 +290,228 @@ def main(
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / STATE_MARKER).touch()
 
+
+def install_signal_handlers() -> None:
     def on_term(*_: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
     # Also when started with SIGINT ignored (a background job of a script): Ctrl-C stops.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        database_url = os.environ.get("DATABASE_URL")
-        if not database_url:
-            with step("Starting a throwaway PostgreSQL"):
-                pg = LocalPostgres(state_dir / "postgres")
-                started.append(pg)
-                pg.start()
-                database_url = pg.url
-        mqtt_url = os.environ.get("MQTT_URL")
-        if not mqtt_url:
-            with step("Starting a throwaway Mosquitto"):
-                broker = LocalMosquitto(state_dir / "mosquitto")
-                started.append(broker)
-                broker.start()
-                mqtt_url = broker.url
-        with step("Applying migrations"):
-            mode = migrate(database_url)
 
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        # Smoke: more episodes, so one certainly falls inside the short history.
-        habits = Habits(episode_rate_scale=3.0) if smoke else Habits()
-        config = CohortConfig(
-            patients, seed=seed, start=now - timedelta(days=days), days=days + 7, habits=habits, mix=dict(DEFAULT_MIX)
-        )
-        if smoke:
-            # The engine evaluates at the current time: let an episode end just now.
-            config, recent = shift_to_recent_episode(config, now)
-            if recent is not None:
-                console.print(f"  smoke: a labelled {recent.type} ends at {recent.end:%Y-%m-%d %H:%M} UTC")
-        port = clinic_port or free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": database_url,
-            "MQTT_URL": mqtt_url,
-            # Two ingest workers on one machine: let each pick a free metrics port.
-            "EGENMON_INGEST_METRICS_PORT": "0",
-            "EGENMON_ALERTING_METRICS_PORT": str(free_port()),
-            "EGENMON_CLINIC_HOST": "127.0.0.1",
-            "EGENMON_CLINIC_PORT": str(port),
-            "EGENMON_CLINIC_PUBLIC_BASE_URL": base_url,
-            "EGENMON_CLINIC_MQTT_PUBLIC_URL": mqtt_url,
-            # Local demo only: the development OIDC issuer and its login page.
-            "EGENMON_CLINIC_DEMO": "true",
-            "EGENMON_CLINIC_COOKIE_SECURE": "false",
-        }
-        present = {s.name: module_exists(s.module) for s in SERVICES}
-        with step(f"Seeding a demo region with {patients} simulated patients"):
-            if present["clinic_api"]:
-                # The clinic owns its demo staff (the development issuer's logins).
-                subprocess.run(
-                    [sys.executable, "-m", "clinic_api", "seed-demo", "--no-with-patients"],
-                    cwd=ROOT,
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                )
-            cohort = generate_cohort(config)
-            seed_result = seed_database(database_url, cohort, staff=not present["clinic_api"])
-            labels_path = state_dir / "labels.json"
-            n_episodes = write_labels(cohort, labels_path)
-        checks.append(Check("seed", "pass", f"{seed_result.patients} patients, {n_episodes} labelled episodes"))
-        for service in SERVICES:
-            if not present[service.name]:
-                console.print(f"[yellow]-[/yellow] {service.name}: package not present yet, not started")
-                checks.append(Check(f"start {service.name}", "skip", "package not present"))
-                continue
-            with step(f"Starting {service.name}" + (f" x{service.replicas}" if service.replicas > 1 else "")):
-                for r in range(service.replicas):
-                    worker_env = {**env, "EGENMON_INGEST_CLIENT_ID": f"egenmon-ingest-demo-{r}"}
-                    children.start(
-                        f"{service.name}-{r}", [sys.executable, "-m", service.module, *service.args], worker_env
-                    )
-            checks.append(Check(f"start {service.name}", "pass"))
 
-        ble_patients = (
-            pick_ble_patients(cohort, ble_gateways, now - BLE_BACKLOG, now) if module_exists("gateway") else []
-        )
-        fleet_cohort = Cohort(config, [p for p in cohort.patients if p not in ble_patients])
-        ble_cohort = Cohort(config, ble_patients)
-        publisher = Publisher(mqtt_url)
-        publisher.connect()
-        publishers.append(publisher)
-        fleet = Fleet(cohort, publisher)
-        if present["ingest"]:
-            with step("Waiting for ingest to subscribe"):
-                ok = prime_ingest(fleet, database_url, smoke_timeout)
-            checks.append(Check("ingest ready", "pass" if ok else "fail"))
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[readings]} readings"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
-            task = progress.add_task(f"Backfilling {days} days of history", total=len(cohort.patients), readings=0)
-            stats = FleetStats()
-            # The BLE patients' history ends where their devices' backlog begins.
-            for part, until in ((fleet_cohort, now), (ble_cohort, now - BLE_BACKLOG)):
-                if not part.patients:
-                    continue
-                base_g, base_r = stats.gateways, stats.readings
+def run(demo: Demo, *, patients: int, days: int, seed: int, speed: float, clinic_port: int, n_ble: int) -> None:
+    """The demo's steps in order; in smoke mode it returns after the checks."""
+    database_url, mqtt_url = start_storage(demo)
+    with step("Applying migrations"):
+        mode = migrate(database_url)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    config = cohort_config(patients, days=days, seed=seed, now=now, smoke=demo.smoke)
+    base_url = f"http://127.0.0.1:{clinic_port or free_port()}"
+    env = service_env(database_url, mqtt_url, base_url)
+    with step(f"Seeding a demo region with {patients} simulated patients"):
+        cohort = generate_cohort(config)
+        result = seed_region(database_url, cohort)
+        labels_path = demo.state_dir / "labels.json"
+        n_episodes = write_labels(cohort, labels_path)
+    demo.checks.append(Check("seed", "pass", f"{result.patients} patients, {n_episodes} labelled episodes"))
+    start_services(demo, env)
 
-                def show(g: int, r: int, base_g: int = base_g, base_r: int = base_r) -> None:
-                    progress.update(task, completed=base_g + g, readings=base_r + r)
+    ble_patients = pick_ble_patients(cohort, n_ble, now - BLE_BACKLOG, now)
+    fleet_cohort = Cohort(config, [p for p in cohort.patients if p not in ble_patients])
+    publisher = demo.publisher(mqtt_url)
+    with step("Waiting for ingest to subscribe"):
+        ok = prime_ingest(Fleet(cohort, publisher), database_url, demo.smoke_timeout)
+    demo.checks.append(Check("ingest ready", "pass" if ok else "fail"))
+    stats = backfill(cohort, fleet_cohort, Cohort(config, ble_patients), publisher, now=now, days=days)
+    demo.checks.append(Check("publish", "pass", f"{stats.readings} readings in {stats.messages} messages"))
+    ble_started = datetime.now(UTC)
+    start_ble_gateways(demo, ble_patients, cohort, now, env=env, mqtt_url=mqtt_url)
+    check_pipeline(
+        demo,
+        database_url=database_url,
+        cohort=cohort,
+        stats=stats,
+        ble_patients=ble_patients,
+        ble_started=ble_started,
+        base_url=base_url,
+    )
+    if demo.smoke:
+        return
+    demo.live_thread = _start_live(demo, cohort=fleet_cohort, mqtt_url=mqtt_url, now=now, speed=speed)
+    console.print(
+        f"\n[bold]egenmon is running[/bold] (storage: {mode}).\n"
+        f"  staff pages:  {base_url}/\n"
+        f"  demo logins:  {login_hint(base_url, database_url)}\n"
+        f"  database:     {database_url}\n  broker:       {mqtt_url}\n"
+        f"  labels:       {labels_path}\n  service logs: {demo.children.log_dir}\n"
+        f"Live gateways publish as time passes (fleet x{speed:g}; "
+        f"{len(ble_patients)} real gateways over virtual BLE in real time). Press Ctrl-C to stop."
+    )
+    while not demo.children.dead():
+        time.sleep(0.5)
+    console.print(f"[red]service stopped unexpectedly: {', '.join(demo.children.dead())}[/red]")
+    raise typer.Exit(1)
 
-                part_stats = Fleet(part, publisher).backfill(until, progress=show)
-                stats.gateways += part_stats.gateways
-                stats.readings += part_stats.readings
-                stats.messages += part_stats.messages
-        checks.append(Check("publish", "pass", f"{stats.readings} readings in {stats.messages} messages"))
 
-        ble_started = datetime.now(UTC)
-        if ble_patients:
-            with step(f"Starting {len(ble_patients)} real gateways over virtual BLE devices"):
-                for bp in ble_patients:
-                    start_ble_gateway(children, state_dir, bp, cohort, now, env=env, mqtt_url=mqtt_url)
-            for bp in ble_patients:
-                kinds = ", ".join(sorted(d.kind.value for d in bp.devices if d.kind in BLE_DEVICE_TYPES))
-                console.print(
-                    f"  real gateway code: {bp.pseudonym} ({bp.display_name}, {bp.condition.value})"
-                    f" on {bp.gateway_id}, devices: {kinds}"
-                )
-                if bp.gateway_id in PATIENT_OUTPUTS:
-                    url, wav = PATIENT_OUTPUTS[bp.gateway_id]
-                    console.print(f"    patient kiosk page: {url}  speech: {wav}")
-        elif ble_gateways:
-            checks.append(Check("real gateways", "skip", "gateway package not present"))
+def start_storage(demo: Demo) -> tuple[str, str]:
+    """(database URL, broker URL): DATABASE_URL / MQTT_URL, else throwaway local services."""
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        with step("Starting a throwaway PostgreSQL"):
+            pg = LocalPostgres(demo.state_dir / "postgres")
+            demo.started.append(pg)
+            pg.start()
+            database_url = pg.url
+    mqtt_url = os.environ.get("MQTT_URL")
+    if not mqtt_url:
+        with step("Starting a throwaway Mosquitto"):
+            broker = LocalMosquitto(demo.state_dir / "mosquitto")
+            demo.started.append(broker)
+            broker.start()
+            mqtt_url = broker.url
+    return database_url, mqtt_url
 
-        if present["ingest"]:
-            with step("Waiting for ingest to store the history"):
-                # Duplicate resends share a reading id, so fewer rows than published is right.
-                target = int(0.9 * stats.readings)
-                ok = wait_until(
-                    lambda: count(database_url, "SELECT count(DISTINCT reading_id) FROM observation") >= target,
-                    smoke_timeout,
-                )
-            n_obs = count(database_url, "SELECT count(DISTINCT reading_id) FROM observation")
-            n_dead = count(database_url, "SELECT count(*) FROM dead_letter")
-            checks.append(Check("ingest", "pass" if ok else "fail", f"{n_obs} readings stored, {n_dead} dead letters"))
-        if ble_patients and present["ingest"]:
-            with step("Waiting for a reading through a real gateway"):
-                ids = [p.gateway_id for p in ble_patients]
-                ok = wait_until(lambda: ble_readings(database_url, ids, ble_started) > 0, smoke_timeout)
-            n_ble = ble_readings(database_url, ids, ble_started)
-            checks.append(
-                Check(
-                    "reading through a real gateway",
-                    "pass" if ok else "fail",
-                    f"{n_ble} readings from {len(ids)} gateway processes over virtual BLE",
-                )
-            )
-        if present["alerting"]:
-            with step("Waiting for an alert on a labelled episode"):
-                ok = wait_until(lambda: bool(matched_alerts(database_url, cohort)), smoke_timeout, interval_s=2.0)
-            n_alerts = count(database_url, "SELECT count(*) FROM alert")
-            found = sorted({f"{a.rule_id} on {e.type}" for a, e in matched_alerts(database_url, cohort)})
-            detail = f"{n_alerts} alerts; matching: {', '.join(found[:5]) or 'none'}"
-            checks.append(Check("alert on labelled episode", "pass" if ok else "fail", detail))
-        if present["clinic_api"]:
-            with step("Waiting for the clinic pages"):
-                ok = wait_until(lambda: _page_status(base_url + "/healthz") == 200, smoke_timeout)
-            checks.append(fetch_queue_page(base_url, database_url, cohort) if ok else Check("queue page", "fail"))
 
-        if not smoke:
-            live_thread = _start_live(
-                cohort=fleet_cohort, mqtt_url=mqtt_url, now=now, speed=speed, stop=stop, publishers=publishers
-            )
-            console.print(
-                f"\n[bold]egenmon is running[/bold] (storage: {mode}).\n"
-                f"  staff pages:  {base_url}/ "
-                f"{'' if present['clinic_api'] else '(clinic_api not present yet)'}\n"
-                f"  demo logins:  {login_hint(base_url, database_url)}\n"
-                f"  database:     {database_url}\n  broker:       {mqtt_url}\n"
-                f"  labels:       {labels_path}\n  service logs: {children.log_dir}\n"
-                f"Live gateways publish as time passes (fleet x{speed:g}; "
-                f"{len(ble_patients)} real gateways over virtual BLE in real time). Press Ctrl-C to stop."
-            )
-            while not children.dead():
-                time.sleep(0.5)
-            console.print(f"[red]service stopped unexpectedly: {', '.join(children.dead())}[/red]")
-            raise typer.Exit(1)
-    except KeyboardInterrupt:
-        console.print("\nStopping ...")
-    finally:
-        stop.set()
-        if live_thread is not None:
-            live_thread.join(timeout=10)
-        for p in publishers:
-            p.close()
-        children.stop()
-        for local in reversed(started):
-            with contextlib.suppress(Exception):
-                local.stop()
+def cohort_config(patients: int, *, days: int, seed: int, now: datetime, smoke: bool) -> CohortConfig:
+    # Smoke: more episodes, so one certainly falls inside the short history.
+    habits = Habits(episode_rate_scale=3.0) if smoke else Habits()
+    config = CohortConfig(
+        patients, seed=seed, start=now - timedelta(days=days), days=days + 7, habits=habits, mix=dict(DEFAULT_MIX)
+    )
     if smoke:
-        _report(checks)
-        raise typer.Exit(0 if checks and all(c.status != "fail" for c in checks) else 1)
+        # The engine evaluates at the current time: let an episode end just now.
+        config, recent = shift_to_recent_episode(config, now)
+        if recent is not None:
+            console.print(f"  smoke: a labelled {recent.type} ends at {recent.end:%Y-%m-%d %H:%M} UTC")
+    return config
+
+
+def service_env(database_url: str, mqtt_url: str, base_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "MQTT_URL": mqtt_url,
+        # Several ingest workers on one machine: let each pick a free metrics port.
+        "EGENMON_INGEST_METRICS_PORT": "0",
+        "EGENMON_ALERTING_METRICS_PORT": str(free_port()),
+        "EGENMON_CLINIC_HOST": "127.0.0.1",
+        "EGENMON_CLINIC_PORT": base_url.rsplit(":", 1)[1],
+        "EGENMON_CLINIC_PUBLIC_BASE_URL": base_url,
+        "EGENMON_CLINIC_MQTT_PUBLIC_URL": mqtt_url,
+        # Local demo only: the development OIDC issuer and its login page.
+        "EGENMON_CLINIC_DEMO": "true",
+        "EGENMON_CLINIC_COOKIE_SECURE": "false",
+    }
+
+
+def seed_region(database_url: str, cohort: Cohort) -> SeedResult:
+    """The demo's one seeding step: the clinic's care units and demo staff (the development
+    issuer's logins, ``demo-nurse-anna`` ...), then the simulated cohort in those units."""
+    with psycopg.connect(database_url) as conn:
+        demo_seed.seed_staff(conn)
+    return seed_database(database_url, cohort)
+
+
+def start_services(demo: Demo, env: dict[str, str]) -> None:
+    for service in SERVICES:
+        with step(f"Starting {service.name}"):
+            demo.children.start(
+                service.name, [sys.executable, "-m", service.module, "run"], {**env, **dict(service.env)}
+            )
+        demo.checks.append(Check(f"start {service.name}", "pass"))
+
+
+def backfill(
+    cohort: Cohort, fleet_cohort: Cohort, ble_cohort: Cohort, publisher: Publisher, *, now: datetime, days: int
+) -> FleetStats:
+    """Publish the history; the BLE patients' ends where their devices' backlog begins."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[readings]} readings"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(f"Backfilling {days} days of history", total=len(cohort.patients), readings=0)
+        stats = FleetStats()
+        for part, until in ((fleet_cohort, now), (ble_cohort, now - BLE_BACKLOG)):
+            if not part.patients:
+                continue
+            base_g, base_r = stats.gateways, stats.readings
+
+            def show(g: int, r: int, base_g: int = base_g, base_r: int = base_r) -> None:
+                progress.update(task, completed=base_g + g, readings=base_r + r)
+
+            part_stats = Fleet(part, publisher).backfill(until, progress=show)
+            stats.gateways += part_stats.gateways
+            stats.readings += part_stats.readings
+            stats.messages += part_stats.messages
+    return stats
+
+
+def start_ble_gateways(
+    demo: Demo, ble_patients: list[PatientSpec], cohort: Cohort, now: datetime, *, env: dict[str, str], mqtt_url: str
+) -> None:
+    if not ble_patients:
+        return
+    with step(f"Starting {len(ble_patients)} real gateways over virtual BLE devices"):
+        for bp in ble_patients:
+            start_ble_gateway(demo.children, demo.state_dir, bp, cohort, now, env=env, mqtt_url=mqtt_url)
+    for bp in ble_patients:
+        kinds = ", ".join(sorted(d.kind.value for d in bp.devices if d.kind in BLE_DEVICE_TYPES))
+        console.print(
+            f"  real gateway code: {bp.pseudonym} ({bp.display_name}, {bp.condition.value})"
+            f" on {bp.gateway_id}, devices: {kinds}"
+        )
+        if bp.gateway_id in PATIENT_OUTPUTS:
+            url, wav = PATIENT_OUTPUTS[bp.gateway_id]
+            console.print(f"    patient kiosk page: {url}  speech: {wav}")
+
+
+def check_pipeline(
+    demo: Demo,
+    *,
+    database_url: str,
+    cohort: Cohort,
+    stats: FleetStats,
+    ble_patients: list[PatientSpec],
+    ble_started: datetime,
+    base_url: str,
+) -> None:
+    """Wait for each stage to show its effect: stored readings, a real gateway's reading, a
+    matching alert, the queue page."""
+    readings = "SELECT count(DISTINCT reading_id) FROM observation"
+    # Duplicate resends share a reading id, so fewer rows than published is right.
+    target = int(0.9 * stats.readings)
+    ok = demo.wait("Waiting for ingest to store the history", lambda: count(database_url, readings) >= target)
+    n_dead = count(database_url, "SELECT count(*) FROM dead_letter")
+    detail = f"{count(database_url, readings)} readings stored, {n_dead} dead letters"
+    demo.checks.append(Check("ingest", "pass" if ok else "fail", detail))
+    if ble_patients:
+        ids = [p.gateway_id for p in ble_patients]
+        ok = demo.wait(
+            "Waiting for a reading through a real gateway",
+            lambda: ble_readings(database_url, ids, ble_started) > 0,
+        )
+        n_ble = ble_readings(database_url, ids, ble_started)
+        detail = f"{n_ble} readings from {len(ids)} gateway processes over virtual BLE"
+        demo.checks.append(Check("reading through a real gateway", "pass" if ok else "fail", detail))
+    ok = demo.wait(
+        "Waiting for an alert on a labelled episode",
+        lambda: bool(matched_alerts(database_url, cohort)),
+        interval_s=2.0,
+    )
+    n_alerts = count(database_url, "SELECT count(*) FROM alert")
+    found = sorted({f"{a.rule_id} on {e.type}" for a, e in matched_alerts(database_url, cohort)})
+    detail = f"{n_alerts} alerts; matching: {', '.join(found[:5]) or 'none'}"
+    demo.checks.append(Check("alert on labelled episode", "pass" if ok else "fail", detail))
+    ok = demo.wait("Waiting for the clinic pages", lambda: _page_status(base_url + "/healthz") == 200)
+    demo.checks.append(fetch_queue_page(base_url, database_url, cohort) if ok else Check("queue page", "fail"))
 
 
 def pick_ble_patients(cohort: Cohort, n: int, lo: datetime, hi: datetime) -> list[PatientSpec]:
@@ -576,17 +631,12 @@ def _page_status(url: str) -> int:
         return 599
 
 
-def _start_live(
-    *, cohort: Cohort, mqtt_url: str, now: datetime, speed: float, stop: threading.Event, publishers: list[Publisher]
-) -> threading.Thread:
-    publisher = Publisher(mqtt_url)
-    publisher.connect()
-    publishers.append(publisher)
-    fleet = Fleet(cohort, publisher)
+def _start_live(demo: Demo, *, cohort: Cohort, mqtt_url: str, now: datetime, speed: float) -> threading.Thread:
+    fleet = Fleet(cohort, demo.publisher(mqtt_url))
 
     def run() -> None:
         try:
-            fleet.live(now, speed=speed, stop=stop, tick_s=1.0)
+            fleet.live(now, speed=speed, stop=demo.stop, tick_s=1.0)
         except Exception:  # the demo keeps running without live data, and says so
             log.exception("live gateways stopped")
 
@@ -603,7 +653,7 @@ def _report(checks: list[Check]) -> None:
 
 
 # Kept for tests and callers that wait on a port of a started service.
-__all__ = ["SERVICES", "Children", "app", "main", "module_exists", "wait_for_port"]
+__all__ = ["SERVICES", "Children", "app", "main", "wait_for_port"]
 
 
 if __name__ == "__main__":

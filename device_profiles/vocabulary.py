@@ -199,6 +199,13 @@ class Condition(StrEnum):
 
 
 class Severity(StrEnum):
+    """How urgent a finding is; declared from least to most urgent (``rank`` is that order).
+
+    The one spelling of severity: the rules' integer ranks, the engine's names, the
+    lifecycle's escalation test, the clinic's API types, SQL ordering and Swedish labels all
+    derive from this enum.
+    """
+
     INFO = "info"
     LOW = "low"
     MEDIUM = "medium"
@@ -209,8 +216,28 @@ class Severity(StrEnum):
     def rank(self) -> int:
         return _SEVERITY_RANK[self]
 
+    @property
+    def label_sv(self) -> str:
+        return _SEVERITY_LABEL_SV[self]
+
 
 _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+_SEVERITY_LABEL_SV = {
+    Severity.INFO: "Info",
+    Severity.LOW: "Låg",
+    Severity.MEDIUM: "Medel",
+    Severity.HIGH: "Hög",
+    Severity.CRITICAL: "Kritisk",
+}
+
+
+def severity_rank_sql(column: str) -> str:
+    """A SQL expression ranking ``column`` (a severity name) as ``Severity.rank`` does.
+
+    Unknown names rank below ``info`` (-1), so they sort last in descending order.
+    """
+    whens = " ".join(f"WHEN '{s.value}' THEN {s.rank}" for s in Severity)
+    return f"CASE {column} {whens} ELSE -1 END"
 
 
 class EventType(StrEnum):
@@ -271,13 +298,54 @@ class Route(StrEnum):
 
 
 class AlertStatus(StrEnum):
-    """Alert statuses; ``awaiting_confirmation`` is hidden from staff until a repeat confirms it."""
+    """Alert statuses; ``awaiting_confirmation`` is hidden from staff until a repeat confirms it.
+
+    ``TRANSITIONS`` is the lifecycle of alerting/README.md: the platform's moves (a repeat
+    confirms or clears a spot value, a snooze ends, an escalation reopens an acknowledged
+    alert, a cleared condition resolves) and the staff actions of clinic_api (acknowledge,
+    snooze, resolve from any non-resolved status; undo a resolution back to the status it had).
+    """
 
     AWAITING_CONFIRMATION = "awaiting_confirmation"
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     SNOOZED = "snoozed"
     RESOLVED = "resolved"
+
+    @property
+    def label_sv(self) -> str:
+        return _STATUS_LABEL_SV[self]
+
+    @property
+    def transitions(self) -> frozenset[AlertStatus]:
+        """The statuses an alert in this status may move to."""
+        return TRANSITIONS[self]
+
+    def may_become(self, target: AlertStatus) -> bool:
+        return target in TRANSITIONS[self]
+
+
+_STATUS_LABEL_SV = {
+    AlertStatus.AWAITING_CONFIRMATION: "Väntar på ommätning",
+    AlertStatus.OPEN: "Öppet",
+    AlertStatus.ACKNOWLEDGED: "Kvitterat",
+    AlertStatus.SNOOZED: "Vilande",
+    AlertStatus.RESOLVED: "Avslutat",
+}
+_A = AlertStatus
+TRANSITIONS: dict[AlertStatus, frozenset[AlertStatus]] = {
+    # The repeat confirms (open) or is normal (resolved as not confirmed); staff may act on
+    # it before the repeat arrives.
+    _A.AWAITING_CONFIRMATION: frozenset({_A.OPEN, _A.ACKNOWLEDGED, _A.SNOOZED, _A.RESOLVED}),
+    _A.OPEN: frozenset({_A.ACKNOWLEDGED, _A.SNOOZED, _A.RESOLVED}),
+    # An escalation in severity reopens an acknowledged alert.
+    _A.ACKNOWLEDGED: frozenset({_A.OPEN, _A.SNOOZED, _A.RESOLVED}),
+    # The snooze ends (open again) or staff act before it does.
+    _A.SNOOZED: frozenset({_A.OPEN, _A.ACKNOWLEDGED, _A.RESOLVED}),
+    # Undoing a resolution puts back the status the alert had.
+    _A.RESOLVED: frozenset({_A.AWAITING_CONFIRMATION, _A.OPEN, _A.ACKNOWLEDGED, _A.SNOOZED}),
+}
+del _A
 
 
 class ResolutionReason(StrEnum):

@@ -31,7 +31,7 @@ from device_profiles.observation import Observation, to_reading
 from device_profiles.profile import DeviceProfile, Registry, Role
 from device_profiles.session import DeviceSession
 from device_profiles.wire import Reading
-from gateway import GatewayError
+from gateway.errors import GatewayError
 from gateway.logic import (
     ClockAssessment,
     DecodeCounters,

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from device_profiles.logs import configure
-from gateway import GatewayError
+from gateway.errors import GatewayError
 from gateway.settings import GatewaySettings, load_settings
 
 app = typer.Typer(help="egenmon home gateway: reads BLE health devices and sends the readings to the clinic.")

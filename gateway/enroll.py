@@ -18,7 +18,7 @@ import httpx
 from pydantic import ValidationError
 
 from device_profiles.messages import EnrollmentRequest, EnrollmentResponse
-from gateway import EnrollmentError
+from gateway.errors import EnrollmentError
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from device_profiles.messages import (
     feedback_topic,
 )
 from device_profiles.wire import batch_of, config_topic, readings_topic, status_topic
-from gateway import GatewayError
+from gateway.errors import GatewayError
 from gateway.outbox import Batch, Outbox
 
 logger = logging.getLogger(__name__)

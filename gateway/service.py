@@ -16,9 +16,10 @@ from bleak.backends.scanner import AdvertisementData
 from device_profiles.messages import DeviceStatus, FeedbackAck, FeedbackMessage, GatewayConfig, GatewayStatus
 from device_profiles.profile import DeviceProfile, Registry
 from device_profiles.registry import default_registry, registry_with_dirs
-from gateway import GatewayError, NotEnrolledError, __version__
+from gateway import __version__
 from gateway.ble import BleConfig, DeviceCollector, DeviceHealth, Scanner, client_backend, scanner_backend
 from gateway.clock import read_kernel_clock
+from gateway.errors import GatewayError, NotEnrolledError
 from gateway.feedback import FeedbackSink, FileFeedbackSink
 from gateway.logic import DecodeCounters, DeviceBackoff, outbox_alarm, overdue_kinds
 from gateway.metrics import Metrics

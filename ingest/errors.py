@@ -9,3 +9,7 @@ class IngestError(Exception):
 
 class ConfigError(IngestError):
     """Settings that cannot work together."""
+
+
+class DataProblemError(IngestError):
+    """A batch that PostgreSQL refuses for what is in it (not for being unreachable)."""

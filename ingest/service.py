@@ -43,6 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from device_profiles.vocabulary import WEIGHT_MAX_DAILY_CHANGE_KG
 from device_profiles.wire import READINGS_SUBSCRIPTION, TOPIC_ROOT
+from ingest.errors import DataProblemError
 from ingest.metrics import HealthServer, Metrics
 from ingest.prepare import DeadLetter, Incoming, PreparedBatch, prepare
 from ingest.retention import prune_dead_letters
@@ -52,10 +53,6 @@ from ingest.store import DeviceCache, DirectCopyGate, StoreResult, setup_connect
 log = logging.getLogger(__name__)
 
 STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/status"
-
-
-class _DataProblemError(Exception):
-    """A batch that PostgreSQL refuses for what is in it (not for being unreachable)."""
 
 
 def _is_transient(err: BaseException, conn: psycopg.Connection[Any] | None) -> bool:
@@ -285,7 +282,7 @@ class IngestService:
             except psycopg.Error as err:
                 if not _is_transient(err, self._conn):
                     self.metrics.db_errors.labels(kind="data").inc()
-                    raise _DataProblemError(f"{type(err).__name__}: {err}") from err
+                    raise DataProblemError(f"{type(err).__name__}: {err}") from err
                 self.metrics.db_errors.labels(kind="connection").inc()
                 log.warning("storing failed (%s: %s); retrying in %.1f s", type(err).__name__, err, delay)
                 self._drop_db()
@@ -386,12 +383,12 @@ class IngestService:
             if result is None:
                 return None
             results.append(result)
-        except _DataProblemError as err:
+        except DataProblemError as err:
             log.warning("batch of %d messages refused (%s); storing them one by one", len(msgs), err)
             for m in msgs:
                 try:
                     one = self._commit(prepare([m]))
-                except _DataProblemError as err_one:
+                except DataProblemError as err_one:
                     dl = DeadLetter(m.topic, None, None, "storage_error", str(err_one)[:2000], m.payload, m.received_at)
                     one = self._commit(PreparedBatch(dead_letters=[dl]))
                 if one is None:

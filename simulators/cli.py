@@ -125,7 +125,7 @@ def seed(
     mix: Mix = None,
     labels: LabelsOut = None,
 ) -> None:
-    """Seed DATABASE_URL with the cohort (care units, staff, patients, care plans, gateways)."""
+    """Seed DATABASE_URL with the cohort (care units, patients, care plans, gateways); no staff."""
     _setup_logging()
     url = get_settings().database_url
     if not url:

@@ -1,9 +1,13 @@
 """Seeding a database with a cohort, so ingest can attribute the simulated readings.
 
-Writes care units, demo staff, patients (with their Skatteverket test personal identity
-numbers in ``patient_identity``), version-1 care plans, gateways, time-bounded gateway
-assignments and devices, using the tables of ``ingest/migrations/versions/0001_initial.py``.
-Seeding is idempotent: running it twice with the same cohort changes nothing.
+Writes care units, patients (with their Skatteverket test personal identity numbers in
+``patient_identity``), version-1 care plans, gateways, time-bounded gateway assignments and
+devices, using the tables of ``ingest/migrations/versions/0001_initial.py``. Seeding is
+idempotent: running it twice with the same cohort changes nothing.
+
+No staff: the demo logins are the clinic's (``python -m clinic_api seed-demo
+--no-with-patients``, clinic_api/demo_seed.py), one set for the whole platform; its care
+units are the cohort's (``CARE_UNITS``), so those logins see these patients.
 """
 
 from __future__ import annotations
@@ -19,25 +23,16 @@ from simulators.cohort import CARE_UNITS, Cohort
 
 log = logging.getLogger(__name__)
 
-# Demo logins for the local clinic pages (OIDC subjects of the development issuer).
-DEMO_STAFF: tuple[tuple[str, str, list[str]], ...] = (
-    ("demo-nurse", "Demo Sjuksköterska", ["nurse"]),
-    ("demo-physician", "Demo Läkare", ["physician"]),
-    ("demo-admin", "Demo Administratör", ["admin"]),
-    ("demo-auditor", "Demo Granskare", ["auditor"]),
-)
-
 
 @dataclass(frozen=True)
 class SeedResult:
     units: int
-    staff: int
     patients: int
     gateways: int
     devices: int
 
 
-def seed_database(database_url: str, cohort: Cohort, *, staff: bool = True) -> SeedResult:
+def seed_database(database_url: str, cohort: Cohort) -> SeedResult:
     """Insert the cohort's relational rows in one transaction."""
     cfg = cohort.config
     # Assignments start a day before the simulated history, so backfilled readings match.
@@ -52,20 +47,6 @@ def seed_database(database_url: str, cohort: Cohort, *, staff: bool = True) -> S
                 "SELECT code, id FROM care_unit WHERE code = ANY(%s)", ([c for c, _ in CARE_UNITS],)
             ).fetchall()
         )
-        n_staff = 0
-        if staff:
-            for subject, name, roles in DEMO_STAFF:
-                row = conn.execute(
-                    "INSERT INTO staff (subject, display_name, roles) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (subject) DO UPDATE SET display_name = EXCLUDED.display_name RETURNING id",
-                    (subject, name, roles),
-                ).fetchone()
-                assert row is not None
-                cur.executemany(
-                    "INSERT INTO staff_unit (staff_id, unit_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    [(row[0], uid) for uid in unit_ids.values()],
-                )
-                n_staff += 1
         patients = cohort.patients
         cur.executemany(
             "INSERT INTO patient (id, pseudonym, display_name, birth_year, unit_id) VALUES (%s, %s, %s, %s, %s)"
@@ -119,4 +100,4 @@ def seed_database(database_url: str, cohort: Cohort, *, staff: bool = True) -> S
             devices,
         )
     log.info("seeded patients=%d gateways=%d devices=%d", len(patients), len(patients), len(devices))
-    return SeedResult(len(unit_ids), n_staff, len(patients), len(patients), len(devices))
+    return SeedResult(len(unit_ids), len(patients), len(patients), len(devices))

@@ -39,9 +39,15 @@ from alerting.series import (
     daily_first,
     daily_sum,
 )
+from device_profiles.vocabulary import Severity
 
-# Severity ranks (device_profiles.vocabulary.Severity order); -1 = does not fire.
-NONE, INFO, LOW, MEDIUM, HIGH, CRITICAL = -1, 0, 1, 2, 3, 4
+# Severity ranks (device_profiles.vocabulary.Severity.rank); -1 = does not fire.
+NONE = -1
+INFO = Severity.INFO.rank
+LOW = Severity.LOW.rank
+MEDIUM = Severity.MEDIUM.rank
+HIGH = Severity.HIGH.rank
+CRITICAL = Severity.CRITICAL.rank
 
 # Series keys: "<kind>.<component>" as stored in observation.
 CGM = "glucose_cgm.glucose_interstitial"

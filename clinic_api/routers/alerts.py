@@ -54,9 +54,9 @@ def list_alerts(
     rows = queries.alert_queue(
         conn,
         staff,
-        statuses=list(status or (MY_WORK if personal else ["open"])),
+        statuses=[str(s) for s in status] if status else (MY_WORK if personal else ["open"]),
         unit=unit,
-        severities=list(severity) if severity else None,
+        severities=[str(s) for s in severity] if severity else None,
         condition=str(condition) if condition else None,
         patient_id=patient_id,
         limit=limit,

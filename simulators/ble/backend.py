@@ -22,8 +22,10 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
 
-from simulators.ble.devices import SimulatorError, VirtualDevice
-from simulators.ble.radio import Link, default_radio
+from simulators.ble.devices import VirtualDevice
+from simulators.ble.process_radio import default_radio
+from simulators.ble.radio import Link
+from simulators.errors import VirtualDeviceError
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ class VirtualClient(BaseBleakClient):
                 dev.refuse_connections -= 1
                 raise BleakError("le-connection-abort-by-local")
             self._link = radio.connect(self.address, self._lost)
-        except SimulatorError as err:
+        except VirtualDeviceError as err:
             raise BleakError(str(err)) from err
         try:
             self._discover(dev, pair)
@@ -180,7 +182,7 @@ class VirtualClient(BaseBleakClient):
         await asyncio.sleep(0)
         try:
             return bytearray(link.device.read(characteristic.uuid))
-        except SimulatorError as err:
+        except VirtualDeviceError as err:
             raise BleakError(str(err)) from err
 
     async def read_gatt_descriptor(
@@ -193,7 +195,7 @@ class VirtualClient(BaseBleakClient):
         self._check_security(link)
         try:
             replies = link.device.write(characteristic.uuid, bytes(data))
-        except (SimulatorError, ValueError) as err:
+        except (VirtualDeviceError, ValueError) as err:
             raise BleakError(str(err)) from err
         await asyncio.sleep(0)
         if replies:

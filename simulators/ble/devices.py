@@ -26,6 +26,7 @@ from device_profiles.gatt import DateTime, Uuid
 from device_profiles.profile import DeviceProfile, Mode, Role
 from device_profiles.registry import get_profile
 from device_profiles.vendor import packaged_profile_texts, vendor_codec
+from simulators.errors import VirtualDeviceError
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 PF100_PROFILE_FILE = "example_pf100.toml"
@@ -33,10 +34,6 @@ PF100_MEASUREMENT = "6e4a0002-3c1d-4b8e-9a57-1f2e3d4c5b6a"
 
 # Glucose in the Glucose Measurement is kg/L: 1 mg/dL = 1e-5 kg/L (Glucose Service §3.1.1.3).
 KG_PER_L_PER_MG_DL = 1e-5
-
-
-class SimulatorError(Exception):
-    """Root of the BLE simulator's errors."""
 
 
 # The Device Information strings the virtual devices carry (a real device has a subset too).
@@ -140,7 +137,7 @@ class VirtualDevice:
             return bytes(InfoString("A"))
         if uuid == Uuid.CURRENT_TIME:
             return bytes(CurrentTime.at(self.device_now(), self.device_tz))
-        raise SimulatorError(f"{self.address}: characteristic {uuid} is not readable")
+        raise VirtualDeviceError(f"{self.address}: characteristic {uuid} is not readable")
 
     def write(self, uuid: str, data: bytes) -> list[tuple[str, bytes]]:
         """Handle a write; returns values to send back (indications)."""
@@ -154,7 +151,7 @@ class VirtualDevice:
                     self.clock_offset = timedelta(0)
             self.clock_writes += 1
             return []
-        raise SimulatorError(f"{self.address}: characteristic {uuid} is not writable")
+        raise VirtualDeviceError(f"{self.address}: characteristic {uuid} is not writable")
 
     def on_subscribed(self, uuid: str) -> list[tuple[str, bytes]]:
         """Values the device sends once the collector enables indications on ``uuid``."""

@@ -1,6 +1,6 @@
 """The virtual radio: the set of virtual devices the simulated bleak backend can see.
 
-One radio per process (:func:`default_radio`). The scanner asks it for advertisements; a
+One radio per process (``process_radio.default_radio``). The scanner asks it for advertisements; a
 client opens a :class:`Link` to one device, through which values flow in both directions.
 Indications are delivered as tasks on the event loop, one value per loop turn, like a real
 stack delivering them from its own thread into the loop.
@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from simulators.ble.devices import SimulatorError, VirtualDevice
+from simulators.ble.devices import VirtualDevice
+from simulators.errors import VirtualDeviceError
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class VirtualRadio:
         try:
             return self.devices[address.upper()]
         except KeyError:
-            raise SimulatorError(f"no virtual device {address}") from None
+            raise VirtualDeviceError(f"no virtual device {address}") from None
 
     def release_due(self, now: datetime | None = None) -> int:
         """Let every device take the scheduled measurements whose time has come."""
@@ -114,7 +115,7 @@ class VirtualRadio:
     def connect(self, address: str, on_disconnect: Callable[[], None]) -> Link:
         dev = self.get(address)
         if address.upper() in self.links:
-            raise SimulatorError(f"{address} is already connected")
+            raise VirtualDeviceError(f"{address} is already connected")
         dev.connections += 1
         link = Link(dev, on_disconnect)
         self.links[address.upper()] = link
@@ -124,23 +125,3 @@ class VirtualRadio:
         link = self.links.pop(address.upper(), None)
         if link is not None:
             link.close()
-
-
-_RADIO: VirtualRadio | None = None
-
-
-def default_radio() -> VirtualRadio:
-    """The process's radio; filled from the scenario file when one is configured."""
-    global _RADIO  # noqa: PLW0603 - one radio per process, like one Bluetooth adapter
-    if _RADIO is None:
-        _RADIO = VirtualRadio()
-        from simulators.ble.scenario import load_scenario_from_env  # noqa: PLC0415 - avoids a cycle
-
-        load_scenario_from_env(_RADIO)
-    return _RADIO
-
-
-def reset_radio() -> VirtualRadio:
-    global _RADIO  # noqa: PLW0603
-    _RADIO = VirtualRadio()
-    return _RADIO

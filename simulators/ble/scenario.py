@@ -27,8 +27,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from simulators.ble.devices import DEVICE_TYPES, CgmSensor, GlucoseMeter, SimulatorError, VirtualDevice
+from simulators.ble.devices import DEVICE_TYPES, CgmSensor, GlucoseMeter, VirtualDevice
 from simulators.ble.radio import VirtualRadio
+from simulators.errors import VirtualDeviceError
 
 SCENARIO_ENV = "EGENMON_SIM_BLE_SCENARIO"
 
@@ -38,7 +39,7 @@ def device_from_spec(spec: dict[str, Any], now: datetime | None = None) -> Virtu
     kind = spec["type"]
     cls = DEVICE_TYPES.get(kind)
     if cls is None:
-        raise SimulatorError(f"unknown device type {kind!r}")
+        raise VirtualDeviceError(f"unknown device type {kind!r}")
     kw: dict[str, Any] = {}
     if "battery_pct" in spec:
         kw["battery_pct"] = int(spec["battery_pct"])

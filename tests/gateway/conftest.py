@@ -7,7 +7,8 @@ import pytest
 
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
-from simulators.ble.radio import VirtualRadio, reset_radio
+from simulators.ble.process_radio import reset_radio
+from simulators.ble.radio import VirtualRadio
 from tests.ingest.helpers import purge_session
 
 

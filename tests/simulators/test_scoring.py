@@ -97,7 +97,7 @@ def test_sensitivity_is_per_episode_type() -> None:
 
 def test_load_alerts_from_the_database(database_url: str) -> None:
     cohort = generate_cohort(CohortConfig(2, seed=21, days=5))
-    seed_database(database_url, cohort, staff=False)
+    seed_database(database_url, cohort)
     p = cohort.patients[0]
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
