@@ -96,7 +96,10 @@ class Gateway:
             transfer_timeout_s=s.ble_transfer_timeout_s,
             clock_tolerance_s=s.clock_tolerance_s,
             device_tz=ZoneInfo(s.device_timezone),
+            patient_user_index=s.patient_user_index,
+            resend_window=timedelta(seconds=s.resend_window_s),
         )
+        self.outbox.prune_taken(resend_window=self.ble.resend_window)
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()

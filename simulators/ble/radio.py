@@ -3,7 +3,8 @@
 One radio per process (:func:`default_radio`). The scanner asks it for advertisements; a
 client opens a :class:`Link` to one device, through which values flow in both directions.
 Indications are delivered as tasks on the event loop, one value per loop turn, like a real
-stack delivering them from its own thread into the loop.
+stack delivering them from its own thread into the loop; each is confirmed to the device
+when the collector's callback has returned (:meth:`VirtualDevice.confirmed`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class Link:
             dev.sent_values += 1
             dev.sent_by_uuid[uuid] = dev.sent_by_uuid.get(uuid, 0) + 1
             cb(bytearray(data))
+            # The confirmation goes back once the collector's callback has returned (as a
+            # client that confirms after handling the value); only then does the device
+            # consider the value delivered.
+            dev.confirmed(uuid, data)
             await asyncio.sleep(0)
 
     def _requeue(self, uuid: str, data: bytes) -> None:
