@@ -373,24 +373,39 @@ class Scanner:
     registry: Registry
     backend: type[BaseBleakScanner] | None
     on_device: Callable[[BLEDevice, AdvertisementData, DeviceProfile], None]
+    # Called for every advertisement heard (the watchdog's sign of life).
+    on_any: Callable[[], None] | None = None
     _scanner: BleakScanner | None = field(default=None, init=False)
 
     def service_uuids(self) -> list[str]:
         return sorted({u for p in self.registry.profiles for u in p.service_uuids})
 
     def _detected(self, device: BLEDevice, adv: AdvertisementData) -> None:
+        if self.on_any is not None:
+            self.on_any()
         profile = self.registry.match(adv.service_uuids, adv.local_name or device.name, adv.manufacturer_data)
         if profile is not None:
             self.on_device(device, adv, profile)
 
     async def start(self) -> None:
-        self._scanner = BleakScanner(self._detected, service_uuids=self.service_uuids(), backend=self.backend)
-        await self._scanner.start()
+        scanner = BleakScanner(self._detected, service_uuids=self.service_uuids(), backend=self.backend)
+        try:
+            await scanner.start()
+        except (BleakError, OSError) as err:
+            raise GatewayError(f"Bluetooth scanner did not start: {err}") from err
+        self._scanner = scanner
 
     async def stop(self) -> None:
-        if self._scanner is not None:
-            await self._scanner.stop()
-            self._scanner = None
+        scanner, self._scanner = self._scanner, None
+        if scanner is not None:
+            try:
+                await scanner.stop()
+            except (BleakError, OSError) as err:
+                logger.warning("ble_scanner_stop_failed error=%s", err)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
 
 
 async def discover(

@@ -91,6 +91,27 @@ class VirtualRadio:
         self.devices: dict[str, VirtualDevice] = {}
         self.links: dict[str, Link] = {}
         self.advertisements = 0
+        # Adapter faults (the Raspberry Pi's): "restart" = discovery hears nothing until it is
+        # restarted, "reset" = until the adapter is reset; scan_start_errors = that many
+        # scanner starts fail (as BlueZ's "org.bluez.Error.NotReady") until a reset.
+        self.silent_until: str | None = None
+        self.scan_start_errors = 0
+        self.scanner_starts = 0
+        self.adapter_resets = 0
+
+    def scanner_started(self) -> None:
+        """A discovery starts (raises SimulatorError for an adapter that errors)."""
+        if self.scan_start_errors > 0:
+            self.scan_start_errors -= 1
+            raise SimulatorError("org.bluez.Error.NotReady: Resource Not Ready")
+        self.scanner_starts += 1
+        if self.silent_until == "restart" and self.scanner_starts > 1:
+            self.silent_until = None
+
+    def reset_adapter(self) -> None:
+        self.adapter_resets += 1
+        self.silent_until = None
+        self.scan_start_errors = 0
 
     def add(self, device: VirtualDevice) -> VirtualDevice:
         self.devices[device.address.upper()] = device
