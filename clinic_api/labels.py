@@ -306,6 +306,21 @@ UNIT: Mapping[str, str] = {
 }
 
 
+# Why a stored reading does not count (observation.reject_reason starts with a code and a
+# colon when ingest knows why): shown on the patient page, never hidden.
+REJECT_REASON: Mapping[str, str] = {
+    "probably_someone_else": "Troligen någon annan på vågen",
+    "other_user": "Annan användare av delad mätare",
+}
+
+
+def reject_reason(text: object) -> str:
+    """The Swedish reason a reading is not counted; the stored text when it has no known code."""
+    reason = "" if text is None else str(text)
+    code, sep, _rest = reason.partition(":")
+    return REJECT_REASON[code] if sep and code in REJECT_REASON else reason or "Orimligt värde"
+
+
 def label(table: Mapping[str, str], code: object) -> str:
     """The Swedish label of a code, or the code itself when the table has none."""
     key = "" if code is None else str(code)

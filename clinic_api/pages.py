@@ -411,6 +411,25 @@ def patient_page(
         bpd = queries.values_since(conn, patient_id, ["systolic", "diastolic"], end - dt.timedelta(days=8))
         bp = bp_summary.summarise(*bpd["systolic"], *bpd["diastolic"], end)
     summary = queries.summaries(conn, patient_id, end)
+    not_counted = [
+        {
+            "at": at,
+            "what": ", ".join(
+                f"{COMPONENT_SV.get(c, c)} {labels.reading(v, u)}" for c, v, u in zip(comps, values, units, strict=True)
+            ),
+            "why": labels.reject_reason(reason),
+        }
+        for at, reason, comps, values, units in conn.execute(
+            # Kept but not used by the rules (another person, implausible): staff see why.
+            """SELECT measured_at, reject_reason, array_agg(component ORDER BY component),
+                      array_agg(value ORDER BY component), array_agg(unit ORDER BY component)
+               FROM observation
+               WHERE patient_id = %s AND measured_at >= %s AND status = 'rejected'
+                 AND component NOT IN ('mean_arterial', 'bmi', 'height')
+               GROUP BY reading_id, measured_at, reject_reason ORDER BY measured_at DESC LIMIT 20""",
+            (patient_id, start),
+        ).fetchall()
+    ]
     devices = queries.devices(conn, gw["id"]) if gw else []
     audit.record(conn, staff, "read", f"patient/{patient_id}", patient_id=patient_id, detail={"page": True})
     kinds_sv = {str(k): KINDS[Kind(k)].display for k in (plan or {}).get("schedule", {}) if k in set(Kind)}
@@ -430,6 +449,7 @@ def patient_page(
             agp=glucose_profile,
             agp_ranges=agp.RANGES,
             bp=bp,
+            not_counted=not_counted,
             bp_period=f"{ticks.date_label(bp.first_day)}–{ticks.date_label(bp.last_day)}" if bp else "",
             kinds_sv=kinds_sv,
         ),

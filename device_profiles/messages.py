@@ -56,6 +56,11 @@ class GatewayStatus(_Model):
     clock_max_error_s: float | None = Field(default=None, ge=0)
     # Kinds whose latest scheduled measurement (GatewayConfig.schedule) was not taken; additive.
     overdue_kinds: list[str] = Field(default_factory=list, max_length=32)
+    # Bluetooth scanner watchdog (additive): discovery restarts and adapter resets since the
+    # gateway started, and when it last heard any advertisement.
+    scanner_restarts: int = Field(default=0, ge=0)
+    adapter_resets: int = Field(default=0, ge=0)
+    last_advertisement_at: AwareDatetime | None = None
     devices: list[DeviceStatus] = Field(default_factory=list, max_length=64)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)

@@ -116,14 +116,36 @@ def reading_discriminator(obs: Observation) -> str | int:
     * else the device time, plus the raw bytes when the clock looked unset (a reset clock
       may give many records the same time);
     * else (no timestamp at all) the reception time plus the raw bytes: distinct live
-      readings never collide, but re-sends of such records cannot be recognised.
+      readings never collide, but re-sends of such records cannot be recognised by id
+      (the gateway recognises them by their bytes within a window instead).
+
+    A User ID (shared devices) is part of it: two users of one cuff measuring within the
+    same second are two readings.
     """
     when = obs.device_time.isoformat() if obs.device_time is not None else None
+    user = user_index_of(obs)
+    if user is not None and when is not None:
+        when = f"{when}|u{user}"
     if obs.sequence is not None:
         return obs.sequence if when is None else f"{obs.sequence}|{when}"
     if when is not None:
         return f"{when}|{obs.raw.hex()}" if obs.clock_unset else when
     return f"{obs.received_at.astimezone(UTC).isoformat()}|{obs.raw.hex()}"
+
+
+# The User ID value meaning "unknown user" (BLS 1.1 §3.1.1.5, WSS 1.0 §3.2.1.3).
+USER_UNKNOWN = 0xFF
+
+
+def user_index_of(obs: Observation) -> int | None:
+    """The device's User ID for this measurement, or None (absent or "unknown user")."""
+    user = obs.extras.get("user_id")
+    return user if isinstance(user, int) and user != USER_UNKNOWN else None
+
+
+def has_device_identity(obs: Observation) -> bool:
+    """Whether a resend of this measurement gets the same reading id (time stamp or sequence)."""
+    return obs.device_time is not None or obs.sequence is not None
 
 
 def to_reading(
@@ -132,11 +154,14 @@ def to_reading(
     *,
     clock_offset: timedelta | None = None,
     extra_flags: frozenset[str] = frozenset(),
+    patient_user_index: int | None = None,
 ) -> Reading:
     """Build the wire Reading.
 
     ``clock_offset`` is the device clock minus the true time, when the gateway measured it
     (e.g. by reading Current Time); the device timestamp is then corrected and flagged.
+    ``patient_user_index`` is the User ID the patient has on a shared device (the kit's
+    enrolment); a measurement with another User ID is flagged ``other_user``.
     Raises DecodeError (reason starting "no_value") when a component the kind requires
     has no number and is not censored: such a measurement is kept by the caller as a
     decode failure with its raw bytes, never stored as a reading.
@@ -159,6 +184,9 @@ def to_reading(
             flags.add("device_clock_corrected")
     if obs.clock_unset:
         flags.add("device_clock_unset")
+    user = user_index_of(obs)
+    if user is not None and patient_user_index is not None and user != patient_user_index:
+        flags.add("other_user")
     values: dict[str, Value] = {}
     for name, m in obs.values.items():
         wire_value = m.to_wire()
@@ -178,6 +206,7 @@ def to_reading(
             values=values,
             flags=sorted(flags),
             raw=base64.b64encode(obs.raw).decode("ascii"),
+            user_index=user,
         )
     except ValidationError as err:
         # Not expected from our codecs (the fuzz tests check); kept as the one typed error.

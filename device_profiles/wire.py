@@ -78,6 +78,12 @@ KNOWN_FLAGS = frozenset(
         "low_perfusion",
         "from_stored_records",
         "low_battery",
+        # A shared cuff or scale said another user (its User ID is not the patient's):
+        # kept and shown, never credited to the patient.
+        "other_user",
+        # Set by ingest on a weight far from the patient's recent ones (someone else on a
+        # scale without users).
+        "probably_someone_else",
     }
 )
 
@@ -153,6 +159,9 @@ class Reading(_Strict):
     values: dict[str, Value] = Field(min_length=1, max_length=16)
     flags: list[str] = Field(default_factory=list, max_length=32)
     raw: str | None = Field(default=None, max_length=8192, description="GATT bytes, base64")
+    # The device's User ID (BLS/WSS "User ID" field, 0-254) when the device sent one; the
+    # "unknown user" value 0xFF is carried as None. Additive: absent from older gateways.
+    user_index: int | None = Field(default=None, ge=0, le=254)
 
     @model_validator(mode="after")
     def _components_units_and_flags(self) -> Reading:

@@ -27,7 +27,7 @@ from device_profiles.codecs.common import CurrentTime
 from device_profiles.codecs.racp import RacpResponse, parse_racp_response
 from device_profiles.errors import DecodeError
 from device_profiles.gatt import Uuid
-from device_profiles.observation import Observation, to_reading
+from device_profiles.observation import Observation, has_device_identity, to_reading
 from device_profiles.profile import DeviceProfile, Registry, Role
 from device_profiles.session import DeviceSession
 from device_profiles.wire import Reading
@@ -39,7 +39,7 @@ from gateway.logic import (
     assess_clock,
     racp_request_for,
 )
-from gateway.outbox import Outbox
+from gateway.outbox import DEFAULT_RESEND_WINDOW, ContentKey, Outbox, content_key
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,9 @@ class BleConfig:
     transfer_timeout_s: float = 120.0
     clock_tolerance_s: float = 120.0
     device_tz: tzinfo = UTC
+    # The patient's User ID on shared devices (BLS/WSS User ID), unless the device record says otherwise.
+    patient_user_index: int = 1
+    resend_window: timedelta = DEFAULT_RESEND_WINDOW
 
 
 async def connect_with_retries(
@@ -163,6 +166,14 @@ class DeviceCollector:
         self._activity = asyncio.Event()
         self._racp_done: asyncio.Future[RacpResponse] | None = None
         self._clock: ClockAssessment | None = None
+        known = outbox.device(device.address)
+        self.patient_user_index = (
+            known.user_index if known is not None and known.user_index is not None else cfg.patient_user_index
+        )
+        # Values without time stamp or sequence seen in this connection, by content key, and
+        # whether the connection is still in its opening run of resends (outbox.ContentKey).
+        self._occurrences: dict[str, int] = {}
+        self._resending = True
 
     async def run(self) -> SessionResult:
         client = await connect_with_retries(
@@ -258,6 +269,11 @@ class DeviceCollector:
                 return
 
     def _make_callback(self, uuid: str) -> Callable[[Any, bytearray], None]:
+        # Synchronous on purpose: bleak calls it for every indication/notification, and the
+        # reading is committed (fsynced) to the outbox before it returns. A transport that
+        # confirms an indication when the callback has returned (the virtual radio does) so
+        # never has a device forget a value the outbox does not hold. BlueZ confirms in
+        # bluetoothd as it receives the value (gateway/README.md, "Indications").
         def on_value(_char: Any, data: bytearray) -> None:
             self._activity.set()
             if uuid == Uuid.RECORD_ACCESS_CONTROL_POINT:
@@ -303,6 +319,7 @@ class DeviceCollector:
             return
         info = self.session.device_info(self.device.address)
         readings: list[Reading] = []
+        content: list[ContentKey | None] = []
         last_seq: int | None = None
         for obs in observations:
             try:
@@ -310,18 +327,33 @@ class DeviceCollector:
             except DecodeError as err:
                 self._decode_error(err, obs.characteristic or "")
                 continue
+            content.append(None if has_device_identity(obs) else self._content_key(obs, info.serial))
             if obs.sequence is not None:
                 last_seq = obs.sequence if last_seq is None else max(last_seq, obs.sequence)
         seq_for_state = last_seq if self.profile.uses_racp else None
-        res = self.outbox.add(readings, address=self.device.address, last_sequence=seq_for_state)
+        res = self.outbox.add(
+            readings,
+            address=self.device.address,
+            last_sequence=seq_for_state,
+            content=content,
+            resend_window=self.cfg.resend_window,
+        )
         for r in readings:
             prev = self.result.last_measured.get(r.kind.value)
             if prev is None or r.measured_at > prev:
                 self.result.last_measured[r.kind.value] = r.measured_at
+        if res.new_by_content:
+            self._resending = False
         self.result.readings += res.added
         self.result.duplicates += res.duplicates
         if self.on_readings and res.added:
             self.on_readings()
+
+    def _content_key(self, obs: Observation, serial: str | None) -> ContentKey:
+        key = content_key(serial or self.device.address, obs.kind.value, obs.raw)
+        n = self._occurrences.get(key, 0) + 1
+        self._occurrences[key] = n
+        return ContentKey(key, n, may_be_resend=self._resending)
 
     def _reading(self, obs: Observation, info: Any) -> Reading:
         clock = self._clock
@@ -331,7 +363,7 @@ class DeviceCollector:
         offset: timedelta | None = None
         if clock is not None and clock.correct and clock.offset is not None and not obs.clock_unset:
             offset = clock.offset
-        return to_reading(obs, info, clock_offset=offset, extra_flags=extra)
+        return to_reading(obs, info, clock_offset=offset, extra_flags=extra, patient_user_index=self.patient_user_index)
 
 
 @dataclass
@@ -341,24 +373,39 @@ class Scanner:
     registry: Registry
     backend: type[BaseBleakScanner] | None
     on_device: Callable[[BLEDevice, AdvertisementData, DeviceProfile], None]
+    # Called for every advertisement heard (the watchdog's sign of life).
+    on_any: Callable[[], None] | None = None
     _scanner: BleakScanner | None = field(default=None, init=False)
 
     def service_uuids(self) -> list[str]:
         return sorted({u for p in self.registry.profiles for u in p.service_uuids})
 
     def _detected(self, device: BLEDevice, adv: AdvertisementData) -> None:
+        if self.on_any is not None:
+            self.on_any()
         profile = self.registry.match(adv.service_uuids, adv.local_name or device.name, adv.manufacturer_data)
         if profile is not None:
             self.on_device(device, adv, profile)
 
     async def start(self) -> None:
-        self._scanner = BleakScanner(self._detected, service_uuids=self.service_uuids(), backend=self.backend)
-        await self._scanner.start()
+        scanner = BleakScanner(self._detected, service_uuids=self.service_uuids(), backend=self.backend)
+        try:
+            await scanner.start()
+        except (BleakError, OSError) as err:
+            raise GatewayError(f"Bluetooth scanner did not start: {err}") from err
+        self._scanner = scanner
 
     async def stop(self) -> None:
-        if self._scanner is not None:
-            await self._scanner.stop()
-            self._scanner = None
+        scanner, self._scanner = self._scanner, None
+        if scanner is not None:
+            try:
+                await scanner.stop()
+            except (BleakError, OSError) as err:
+                logger.warning("ble_scanner_stop_failed error=%s", err)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
 
 
 async def discover(

@@ -1,4 +1,5 @@
-"""The gateway's command line: ``python -m gateway`` / ``egenmon-gateway``."""
+"""The gateway's command line, installed as ``egenmon-gateway`` ([project.scripts]; the
+name every document uses). ``python -m gateway`` runs the same app."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from device_profiles.logs import configure
 from gateway.errors import GatewayError
@@ -23,6 +24,16 @@ console = Console()
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file", envvar="EGENMON_GATEWAY_CONFIG")
 ]
+
+
+NO_BLUETOOTH = "Bluetooth is not available (is bluetoothd running?)"
+
+
+def _no_bluetooth(err: BaseException) -> typer.Exit:
+    """One line instead of a traceback: the usual cause on a Pi is a stopped bluetoothd."""
+    console.print(f"[red]{NO_BLUETOOTH}[/red]", highlight=False)
+    console.print(f"Detail: {err}", highlight=False, soft_wrap=True)
+    return typer.Exit(3)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -62,31 +73,56 @@ def run(config: ConfigOpt = None, verbose: bool = False) -> None:
 @app.command()
 def scan(config: ConfigOpt = None, seconds: float = 10.0) -> None:
     """List nearby health devices with the profile they were recognised as."""
+    from bleak.exc import BleakError  # noqa: PLC0415
+
     from gateway.ble import discover, scanner_backend  # noqa: PLC0415
     from gateway.service import build_registry  # noqa: PLC0415
 
     s = _settings(config)
-    found = asyncio.run(discover(build_registry(s), scanner_backend(s.ble_scanner_backend), seconds))
+    try:
+        found = asyncio.run(discover(build_registry(s), scanner_backend(s.ble_scanner_backend), seconds))
+    except (GatewayError, BleakError, OSError) as err:
+        raise _no_bluetooth(err) from err
     if not found:
         console.print("No health devices found. Wake the device (take a measurement) and try again.")
         return
-    table = Table("address", "name", "profile", "kind", "rssi")
+    table = Table("name", "profile", "kind", "rssi")
+    table.columns.insert(0, _address_column())
     for dev, adv, profile in sorted(found, key=lambda t: t[0].address):
         table.add_row(dev.address, adv.local_name or dev.name or "", profile.id, profile.kind.value, str(adv.rssi))
     console.print(table)
 
 
+def _address_column() -> Column:
+    # Never shortened: `unpair` needs the whole address (other columns wrap instead).
+    return Column("address", no_wrap=True, min_width=17)
+
+
 @app.command()
-def pair(address: str, config: ConfigOpt = None, seconds: float = 15.0) -> None:
+def pair(
+    address: str,
+    config: ConfigOpt = None,
+    seconds: float = 15.0,
+    user: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=254, help="the patient's user number on a shared cuff or scale (default: the gateway setting, 1)"
+        ),
+    ] = None,
+) -> None:
     """Pair (bond) with a device and remember it as the patient's."""
     from bleak import BleakClient  # noqa: PLC0415
+    from bleak.exc import BleakError  # noqa: PLC0415
 
     from gateway.ble import client_backend, discover, scanner_backend  # noqa: PLC0415
     from gateway.outbox import Outbox  # noqa: PLC0415
     from gateway.service import build_registry  # noqa: PLC0415
 
     s = _settings(config)
-    found = asyncio.run(discover(build_registry(s), scanner_backend(s.ble_scanner_backend), seconds))
+    try:
+        found = asyncio.run(discover(build_registry(s), scanner_backend(s.ble_scanner_backend), seconds))
+    except (GatewayError, BleakError, OSError) as err:
+        raise _no_bluetooth(err) from err
     match = next(((d, p) for d, _a, p in found if d.address.upper() == address.upper()), None)
     if match is None:
         console.print(f"[red]{address} not seen.[/red] Wake the device (take a measurement) and try again.")
@@ -98,11 +134,18 @@ def pair(address: str, config: ConfigOpt = None, seconds: float = 15.0) -> None:
             if profile.needs_bonding:
                 await client.pair()
 
-    asyncio.run(bond())
+    try:
+        asyncio.run(bond())
+    except (BleakError, TimeoutError, OSError) as err:
+        console.print(f"[red]Could not pair {device.address}:[/red] {err}", highlight=False)
+        raise typer.Exit(1) from err
     outbox = Outbox(s.db_path, capacity=s.outbox_capacity)
     outbox.set_paired(device.address, profile.id, True)
+    if user is not None:
+        outbox.set_user_index(device.address, user)
     outbox.close()
-    console.print(f"Paired [bold]{device.address}[/bold] as {profile.display_name}.")
+    as_user = f" (the patient is user {user})" if user is not None else ""
+    console.print(f"Paired [bold]{device.address}[/bold] as {profile.display_name}{as_user}.", highlight=False)
 
 
 @app.command()
@@ -129,7 +172,8 @@ def devices(config: ConfigOpt = None) -> None:
     if not rows:
         console.print("No devices yet. Pair one with `egenmon-gateway pair ADDRESS`.")
         return
-    table = Table("address", "profile", "paired", "last seen (UTC)", "battery %", "last record")
+    table = Table("profile", "paired", "last seen (UTC)", "battery %", "last record", "user")
+    table.columns.insert(0, _address_column())
     for d in rows:
         table.add_row(
             d.address,
@@ -138,6 +182,7 @@ def devices(config: ConfigOpt = None) -> None:
             d.last_seen_at.strftime("%Y-%m-%d %H:%M") if d.last_seen_at else "never",
             "" if d.battery_pct is None else str(d.battery_pct),
             "" if d.last_sequence is None else str(d.last_sequence),
+            str(d.user_index if d.user_index is not None else s.patient_user_index),
         )
     console.print(table)
 
@@ -183,7 +228,10 @@ def enroll(
     code: str,
     config: ConfigOpt = None,
     clinic_url: Annotated[str | None, typer.Option(help="clinic API base URL")] = None,
-    serial: str | None = None,
+    serial: Annotated[
+        str | None,
+        typer.Option(help="this gateway's hardware serial number, sent to the clinic to record which box it is"),
+    ] = None,
 ) -> None:
     """Exchange a one-time enrollment code for this gateway's identity and credentials."""
     from gateway.enroll import request_enrollment, store_identity  # noqa: PLC0415

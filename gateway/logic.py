@@ -147,3 +147,46 @@ def overdue_kinds(
         if (last is None or last.astimezone(UTC) < latest - early) and item.kind not in overdue:
             overdue.append(item.kind)
     return overdue
+
+
+@dataclass
+class ScanWatchdog:
+    """Decides when a silent scanner is restarted and when the adapter is power-cycled.
+
+    BlueZ discovery on a Raspberry Pi can stop delivering advertisements without an error
+    (firmware hangs of the built-in Wi-Fi/BT combo chip, a discovery that ends by itself).
+    With nothing heard for ``silence_s`` the discovery is restarted; after
+    ``reset_after`` restarts in a row that heard nothing (or a scanner that fails to
+    start), the adapter is reset, at most once per ``reset_min_interval_s``. Health
+    devices advertise only when they have something to send, so a quiet home is silent
+    too: restarting discovery then costs nothing, and the reset interval bounds how often
+    a quiet home power-cycles its adapter. Monotonic seconds; no I/O.
+    """
+
+    silence_s: float
+    reset_after: int = 2
+    reset_min_interval_s: float = 3600.0
+    last_heard: float = 0.0
+    silent_restarts: int = 0
+    last_reset: float | None = None
+
+    def heard(self, now: float) -> None:
+        self.last_heard = now
+        self.silent_restarts = 0
+
+    def failed(self) -> None:
+        """The scanner could not be (re)started: the next action resets the adapter if allowed."""
+        self.silent_restarts = max(self.silent_restarts, self.reset_after)
+
+    def check(self, now: float) -> str | None:
+        """``"restart"``, ``"reset"`` (then restart) or None."""
+        if self.silence_s <= 0 or now - self.last_heard < self.silence_s:
+            return None
+        self.last_heard = now  # each action gets a whole silence period to show it helped
+        may_reset = self.last_reset is None or now - self.last_reset >= self.reset_min_interval_s
+        if self.silent_restarts >= self.reset_after and may_reset:
+            self.silent_restarts = 0
+            self.last_reset = now
+            return "reset"
+        self.silent_restarts += 1
+        return "restart"

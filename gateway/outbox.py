@@ -13,6 +13,7 @@ records does not produce a second copy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -48,8 +49,15 @@ CREATE TABLE IF NOT EXISTS device (
     paired INTEGER NOT NULL DEFAULT 0,
     last_sequence INTEGER,
     last_seen_at TEXT,
-    battery_pct INTEGER
+    battery_pct INTEGER,
+    user_index INTEGER
 );
+CREATE TABLE IF NOT EXISTS content_seen (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    content_key TEXT NOT NULL,
+    seen_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_seen_key ON content_seen (content_key, id);
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     address TEXT NOT NULL,
@@ -62,6 +70,37 @@ CREATE TABLE IF NOT EXISTS rejected (
 
 # Ids of taken readings are kept this long to recognise a device's resent records.
 TAKEN_RETENTION = timedelta(days=60)
+# Readings without a device time stamp or record number (their reading id comes from the
+# reception time, so a resend gets a new one) are recognised by their bytes instead, when
+# the same bytes came from the same device within this long (see ContentKey).
+DEFAULT_RESEND_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ContentKey:
+    """How a reading without time stamp or sequence is recognised when a device resends it.
+
+    ``key`` hashes the device identity, kind and raw GATT bytes; ``occurrence`` is the
+    how-manieth value with that key in this connection (1, 2, ...). A value is taken for a
+    resend when it comes in the opening run of its connection (``may_be_resend``: every
+    value before it in the connection was a resend) and at least ``occurrence`` values
+    with its key were stored within the resend window. That covers both ways devices
+    resend: a cuff that keeps its memory sends all of it again, oldest first, before any
+    new value; a cuff that forgets confirmed values can resend only the one whose
+    confirmation it missed (ATT allows one outstanding indication), as the first value of
+    the next connection. Two genuinely equal readings in one connection are both kept;
+    a new reading that equals one stored within the window and comes first in its
+    connection cannot be told from a resend by its bytes, and is counted as a duplicate
+    (logged). The window slides: a recognised resend refreshes the copy it matched.
+    """
+
+    key: str
+    occurrence: int
+    may_be_resend: bool = True
+
+
+def content_key(device_identity: str, kind: str, raw: bytes) -> str:
+    return hashlib.sha256(f"{device_identity}|{kind}|{raw.hex()}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -74,6 +113,8 @@ class Batch:
 class AddResult:
     added: int
     duplicates: int
+    # Of ``added``, readings recognised by content (ContentKey) that were new.
+    new_by_content: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +125,8 @@ class DeviceRecord:
     last_sequence: int | None
     last_seen_at: datetime | None
     battery_pct: int | None
+    # The patient's User ID on this (shared) device; None = the gateway's setting.
+    user_index: int | None = None
 
 
 class Outbox:
@@ -104,6 +147,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        cols = {str(r[1]) for r in self._db.execute("PRAGMA table_info(device)")}
+        if "user_index" not in cols:  # outboxes made before shared devices were handled
+            self._db.execute("ALTER TABLE device ADD COLUMN user_index INTEGER")
         path.chmod(0o600)
         self._depth = self._count()
         # Called with the readings newly stored by each ``add`` (not the duplicates).
@@ -132,21 +178,30 @@ class Outbox:
         address: str | None = None,
         last_sequence: int | None = None,
         now: datetime | None = None,
+        content: Sequence[ContentKey | None] | None = None,
+        resend_window: timedelta = DEFAULT_RESEND_WINDOW,
     ) -> AddResult:
         """Store readings durably (one transaction, fsynced) before they go anywhere.
 
         ``last_sequence`` (glucose record number) is stored in the same transaction, so the
-        next RACP request never skips a record that did not reach the disk.
+        next RACP request never skips a record that did not reach the disk. ``content``
+        (one entry per reading, None where the reading id suffices) recognises resends of
+        readings without time stamp (:class:`ContentKey`).
         """
         now = now or datetime.now(UTC)
-        added = dupes = 0
+        added = dupes = new_by_content = 0
         fresh: list[Reading] = []
+        since = (now - resend_window).isoformat()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for r in readings:
+                for i, r in enumerate(readings):
                     rid = str(r.reading_id)
                     if self._db.execute("SELECT 1 FROM taken WHERE reading_id = ?", (rid,)).fetchone():
+                        dupes += 1
+                        continue
+                    ck = content[i] if content is not None else None
+                    if ck is not None and ck.may_be_resend and self._resent(ck, since, now):
                         dupes += 1
                         continue
                     self._db.execute(
@@ -154,6 +209,11 @@ class Outbox:
                         (rid, r.model_dump_json(exclude_none=True)),
                     )
                     self._db.execute("INSERT INTO taken (reading_id, taken_at) VALUES (?, ?)", (rid, now.isoformat()))
+                    if ck is not None:
+                        self._db.execute(
+                            "INSERT INTO content_seen (content_key, seen_at) VALUES (?, ?)", (ck.key, now.isoformat())
+                        )
+                        new_by_content += 1
                     added += 1
                     fresh.append(r)
                 if address is not None and last_sequence is not None:
@@ -171,7 +231,18 @@ class Outbox:
         # After the commit: listeners (the patient outputs) only ever hear of stored readings.
         if fresh and self.on_added is not None:
             self.on_added(fresh)
-        return AddResult(added, dupes)
+        return AddResult(added, dupes, new_by_content)
+
+    def _resent(self, ck: ContentKey, since: str, now: datetime) -> bool:
+        # The occurrence-th copy stored within the window, if there is one, is this value.
+        row = self._db.execute(
+            "SELECT id FROM content_seen WHERE content_key = ? AND seen_at >= ? ORDER BY id LIMIT 1 OFFSET ?",
+            (ck.key, since, ck.occurrence - 1),
+        ).fetchone()
+        if row is None:
+            return False
+        self._db.execute("UPDATE content_seen SET seen_at = ? WHERE id = ?", (now.isoformat(), row[0]))
+        return True
 
     def reject(self, address: str, characteristic: str | None, reason: str, raw: bytes, at: datetime) -> None:
         """Keep undecodable bytes (never silently dropped) for later analysis."""
@@ -247,17 +318,18 @@ class Outbox:
             self._depth -= cur.rowcount
             return cur.rowcount
 
-    def prune_taken(self, now: datetime | None = None) -> None:
-        cutoff = (now or datetime.now(UTC)) - TAKEN_RETENTION
+    def prune_taken(self, now: datetime | None = None, resend_window: timedelta = DEFAULT_RESEND_WINDOW) -> None:
+        now = now or datetime.now(UTC)
         with self._lock:
-            self._db.execute("DELETE FROM taken WHERE taken_at < ?", (cutoff.isoformat(),))
+            self._db.execute("DELETE FROM taken WHERE taken_at < ?", ((now - TAKEN_RETENTION).isoformat(),))
+            self._db.execute("DELETE FROM content_seen WHERE seen_at < ?", ((now - resend_window).isoformat(),))
 
     # -- devices ---------------------------------------------------------------------
 
     def device(self, address: str) -> DeviceRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT address, profile_id, paired, last_sequence, last_seen_at, battery_pct FROM device "
+                "SELECT address, profile_id, paired, last_sequence, last_seen_at, battery_pct, user_index FROM device "
                 "WHERE address = ?",
                 (address,),
             ).fetchone()
@@ -266,7 +338,7 @@ class Outbox:
     def devices(self) -> list[DeviceRecord]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT address, profile_id, paired, last_sequence, last_seen_at, battery_pct FROM device "
+                "SELECT address, profile_id, paired, last_sequence, last_seen_at, battery_pct, user_index FROM device "
                 "ORDER BY address"
             ).fetchall()
         return [_device(r) for r in rows]
@@ -278,6 +350,14 @@ class Outbox:
                 "ON CONFLICT (address) DO UPDATE SET paired = excluded.paired, "
                 "profile_id = coalesce(excluded.profile_id, device.profile_id)",
                 (address, profile_id, int(paired)),
+            )
+
+    def set_user_index(self, address: str, user_index: int | None) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO device (address, user_index) VALUES (?, ?) "
+                "ON CONFLICT (address) DO UPDATE SET user_index = excluded.user_index",
+                (address, user_index),
             )
 
     def seen(self, address: str, profile_id: str, at: datetime, battery_pct: int | None) -> None:
@@ -311,7 +391,7 @@ class Outbox:
 
 
 def _device(row: tuple[object, ...]) -> DeviceRecord:
-    address, profile_id, paired, last_seq, seen_at, battery = row
+    address, profile_id, paired, last_seq, seen_at, battery, user_index = row
     return DeviceRecord(
         address=str(address),
         profile_id=None if profile_id is None else str(profile_id),
@@ -319,6 +399,7 @@ def _device(row: tuple[object, ...]) -> DeviceRecord:
         last_sequence=None if last_seq is None else int(str(last_seq)),
         last_seen_at=None if seen_at is None else datetime.fromisoformat(str(seen_at)),
         battery_pct=None if battery is None else int(str(battery)),
+        user_index=None if user_index is None else int(str(user_index)),
     )
 
 

@@ -17,11 +17,12 @@ from device_profiles.messages import DeviceStatus, FeedbackAck, FeedbackMessage,
 from device_profiles.profile import DeviceProfile, Registry
 from device_profiles.registry import default_registry, registry_with_dirs
 from gateway import __version__
+from gateway.adapter import reset_adapter
 from gateway.ble import BleConfig, DeviceCollector, DeviceHealth, Scanner, client_backend, scanner_backend
 from gateway.clock import read_kernel_clock
 from gateway.errors import GatewayError, NotEnrolledError
 from gateway.feedback import FeedbackSink, FileFeedbackSink
-from gateway.logic import DecodeCounters, DeviceBackoff, outbox_alarm, overdue_kinds
+from gateway.logic import DecodeCounters, DeviceBackoff, ScanWatchdog, outbox_alarm, overdue_kinds
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.outputs.channel import PatientChannel
@@ -67,6 +68,9 @@ class Gateway:
     busy: set[str] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
     last_reading: dict[str, datetime] = field(default_factory=dict)
+    scanner_restarts: int = 0
+    adapter_resets: int = 0
+    last_advertisement_at: datetime | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -106,12 +110,22 @@ class Gateway:
             transfer_timeout_s=s.ble_transfer_timeout_s,
             clock_tolerance_s=s.clock_tolerance_s,
             device_tz=ZoneInfo(s.device_timezone),
+            patient_user_index=s.patient_user_index,
+            resend_window=timedelta(seconds=s.resend_window_s),
         )
+        self.outbox.prune_taken(resend_window=self.ble.resend_window)
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._full_logged = False
+        self.watchdog = ScanWatchdog(
+            silence_s=s.ble_scan_watchdog_s,
+            reset_after=s.ble_adapter_reset_after,
+            reset_min_interval_s=s.ble_adapter_reset_min_interval_s,
+            last_heard=time.monotonic(),
+        )
+        self._scanner_backend = scanner_backend(s.ble_scanner_backend)
 
     # -- thread-safe pokes -------------------------------------------------------------
 
@@ -262,6 +276,9 @@ class Gateway:
             clock_synchronised=clock.synchronised if clock is not None else None,
             clock_max_error_s=clock.max_error_s if clock is not None else None,
             overdue_kinds=self.overdue()[:32],
+            scanner_restarts=self.scanner_restarts,
+            adapter_resets=self.adapter_resets,
+            last_advertisement_at=self.last_advertisement_at,
             devices=[
                 DeviceStatus(
                     address=h.address,
@@ -319,6 +336,43 @@ class Gateway:
             channel.tick()
             await asyncio.sleep(self.settings.outputs_tick_s)
 
+    # -- scanner watchdog ----------------------------------------------------------------
+
+    def _heard(self) -> None:
+        self.watchdog.heard(time.monotonic())
+        self.last_advertisement_at = datetime.now(UTC)
+
+    async def _start_scanner(self, scanner: Scanner) -> None:
+        try:
+            await scanner.start()
+        except GatewayError as err:
+            # The watchdog tries again (and resets the adapter); device reading resumes then.
+            self.watchdog.failed()
+            logger.error("ble_scanner_failed error=%s", err)
+
+    async def _watch_scanner(self, scanner: Scanner) -> None:
+        period = self.settings.ble_scan_watchdog_s
+        if period <= 0:
+            return
+        while True:
+            await asyncio.sleep(min(period / 4, 5.0))
+            action = self.watchdog.check(time.monotonic())
+            if action is None:
+                continue
+            if action == "reset":
+                self.adapter_resets += 1
+                logger.warning("ble_adapter_reset silent_s=%.0f adapter=%s", period, self.settings.ble_adapter)
+                await scanner.stop()
+                try:
+                    await reset_adapter(self._scanner_backend, self.settings.ble_adapter)
+                except GatewayError as err:
+                    logger.error("ble_adapter_reset_failed error=%s", err)
+            else:
+                logger.warning("ble_scanner_restart silent_s=%.0f", period)
+            self.scanner_restarts += 1
+            await scanner.stop()
+            await self._start_scanner(scanner)
+
     # -- run ---------------------------------------------------------------------------
 
     async def run(self, *, stop: asyncio.Event | None = None) -> None:
@@ -326,9 +380,13 @@ class Gateway:
         if self.settings.metrics_port is not None:
             self.metrics.serve(self.settings.metrics_port)
         self.publisher.start()
-        scanner = Scanner(self.registry, scanner_backend(self.settings.ble_scanner_backend), self._on_advertisement)
-        await scanner.start()
-        workers = [asyncio.create_task(self._pump()), asyncio.create_task(self._heartbeat())]
+        scanner = Scanner(self.registry, self._scanner_backend, self._on_advertisement, on_any=self._heard)
+        await self._start_scanner(scanner)
+        workers = [
+            asyncio.create_task(self._pump()),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._watch_scanner(scanner)),
+        ]
         if self.channel is not None:
             workers.append(asyncio.create_task(self._patient_ticks(self.channel)))
         logger.info("gateway_started gateway_id=%s outbox_depth=%d", self.settings.gateway_id, self.outbox.depth)

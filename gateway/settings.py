@@ -44,6 +44,20 @@ class GatewaySettings(BaseSettings):
     # Accept every device whose advertisement matches a profile (demo / tests); otherwise
     # only paired devices and those the platform's config allows.
     auto_accept: bool = False
+    # The patient's User ID on shared cuffs/scales (BLS/WSS User ID; `pair --user` sets it
+    # per device). Readings of other users are kept, flagged `other_user`.
+    patient_user_index: int = Field(default=1, ge=0, le=254)
+    # Readings without time stamp or record number: the same bytes again from the same
+    # device within this long are a resend, not a new reading (outbox.ContentKey).
+    resend_window_s: float = Field(default=86400.0, gt=0)
+    # Scanner watchdog (Raspberry Pi BlueZ discovery that silently stops): with no
+    # advertisement for this long the discovery is restarted (0 = off); after
+    # `ble_adapter_reset_after` such restarts in a row with nothing heard, the adapter is
+    # power-cycled, at most once per `ble_adapter_reset_min_interval_s`.
+    ble_scan_watchdog_s: float = Field(default=900.0, ge=0)
+    ble_adapter_reset_after: int = Field(default=2, ge=1)
+    ble_adapter_reset_min_interval_s: float = Field(default=3600.0, ge=0)
+    ble_adapter: str = "hci0"
     device_timezone: str = "Europe/Stockholm"
     vendor_profile_dirs: list[Path] = Field(default_factory=list)
     outbox_capacity: int = Field(default=100_000, ge=1)

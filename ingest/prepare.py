@@ -47,6 +47,8 @@ MEASURED_AT_MAX_AHEAD = timedelta(minutes=10)
 # PostgreSQL text and jsonb cannot hold NUL; JSON carries it as this escape.
 _NUL_MARKERS = (b"\\u0000", b"\x00")
 SPO2_FLAG_REASON = "spo2 below the validated range of oximeters (70 %)"
+# Reasons start with a stable code the staff pages translate (clinic_api/labels.py).
+OTHER_USER_REASON = "other_user: measured by user {user} of a shared device, not the patient"
 
 
 class _TypedEnvelope(Envelope):
@@ -173,7 +175,14 @@ def reading_dead_letter(r: PreparedReading, reason: str, detail: str | None) -> 
 
 
 def judge(reading: Reading) -> tuple[str, str | None]:
-    """Status and reason of a reading by itself (the weight-history check needs the DB)."""
+    """Status and reason of a reading by itself (the weight-history check needs the DB).
+
+    A reading the gateway flagged ``other_user`` (another User ID on a shared cuff or
+    scale) is stored as ``rejected``: kept and shown to staff, never used by the rules.
+    """
+    if "other_user" in reading.flags:
+        user = "?" if reading.user_index is None else str(reading.user_index)
+        return "rejected", OTHER_USER_REASON.format(user=user)
     problems = plausibility_problems(reading.kind, reading.values)
     if problems:
         return "rejected", clean_text("; ".join(problems))

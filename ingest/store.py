@@ -99,19 +99,27 @@ INSERT INTO reading_raw ({_RAW_COLS}) SELECT {_RAW_COLS} FROM ingest_stage_raw s
 ON CONFLICT (reading_id, measured_at) DO NOTHING
 """
 
-# CLINICAL_RULES.md: weight change > 5 kg from the previous day is likely another person.
-# The reference is the latest accepted weight of the patient committed for the previous
-# local (Europe/Stockholm) day; one index probe (observation_patient_idx) per weight. Asked
-# before the rows are written, so both ways of writing store the verdict as it is.
+# Someone else on the scale (CLINICAL_RULES.md: a change > 5 kg from the previous day is
+# likely another person). Two references, both of the patient's accepted weights committed
+# before this batch: the latest of the previous local (Europe/Stockholm) day, and the median
+# of the last 14 days when there are at least WEIGHT_MEDIAN_MIN_COUNT of them (a scale
+# without users shared by two people: the other person's weights are far from the
+# patient's usual ones even on a day after the patient did not weigh). A weight more than
+# max_change kg from the first or more than WEIGHT_MAX_REL_FROM_MEDIAN of the second is
+# stored as rejected with the flag probably_someone_else: shown to staff, not used by the
+# rules, and not a reference for later weights. Index probes on observation_patient_idx.
+WEIGHT_MEDIAN_DAYS = 14
+WEIGHT_MEDIAN_MIN_COUNT = 3
+WEIGHT_MAX_REL_FROM_MEDIAN = 0.15
 # {lower} and {upper} are literal bounds of the whole batch's windows (see _weight_bounds):
-# the per-weight window depends on the outer row, so TimescaleDB could only exclude chunks
+# the per-weight windows depend on the outer row, so TimescaleDB could only exclude chunks
 # at run time, after planning every chunk (161 chunks: 57 ms planning, 132 ms execution);
 # with constants the planner drops the chunks outside them.
 WEIGHT_CHECK = """
-SELECT cur.reading_id, cur.value - p.value AS change_kg
+SELECT cur.reading_id, cur.value - p.value AS change_kg, cur.value - m.median_kg AS from_median_kg, m.median_kg
 FROM unnest(%(ids)b::uuid[], %(patients)b::uuid[], %(at)b::timestamptz[], %(kg)b::float8[])
     AS cur(reading_id, patient_id, measured_at, value)
-CROSS JOIN LATERAL (
+LEFT JOIN LATERAL (
     SELECT o.value FROM observation o
     WHERE o.patient_id = cur.patient_id AND o.component = 'weight' AND o.status <> 'rejected'
       AND o.value IS NOT NULL
@@ -120,12 +128,22 @@ CROSS JOIN LATERAL (
                             - interval '1 day') AT TIME ZONE 'Europe/Stockholm'
       AND o.measured_at < date_trunc('day', cur.measured_at, 'Europe/Stockholm')
     ORDER BY o.measured_at DESC LIMIT 1
-) p
+) p ON true
+LEFT JOIN LATERAL (
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY o.value) AS median_kg, count(*) AS n
+    FROM observation o
+    WHERE o.patient_id = cur.patient_id AND o.component = 'weight' AND o.status <> 'rejected'
+      AND o.value IS NOT NULL
+      AND o.measured_at >= {lower} AND o.measured_at < {upper}
+      AND o.measured_at >= cur.measured_at - make_interval(days => %(median_days)s) AND o.measured_at < cur.measured_at
+) m ON true
 WHERE abs(cur.value - p.value) > %(max_change)s
+   OR (m.n >= %(median_min)s AND abs(cur.value - m.median_kg) > %(max_rel)s * m.median_kg)
 """
 # The start of the previous local day is at most 50 hours before a reading (a local day is
-# at most 25 hours long), so [oldest - 50 h, newest) holds every weight's window.
-WEIGHT_WINDOW_BEFORE = timedelta(hours=50)
+# at most 25 hours long) and the median looks back WEIGHT_MEDIAN_DAYS, so
+# [oldest - the longer of the two, newest) holds every weight's windows.
+WEIGHT_WINDOW_BEFORE = max(timedelta(hours=50), timedelta(days=WEIGHT_MEDIAN_DAYS))
 
 DEVICE_UPSERT = """
 INSERT INTO device AS d (gateway_id, address, model, serial, firmware, kind, battery_pct, first_seen_at, last_seen_at)
@@ -369,7 +387,7 @@ def _weight_bounds(measured_at: list[datetime]) -> tuple[datetime, datetime]:
 def _check_weights(
     conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]], max_change_kg: float
 ) -> list[tuple[PreparedReading, uuid.UUID]]:
-    """``resolved`` with the weights that changed too much since the previous day rejected."""
+    """``resolved`` with the weights of probably someone else rejected (see WEIGHT_CHECK)."""
     candidates: list[tuple[int, PreparedReading, uuid.UUID, float]] = []
     for i, (r, patient) in enumerate(resolved):
         w = r.reading.values.get("weight")
@@ -384,6 +402,9 @@ def _check_weights(
         "at": at,
         "kg": [c[3] for c in candidates],
         "max_change": max_change_kg,
+        "median_days": WEIGHT_MEDIAN_DAYS,
+        "median_min": WEIGHT_MEDIAN_MIN_COUNT,
+        "max_rel": WEIGHT_MAX_REL_FROM_MEDIAN,
     }
     lower, upper = _weight_bounds(at)
     query = sql.SQL(WEIGHT_CHECK).format(lower=sql.Literal(lower), upper=sql.Literal(upper))
@@ -391,15 +412,24 @@ def _check_weights(
     # empty (just after a restore, a bulk delete or a TRUNCATE that autovacuum then saw)
     # is a sequential scan per weight, and stayed in use as the table grew - seen as
     # 60-80 s stalls per 200,000 readings. The literal bounds change every batch anyway.
-    changes: dict[uuid.UUID, float] = dict(conn.execute(query, params, prepare=False).fetchall())
-    if not changes:
+    rows = conn.execute(query, params, prepare=False).fetchall()
+    if not rows:
         return resolved
+    verdicts = {rid: (change, from_median, median) for rid, change, from_median, median in rows}
     out = list(resolved)
     for i, r, patient, _ in candidates:
-        change = changes.get(r.reading.reading_id)
-        if change is not None:
-            reason = f"weight changed {change:.1f} kg from the previous day (likely another person)"
-            out[i] = (replace(r, status="rejected", reject_reason=reason), patient)
+        v = verdicts.get(r.reading.reading_id)
+        if v is None:
+            continue
+        change, from_median, median = v
+        if change is not None and abs(change) > max_change_kg:
+            why = f"weight changed {change:+.1f} kg from the previous day"
+        else:
+            why = f"weight {from_median:+.1f} kg from the median {median:.1f} kg of the last {WEIGHT_MEDIAN_DAYS} days"
+        flags = sorted({*r.reading.flags, "probably_someone_else"})
+        reading = r.reading.model_copy(update={"flags": flags})
+        reason = f"probably_someone_else: {why} (likely another person)"
+        out[i] = (replace(r, reading=reading, status="rejected", reject_reason=reason), patient)
     return out
 
 

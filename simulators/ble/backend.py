@@ -44,7 +44,17 @@ class VirtualScanner(BaseBleakScanner):
         super().__init__(detection_callback, service_uuids)
         self._task: asyncio.Task[None] | None = None
 
+    @classmethod
+    async def reset_adapter(cls) -> None:
+        """What the gateway's watchdog calls instead of power-cycling a BlueZ adapter."""
+        await asyncio.sleep(0)
+        default_radio().reset_adapter()
+
     async def start(self) -> None:
+        try:
+            default_radio().scanner_started()
+        except VirtualDeviceError as err:
+            raise BleakError(str(err)) from err
         self.seen_devices = {}
         self._task = asyncio.get_running_loop().create_task(self._advertise())
 
@@ -61,7 +71,8 @@ class VirtualScanner(BaseBleakScanner):
             # The devices' own time passes too: scheduled measurements are taken (and
             # advertised) once their time has come.
             radio.release_due()
-            for dev in radio.advertising():
+            # A hung adapter: the devices advertise, nothing reaches the host.
+            for dev in [] if radio.silent_until else radio.advertising():
                 services = list(dev.profile.service_uuids)
                 if not self.is_allowed_uuid(services):
                     continue

@@ -8,10 +8,14 @@ link loss after N values, garbage bytes, resent old records, an unset clock, low
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from device_profiles.codecs.blood_pressure import BloodPressureMeasurement
@@ -34,6 +38,13 @@ PF100_MEASUREMENT = "6e4a0002-3c1d-4b8e-9a57-1f2e3d4c5b6a"
 
 # Glucose in the Glucose Measurement is kg/L: 1 mg/dL = 1e-5 kg/L (Glucose Service §3.1.1.3).
 KG_PER_L_PER_MG_DL = 1e-5
+
+
+# What a device does with a measurement once the collector has confirmed it (the ATT
+# Handle Value Confirmation of its indication, or the delivery of a notification):
+# "forget" it (most cuffs, scales and oximeters: nothing is sent twice) or "keep" it and
+# send its whole memory again on every connection (many cuffs with a memory).
+Memory = Literal["forget", "keep"]
 
 
 # The Device Information strings the virtual devices carry (a real device has a subset too).
@@ -78,6 +89,20 @@ class VirtualDevice:
     # Measurements the patient takes later: (true time, ``measure`` keyword arguments), in
     # time order. :meth:`release_due` takes each when its time has come (live scenarios).
     scheduled: deque[tuple[datetime, dict[str, object]]] = field(default_factory=deque)
+    memory: Memory = "forget"
+    # False: measurements carry no time stamp (a device without a clock).
+    timestamps: bool = True
+    # User ID sent in each measurement (BP and weight: shared devices); None = field absent.
+    user_id: int | None = None
+    # "keep" devices: every confirmed value, sent again on each connection.
+    kept: list[tuple[str, bytes]] = field(default_factory=list)
+    # Values sent but not yet confirmed: still the device's (a lost link or a killed
+    # collector means they come again).
+    inflight: list[tuple[str, bytes]] = field(default_factory=list)
+    confirmed_values: int = 0
+    # Where the device keeps its memory, so it outlives the process of the gateway that
+    # reads it (a real device does not forget because the gateway was SIGKILLed).
+    state_file: Path | None = None
 
     def characteristics(self) -> list[Characteristic]:
         out: list[Characteristic] = []
@@ -161,12 +186,35 @@ class VirtualDevice:
         out = [(u, b) for u, b in self.pending if u == uuid]
         for item in out:
             self.pending.remove(item)
+        self.inflight.extend(out)
+        if self.memory == "keep":
+            # The whole memory first, oldest first, as such cuffs do.
+            return [*((u, b) for u, b in self.kept if u == uuid), *out]
         return out
+
+    def confirmed(self, uuid: str, data: bytes) -> None:
+        """The collector confirmed this value (its callback returned): the device is done with it."""
+        self.confirmed_values += 1
+        item = (uuid, data)
+        if item in self.inflight:
+            self.inflight.remove(item)
+            if self.memory == "keep":
+                self.kept.append(item)
+            self.persist()
 
     def transfer_done(self) -> None:
         """The collector has everything: the device stops advertising until the next event."""
+        self._return_unconfirmed()
         if not self.pending:
             self.advertising = False
+        self.persist()
+
+    def _return_unconfirmed(self) -> None:
+        # Sent but never confirmed (the collector went away): still the device's to send.
+        if self.inflight:
+            self.pending.extendleft(reversed(self.inflight))
+            self.inflight.clear()
+            self.advertising = True
 
     # -- measurements (overridden per type) -----------------------------------------
 
@@ -196,13 +244,53 @@ class VirtualDevice:
     def queue(self, uuid: str, data: bytes) -> None:
         self.pending.append((uuid, data))
         self.advertising = True
+        self.persist()
 
     def keep_unsent(self, uuid: str, data: bytes) -> None:
         """A value the link lost mid-transfer: the device still has it for the next time."""
-        self.pending.append((uuid, data))
+        item = (uuid, data)
+        if item in self.inflight:
+            self.inflight.remove(item)
+        elif self.memory == "keep" and item in self.kept:
+            return  # a resend of its memory: still in the memory
+        self.pending.append(item)
 
     def link_lost(self) -> None:
         """The link dropped (after :meth:`keep_unsent` got the undelivered values)."""
+        self._return_unconfirmed()
+        self.persist()
+
+    # -- memory that outlives the process ----------------------------------------------
+
+    def persist(self) -> None:
+        """Write the device's memory to ``state_file`` (atomically: a SIGKILL leaves the old or the new)."""
+        if self.state_file is None:
+            return
+        doc = {
+            "pending": [[u, b.hex()] for u, b in [*self.inflight, *self.pending]],
+            "kept": [[u, b.hex()] for u, b in self.kept],
+            "advertising": self.advertising,
+            "next_sequence": getattr(self, "next_sequence", None),
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, self.state_file)
+
+    def restore(self, path: Path) -> bool:
+        """Take the memory saved in ``path``; False (nothing changed) when there is none yet."""
+        self.state_file = path
+        if not path.exists():
+            return False
+        doc = json.loads(path.read_text())
+        self.pending = deque((u, bytes.fromhex(h)) for u, h in doc["pending"])
+        self.kept = [(u, bytes.fromhex(h)) for u, h in doc["kept"]]
+        self.advertising = bool(doc["advertising"])
+        if doc.get("next_sequence") is not None and hasattr(self, "next_sequence"):
+            self.next_sequence = int(doc["next_sequence"])
+        return True
+
+    def _stamp_or_none(self, at: datetime | None) -> DateTime | None:
+        return self.stamp(at) if self.timestamps else None
 
     def inject_garbage(self, data: bytes | None = None) -> None:
         self.garbage.append(data if data is not None else random.randbytes(7))
@@ -228,8 +316,9 @@ class BloodPressureCuff(VirtualDevice):
                 systolic=systolic,
                 diastolic=diastolic,
                 mean_arterial=mean,
-                timestamp=self.stamp(at),
+                timestamp=self._stamp_or_none(at),
                 pulse_rate=pulse,
+                user_id=self.user_id,
                 status=status,
             )
         )
@@ -244,7 +333,7 @@ class Scale(VirtualDevice):
         return cls(**_make("sig.weight_scale", address, "Scale SIM", model="SIM-WS", **kw))  # type: ignore[arg-type]
 
     def measure(self, weight_kg: float, *, at: datetime | None = None) -> bytes:
-        data = bytes(WeightMeasurement(weight=weight_kg, timestamp=self.stamp(at)))
+        data = bytes(WeightMeasurement(weight=weight_kg, timestamp=self._stamp_or_none(at), user_id=self.user_id))
         self.queue(Uuid.WEIGHT_MEASUREMENT, data)
         return data
 
@@ -256,7 +345,7 @@ class PulseOximeter(VirtualDevice):
         return cls(**_make("sig.pulse_oximeter", address, "Oximeter SIM", model="SIM-PLX", **kw))  # type: ignore[arg-type]
 
     def measure(self, spo2_pct: float, pulse: float, *, at: datetime | None = None) -> bytes:
-        data = bytes(PlxSpotCheck(spo2_pct=spo2_pct, pulse_rate=pulse, timestamp=self.stamp(at)))
+        data = bytes(PlxSpotCheck(spo2_pct=spo2_pct, pulse_rate=pulse, timestamp=self._stamp_or_none(at)))
         self.queue(Uuid.PLX_SPOT_CHECK_MEASUREMENT, data)
         return data
 
@@ -268,7 +357,7 @@ class Thermometer(VirtualDevice):
         return cls(**_make("sig.health_thermometer", address, "Thermo SIM", model="SIM-HT", **kw))  # type: ignore[arg-type]
 
     def measure(self, celsius: float, *, at: datetime | None = None) -> bytes:
-        data = bytes(TemperatureMeasurement(temperature=celsius, timestamp=self.stamp(at)))
+        data = bytes(TemperatureMeasurement(temperature=celsius, timestamp=self._stamp_or_none(at)))
         self.queue(Uuid.TEMPERATURE_MEASUREMENT, data)
         return data
 
@@ -287,17 +376,18 @@ class PeakFlowMeter(VirtualDevice):
         self, pef_l_min: float, fev1_l: float, fvc_l: float, *, at: datetime | None = None, poor_blow: bool = False
     ) -> bytes:
         codec = vendor_codec(packaged_profile_texts()[PF100_PROFILE_FILE], PF100_MEASUREMENT)
-        flags = 0x07 | (0x08 if poor_blow else 0)
-        data = codec.encode(
-            {
-                "flags": flags,
-                "sequence": self.next_sequence,
-                "pef": pef_l_min,
-                "timestamp": self.stamp(at),
-                "fev1": fev1_l,
-                "fvc": fvc_l,
-            }
-        )
+        # bit0 time stamp, bit1 FEV1, bit2 FVC, bit3 poor blow (example_pf100.toml).
+        flags = (0x01 if self.timestamps else 0) | 0x06 | (0x08 if poor_blow else 0)
+        values: dict[str, int | float | DateTime] = {
+            "flags": flags,
+            "sequence": self.next_sequence,
+            "pef": pef_l_min,
+            "fev1": fev1_l,
+            "fvc": fvc_l,
+        }
+        if self.timestamps:
+            values["timestamp"] = self.stamp(at)
+        data = codec.encode(values)
         self.next_sequence += 1
         self.queue(PF100_MEASUREMENT, data)
         return data

@@ -3,7 +3,8 @@
 One radio per process (``process_radio.default_radio``). The scanner asks it for advertisements; a
 client opens a :class:`Link` to one device, through which values flow in both directions.
 Indications are delivered as tasks on the event loop, one value per loop turn, like a real
-stack delivering them from its own thread into the loop.
+stack delivering them from its own thread into the loop; each is confirmed to the device
+when the collector's callback has returned (:meth:`VirtualDevice.confirmed`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class Link:
             dev.sent_values += 1
             dev.sent_by_uuid[uuid] = dev.sent_by_uuid.get(uuid, 0) + 1
             cb(bytearray(data))
+            # The confirmation goes back once the collector's callback has returned (as a
+            # client that confirms after handling the value); only then does the device
+            # consider the value delivered.
+            dev.confirmed(uuid, data)
             await asyncio.sleep(0)
 
     def _requeue(self, uuid: str, data: bytes) -> None:
@@ -87,6 +92,27 @@ class VirtualRadio:
         self.devices: dict[str, VirtualDevice] = {}
         self.links: dict[str, Link] = {}
         self.advertisements = 0
+        # Adapter faults (the Raspberry Pi's): "restart" = discovery hears nothing until it is
+        # restarted, "reset" = until the adapter is reset; scan_start_errors = that many
+        # scanner starts fail (as BlueZ's "org.bluez.Error.NotReady") until a reset.
+        self.silent_until: str | None = None
+        self.scan_start_errors = 0
+        self.scanner_starts = 0
+        self.adapter_resets = 0
+
+    def scanner_started(self) -> None:
+        """A discovery starts (raises VirtualDeviceError for an adapter that errors)."""
+        if self.scan_start_errors > 0:
+            self.scan_start_errors -= 1
+            raise VirtualDeviceError("org.bluez.Error.NotReady: Resource Not Ready")
+        self.scanner_starts += 1
+        if self.silent_until == "restart" and self.scanner_starts > 1:
+            self.silent_until = None
+
+    def reset_adapter(self) -> None:
+        self.adapter_resets += 1
+        self.silent_until = None
+        self.scan_start_errors = 0
 
     def add(self, device: VirtualDevice) -> VirtualDevice:
         self.devices[device.address.upper()] = device

@@ -171,3 +171,37 @@ def test_single_reading_says_vaerde(client: TestClient, auth: Auth, seed: Seed) 
     assert values == [260.0, 312.0, 416.0]
     assert float(svg.attrib["viewBox"].split()[3]) == HEIGHT
     assert PAD_T + PAD_B < HEIGHT
+
+
+def test_readings_of_someone_else_are_listed_in_swedish_and_left_out_of_the_charts(
+    client: TestClient, auth: Auth, seed: Seed
+) -> None:
+    pid = seed.patients["P-DEMO0002"]
+    at = seed.now - dt.timedelta(hours=3)
+    with psycopg.connect(seed.url) as conn:
+        gw, addr = conn.execute(
+            "SELECT gateway_id, device_address FROM observation WHERE patient_id = %s LIMIT 1", (pid,)
+        ).fetchone() or ("", "")
+        rows = [
+            (
+                "weight",
+                104.5,
+                "kg",
+                "probably_someone_else: weight +22.0 kg from the median 82.5 kg of the last 14 days",
+            ),
+            ("systolic", 151.0, "mm[Hg]", "other_user: measured by user 2 of a shared device, not the patient"),
+        ]
+        for comp, value, unit, reason in rows:
+            conn.execute(
+                "INSERT INTO observation (reading_id, component, measured_at, patient_id, gateway_id, device_address,"
+                " kind, value, unit, status, reject_reason, received_at)"
+                " VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s, %s, 'rejected', %s, %s)",
+                (comp, at, pid, gw, addr, "weight" if comp == "weight" else "blood_pressure", value, unit, reason, at),
+            )
+    page = client.get(f"/ui/patients/{pid}", headers=auth(NURSE)).text
+    section = page[page.index('id="h-not-counted"') :]
+    assert "Vikt 104,5\xa0kg · <strong>Troligen någon annan på vågen</strong>" in section
+    assert "Systoliskt blodtryck 151\xa0mmHg · <strong>Annan användare av delad mätare</strong>" in section
+    # Not in the weight chart's data.
+    if 'id="chart-weight"' in page:
+        assert "104,5" not in page[page.index('id="chart-weight"') : page.index('id="h-not-counted"')]

@@ -106,3 +106,67 @@ def test_status_shows_clock_health_and_overdue_measurements(config: Path) -> Non
     assert "Clock: synchronised, offset -0.013 s, max error 0.250 s" in result.output
     assert "Overdue measurements: weight" in result.output
     assert "clock -450 s" in result.output
+
+
+def test_scan_and_pair_without_bluez_say_so_in_one_line(tmp_path: Path) -> None:
+    """The real BlueZ backend with no system bus to reach (as with bluetoothd stopped)."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parents[2]),
+        "EGENMON_GATEWAY_STATE_DIR": str(tmp_path),
+        "EGENMON_GATEWAY_BLE_SCANNER_BACKEND": "",
+        "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path / 'no-such-bus'}",
+        "COLUMNS": "80",
+    }
+    for args in (["scan", "--seconds", "0.5"], ["pair", "AA:BB:CC:DD:EE:FF", "--seconds", "0.5"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "gateway", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 3, out
+        assert "Bluetooth is not available (is bluetoothd running?)" in out
+        assert "Traceback" not in out
+        assert len(out.splitlines()) <= 3, out
+
+
+def test_scan_with_an_adapter_that_errors(radio: VirtualRadio, config: Path) -> None:
+    radio.scan_start_errors = 1
+    res = CliRunner().invoke(app, ["scan", "-c", str(config), "--seconds", "0.2"])
+    assert res.exit_code == 3
+    assert "Bluetooth is not available (is bluetoothd running?)" in res.output
+    assert "NotReady" in res.output
+
+
+def test_devices_prints_whole_addresses_on_a_narrow_terminal(
+    radio: VirtualRadio, config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.outbox import Outbox  # noqa: PLC0415
+
+    s = load_settings(config)
+    ob = Outbox(s.db_path)
+    ob.set_paired("F0:00:00:00:00:2A", "sig.blood_pressure", True)
+    ob.set_user_index("F0:00:00:00:00:2A", 2)
+    ob.close()
+    monkeypatch.setattr(cli.console, "width", 40)
+    res = CliRunner().invoke(app, ["devices", "-c", str(config)])
+    assert res.exit_code == 0, res.output
+    assert "F0:00:00:00:00:2A" in res.output
+    # The address can be given to unpair as printed.
+    assert CliRunner().invoke(app, ["unpair", "F0:00:00:00:00:2A", "-c", str(config)]).exit_code == 0
+
+
+def test_enroll_serial_has_help_and_hints_name_the_installed_command() -> None:
+    import tomllib  # noqa: PLC0415
+
+    help_text = CliRunner().invoke(app, ["enroll", "--help"], env={"COLUMNS": "200"}).output
+    assert "hardware serial number" in help_text
+    scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["egenmon-gateway"] == "gateway.cli:app"
+    readme = (Path(__file__).parents[2] / "gateway" / "README.md").read_text()
+    assert "python -m gateway " not in readme
+    assert "egenmon-gateway pair" in readme
+    assert "egenmon-gateway pair" in Path(cli.__file__).read_text()
