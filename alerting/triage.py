@@ -235,7 +235,10 @@ def gaps_for(
         if kind not in cache:
             cache[kind] = _last_times(data, kind, cohort.n)
         t = float(cache[kind][i])
-        return start if math.isnan(t) else t
+        t = start if math.isnan(t) else t
+        # Not before monitoring began (the gap rules count the same way).
+        began = float(cohort.monitored_since[i]) if cohort.monitored_since is not None else math.nan
+        return t if math.isnan(began) else max(t, began)
 
     gaps: list[Gap] = []
     for f in findings:

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from alerting.engine import Finding
 from alerting.service import evaluate_and_store
 from alerting.triage import (
     Cause,
@@ -18,11 +19,12 @@ from alerting.triage import (
     GatewayState,
     TriageSettings,
     classify,
+    gaps_for,
     route,
 )
 from device_profiles.vocabulary import EventType, MessageLevel
 from tests.alerting.dbdata import add_observation, make_patient
-from tests.alerting.helpers import DAY, HOUR, NOW
+from tests.alerting.helpers import DAY, HOUR, NOW, cohort
 
 S = TriageSettings()
 
@@ -329,3 +331,14 @@ def test_cgm_data_insufficient_stays_in_the_record(db: psycopg.Connection[Any]) 
         "SELECT route, severity FROM alert_finding WHERE patient_id = %s AND rule_id = 'D9' AND cleared_at IS NULL",
         (pid,),
     ).fetchone() == ("record", "info")
+
+
+def test_a_gap_is_counted_from_when_monitoring_began() -> None:
+    """The triage's gap length (which decides staff) starts no earlier than enrolment."""
+    enrolled_2_days_ago = cohort("hypertension", schedule={"blood_pressure": 2.0}, monitored_since=[NOW - 2 * DAY])
+    long_ago = cohort("hypertension", schedule={"blood_pressure": 2.0})
+    finding = Finding(0, "NODATA", "info", NOW, 48.0, NOW - 2 * DAY)
+    (fresh,) = gaps_for([finding], {}, enrolled_2_days_ago, NOW)
+    assert fresh.gap_h == pytest.approx(48.0)  # not the 28-day load window (672 h)
+    (old,) = gaps_for([finding], {}, long_ago, NOW)
+    assert old.gap_h == pytest.approx(28 * 24.0)
