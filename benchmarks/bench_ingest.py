@@ -48,12 +48,10 @@ from device_profiles.wire import DeviceInfo, Reading, ReadingBatch, Value, readi
 from ingest.copy_binary import OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows  # noqa: E402
 from ingest.prepare import PreparedReading  # noqa: E402
 from ingest.schema import migrate  # noqa: E402
-from ingest.store import WEIGHT_CHECK, _weight_bounds  # noqa: E402
+from ingest.store import weight_check_sql  # noqa: E402
 
 # The weight check as it was before the literal batch bounds (the reference of
 # weight_check_trials): the same statement without its constant time window.
-WEIGHT_CHECK_UNBOUNDED = WEIGHT_CHECK.replace("      AND o.measured_at >= {lower} AND o.measured_at < {upper}\n", "")
-assert WEIGHT_CHECK_UNBOUNDED != WEIGHT_CHECK
 
 MIX: list[tuple[Kind, dict[str, float]]] = [
     (Kind.BLOOD_PRESSURE, {"systolic": 131, "diastolic": 84, "mean_arterial": 99, "pulse": 71}),
@@ -352,13 +350,11 @@ def weight_check_trials(database_url: str, reps: int) -> None:
                 "kg": [r[3] + 6.0 for r in weights],
                 "max_change": 5.0,
             }
-            lower, upper = _weight_bounds(params["at"])
-            bounded = psycopg.sql.SQL(WEIGHT_CHECK).format(
-                lower=psycopg.sql.Literal(lower), upper=psycopg.sql.Literal(upper)
-            )
+            bounded = weight_check_sql(params["at"])
+            unbounded = weight_check_sql(params["at"], bounded=False)
             times: dict[str, list[float]] = {"without bounds": [], "with bounds": []}
             for rep in range(reps):
-                pair = [("without bounds", WEIGHT_CHECK_UNBOUNDED), ("with bounds", bounded)]
+                pair = [("without bounds", unbounded), ("with bounds", bounded)]
                 for name, query in pair if rep % 2 else pair[::-1]:
                     start = time.perf_counter()
                     found = conn.execute(query, params, prepare=False).fetchall()

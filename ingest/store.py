@@ -134,16 +134,16 @@ LEFT JOIN LATERAL (
     FROM observation o
     WHERE o.patient_id = cur.patient_id AND o.component = 'weight' AND o.status <> 'rejected'
       AND o.value IS NOT NULL
-      AND o.measured_at >= {lower} AND o.measured_at < {upper}
-      AND o.measured_at >= cur.measured_at - make_interval(days => %(median_days)s) AND o.measured_at < cur.measured_at
+      AND o.measured_at >= {median_lower} AND o.measured_at < {upper}
+      AND o.measured_at >= cur.measured_at - make_interval(days => {median_days}) AND o.measured_at < cur.measured_at
 ) m ON true
 WHERE abs(cur.value - p.value) > %(max_change)s
-   OR (m.n >= %(median_min)s AND abs(cur.value - m.median_kg) > %(max_rel)s * m.median_kg)
+   OR (m.n >= {median_min} AND abs(cur.value - m.median_kg) > {max_rel} * m.median_kg)
 """
 # The start of the previous local day is at most 50 hours before a reading (a local day is
-# at most 25 hours long) and the median looks back WEIGHT_MEDIAN_DAYS, so
-# [oldest - the longer of the two, newest) holds every weight's windows.
-WEIGHT_WINDOW_BEFORE = max(timedelta(hours=50), timedelta(days=WEIGHT_MEDIAN_DAYS))
+# at most 25 hours long), so [oldest - 50 h, newest) holds every weight's previous-day
+# window; the median's window has its own lower bound, WEIGHT_MEDIAN_DAYS before the oldest.
+WEIGHT_WINDOW_BEFORE = timedelta(hours=50)
 
 DEVICE_UPSERT = """
 INSERT INTO device AS d (gateway_id, address, model, serial, firmware, kind, battery_pct, first_seen_at, last_seen_at)
@@ -384,6 +384,23 @@ def _weight_bounds(measured_at: list[datetime]) -> tuple[datetime, datetime]:
     return min(measured_at) - WEIGHT_WINDOW_BEFORE, max(measured_at)
 
 
+def weight_check_sql(measured_at: list[datetime], *, bounded: bool = True) -> sql.Composed:
+    """WEIGHT_CHECK with the batch's literal bounds and the median constants filled in
+    (``bounded=False``: infinite bounds, what the planner saw before; for the benchmark)."""
+    lower, upper = _weight_bounds(measured_at)
+    median_lower = min(measured_at) - timedelta(days=WEIGHT_MEDIAN_DAYS)
+    lit = sql.Literal
+    bounds = (lit(lower), lit(median_lower), lit(upper)) if bounded else (lit("-infinity"),) * 2 + (lit("infinity"),)
+    return sql.SQL(WEIGHT_CHECK).format(
+        lower=bounds[0],
+        median_lower=bounds[1],
+        upper=bounds[2],
+        median_days=lit(WEIGHT_MEDIAN_DAYS),
+        median_min=lit(WEIGHT_MEDIAN_MIN_COUNT),
+        max_rel=lit(WEIGHT_MAX_REL_FROM_MEDIAN),
+    )
+
+
 def _check_weights(
     conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]], max_change_kg: float
 ) -> list[tuple[PreparedReading, uuid.UUID]]:
@@ -402,12 +419,8 @@ def _check_weights(
         "at": at,
         "kg": [c[3] for c in candidates],
         "max_change": max_change_kg,
-        "median_days": WEIGHT_MEDIAN_DAYS,
-        "median_min": WEIGHT_MEDIAN_MIN_COUNT,
-        "max_rel": WEIGHT_MAX_REL_FROM_MEDIAN,
     }
-    lower, upper = _weight_bounds(at)
-    query = sql.SQL(WEIGHT_CHECK).format(lower=sql.Literal(lower), upper=sql.Literal(upper))
+    query = weight_check_sql(at)
     # Planned afresh for every batch, never prepared: a plan cached while observation looked
     # empty (just after a restore, a bulk delete or a TRUNCATE that autovacuum then saw)
     # is a sequential scan per weight, and stayed in use as the table grew - seen as

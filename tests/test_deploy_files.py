@@ -131,7 +131,7 @@ def test_gateway_guide_copies_the_unit_before_anything_starts_it() -> None:
     lines = (DEPLOY / "gateway-install.md").read_text().splitlines()
     copy = next(i for i, ln in enumerate(lines) if re.search(r"cp \S*egenmon-gateway\.service /etc/systemd/system", ln))
     reload_ = next(i for i, ln in enumerate(lines) if "systemctl daemon-reload" in ln)
-    enroll = next(i for i, ln in enumerate(lines) if "-m gateway enroll" in ln)
+    enroll = next(i for i, ln in enumerate(lines) if "egenmon-gateway enroll" in ln)
     state_dir = next(i for i, ln in enumerate(lines) if re.search(r"install -d .*/var/lib/egenmon-gateway", ln))
     starts = [i for i, ln in enumerate(lines) if re.search(r"systemctl (start|enable|restart).*egenmon-gateway", ln)]
     assert starts

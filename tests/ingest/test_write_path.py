@@ -19,11 +19,11 @@ from ingest.store import (
     INSERT_KEYS,
     INSERT_OBS,
     INSERT_RAW,
-    WEIGHT_CHECK,
     DirectCopyGate,
     _weight_bounds,
     setup_connection,
     store,
+    weight_check_sql,
 )
 from tests.ingest.helpers import T0, Seed, batch_bytes, make_reading
 
@@ -63,9 +63,7 @@ def test_every_staged_insert_names_the_primary_key_as_its_conflict_target(
 def test_the_weight_check_carries_the_batch_bounds_as_constants(db: psycopg.Connection[Any]) -> None:
     at = [T0, T0 + timedelta(hours=5)]
     lower, upper = _weight_bounds(at)
-    query = sql.SQL("EXPLAIN (VERBOSE, COSTS OFF) " + WEIGHT_CHECK).format(
-        lower=sql.Literal(lower), upper=sql.Literal(upper)
-    )
+    query = sql.SQL("EXPLAIN (VERBOSE, COSTS OFF) ") + weight_check_sql(at)
     params = {"ids": [uuid.uuid4()] * 2, "patients": [uuid.uuid4()] * 2, "at": at, "kg": [80.0, 81.0], "max_change": 5}
     plan = "\n".join(r[0] for r in db.execute(query, params).fetchall())
     # The constants reach the scan of observation (what lets TimescaleDB exclude chunks at
