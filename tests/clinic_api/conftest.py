@@ -224,3 +224,10 @@ def live_token(base: str, subject: str) -> str:
     r.raise_for_status()
     token: str = r.json()["access_token"]
     return token
+
+
+@pytest.fixture
+def server(fresh_seed: Seed) -> Iterator[str]:
+    """The app as a real server on its own seeded database (the browser tests' target)."""
+    with live_server(fresh_seed.url) as base:
+        yield base

@@ -12,7 +12,7 @@ import io
 import re
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,12 @@ import psycopg
 import pytest
 
 from clinic_api import labels
-from tests.clinic_api.conftest import ADMIN, AUDITOR, NURSE, NURSE_SYD, PHYSICIAN, Seed, TestClient, live_server
-from tests.clinic_api.test_browser import ARGS, CHROMIUM, SHOTS
+from tests.clinic_api.conftest import ADMIN, AUDITOR, NURSE, NURSE_SYD, PHYSICIAN, Seed, TestClient
+from tests.clinic_api.test_browser import SHOTS
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 
 Auth = Callable[[str], dict[str, str]]
 # Skatteverket's test range (birth numbers 980-999) with valid check digits, as the demo seed uses.
@@ -661,24 +661,6 @@ def test_audit_api_pages_with_offset(client: TestClient, auth: Auth, probe_rows:
 
 
 # --- in the browser (Playwright, Debian's Chromium) ---------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Debian's chromium is missing at {CHROMIUM}: apt-get install -y chromium (./dev test does)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def server(fresh_seed: Seed) -> Iterator[str]:
-    with live_server(fresh_seed.url) as base:
-        yield base
 
 
 def _shot(page: Page, name: str) -> None:

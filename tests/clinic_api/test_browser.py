@@ -4,51 +4,20 @@ go to test-artifacts/."""
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.clinic_api.conftest import ROOT, Seed, live_server
+from tests.clinic_api.conftest import ROOT, Seed
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 
-CHROMIUM = Path(os.environ.get("EGENMON_CHROMIUM", "/usr/bin/chromium"))
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SHOTS = ROOT / "test-artifacts" / "clinic_api"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Debian's chromium is missing at {CHROMIUM}: apt-get install -y chromium (./dev test does)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def server(fresh_seed: Seed) -> Iterator[str]:
-    with live_server(fresh_seed.url) as base:
-        yield base
 
 
 def _shot(page: Page, name: str) -> None:

@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from tests.clinic_api.conftest import Seed
-from tests.clinic_api.test_browser import SHOTS, browser, server
+from tests.clinic_api.test_browser import SHOTS
 from tests.clinic_api.test_browser import _login_as_nurse as login_as_nurse
 
 with warnings.catch_warnings():
@@ -19,7 +19,6 @@ with warnings.catch_warnings():
     from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser", "server"]  # fixtures shared with test_browser.py
 REASON = "Upprepade värden under 3,5 trots extra måltid"
 
 

@@ -11,13 +11,12 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.clinic_api.conftest import Seed, live_server
-from tests.clinic_api.test_browser import SHOTS, browser
+from tests.clinic_api.test_browser import SHOTS
 
 with __import__("warnings").catch_warnings():
     __import__("warnings").simplefilter("ignore")
     from playwright.sync_api import Browser, Page, expect
 
-__all__ = ["browser"]  # the module-scoped Chromium fixture, shared with test_browser
 pytestmark = pytest.mark.browser
 
 # Rendered size of every text in the charts: font size in user units × the SVG's scale on screen.

@@ -6,25 +6,16 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
 
 import pytest
 
-from tests.clinic_api.conftest import Seed, live_server
-from tests.clinic_api.test_browser import _shot, browser
+from tests.clinic_api.test_browser import _shot
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from playwright.sync_api import Browser, expect
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser"]  # the module-scoped Chromium fixture, shared with test_browser
-
-
-@pytest.fixture
-def server(fresh_seed: Seed) -> Iterator[str]:
-    with live_server(fresh_seed.url) as base:
-        yield base
 
 
 def test_sign_in_and_out_through_the_code_flow(browser: Browser, server: str) -> None:

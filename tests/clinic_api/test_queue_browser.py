@@ -8,40 +8,21 @@ import datetime as dt
 import re
 import struct
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests.clinic_api.conftest import Seed, live_server
-from tests.clinic_api.test_browser import ARGS, CHROMIUM, SHOTS
+from tests.clinic_api.conftest import Seed
+from tests.clinic_api.test_browser import SHOTS
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
 NEW_CARD_TIMEOUT_MS = 8000  # polls every second in these tests
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Debian's chromium is missing at {CHROMIUM}: apt-get install -y chromium (./dev test does)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def server(fresh_seed: Seed) -> Iterator[str]:
-    with live_server(fresh_seed.url) as base:
-        yield base
 
 
 def _login(page: Page, base: str, path: str) -> None:

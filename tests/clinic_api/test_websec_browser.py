@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
 
 import pytest
 
-from tests.clinic_api.conftest import Seed, live_server
-from tests.clinic_api.test_browser import ARGS, CHROMIUM
+from tests.clinic_api.conftest import Seed
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 pytestmark = pytest.mark.browser
 
@@ -24,24 +22,6 @@ window.__csp = [];
 document.addEventListener('securitypolicyviolation',
     e => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Debian's chromium is missing at {CHROMIUM}: apt-get install -y chromium (./dev test does)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def server(fresh_seed: Seed) -> Iterator[str]:
-    with live_server(fresh_seed.url) as base:
-        yield base
 
 
 def _violations(page: Page, console: list[ConsoleMessage]) -> list[str]:

@@ -4,9 +4,7 @@ background (WCAG AAA). Screenshots go to test-artifacts/gateway/."""
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,11 +15,9 @@ from gateway.outputs.screen import KioskData, LastValue, ScreenOutput, Slot
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from playwright.sync_api import Browser, expect, sync_playwright
+    from playwright.sync_api import Browser, expect
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("EGENMON_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SHOTS = ROOT / "test-artifacts" / "gateway"
 
 pytestmark = pytest.mark.browser
@@ -45,18 +41,6 @@ CONTRAST_JS = """
   return out;
 }
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Debian's chromium is missing at {CHROMIUM}: apt-get install -y chromium (./dev test does)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_kiosk_page_in_chromium(browser: Browser) -> None:
