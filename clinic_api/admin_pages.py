@@ -443,7 +443,7 @@ def issue_code(
             "me": staff,
             "code": out["code"],
             "gateway_id": out["gateway_id"],
-            "expires": f"{expires_local.day} {_MONTHS_LONG[expires_local.month - 1]} {expires_local.year}",
+            "expires": f"{expires_local.day} {labels.MONTHS_LONG[expires_local.month - 1]} {expires_local.year}",
             "unit_name": patient["unit_name"],
             "clinic_url": settings.public_base_url,
             "issued": labels.local_time(dt.datetime.now(dt.UTC)),
@@ -453,19 +453,3 @@ def issue_code(
     # Shown once: never kept by a cache or the browser's history.
     resp.headers["Cache-Control"] = "no-store"
     return resp
-
-
-_MONTHS_LONG = (
-    "januari",
-    "februari",
-    "mars",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "augusti",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)

@@ -421,6 +421,21 @@ def local_time(value: object, with_date: bool = True) -> str:
 
 
 MONTHS = ("jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
+# Month names written out (letters to patients, the enrolment code's expiry).
+MONTHS_LONG = (
+    "januari",
+    "februari",
+    "mars",
+    "april",
+    "maj",
+    "juni",
+    "juli",
+    "augusti",
+    "september",
+    "oktober",
+    "november",
+    "december",
+)
 
 LABELS: Mapping[str, Any] = {
     "SEVERITY": SEVERITY,

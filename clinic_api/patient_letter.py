@@ -25,23 +25,10 @@ from typing import Any
 
 import psycopg
 
-from clinic_api.labels import TZ, UNIT_DECIMALS, number, unit
+from clinic_api.labels import MONTHS_LONG, TZ, UNIT_DECIMALS, number, unit
 
 # What a month is called in the letter.
-MONTH_NAMES = (
-    "januari",
-    "februari",
-    "mars",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "augusti",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
+MONTH_NAMES = MONTHS_LONG
 
 # CGM time in range (international consensus, Battelino 2019): 3.9-10.0 mmol/L inclusive.
 TIR_LOW_MMOL_L = 3.9
