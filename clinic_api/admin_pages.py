@@ -1,8 +1,8 @@
 """The admin's pages (Swedish): care units, staff accounts, patient enrolment, gateway kits,
 kit assignment and the printable one-time code letter.
 
-Forms post to routes that call the same query functions as the API (admin_queries,
-enrollment_queries) and redirect back (post/redirect/get). A refused form is shown again
+Forms post to routes that call the same query functions as the API (queries.admin,
+queries.enrollment) and redirect back (post/redirect/get). A refused form is shown again
 with Swedish messages next to its fields (clinic_api/form_errors.py), never as 422 JSON.
 The one exception to post/redirect/get is the code letter: the code exists only in the
 response that issues it (the database keeps its HMAC), so it is rendered, not redirected to.
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from clinic_api import admin_queries, audit, enrollment_queries, form_errors, labels, queries
+from clinic_api import audit, form_errors, labels, queries
 from clinic_api.auth import Staff
 from clinic_api.deps import AppSettings, DbConn, PageStaff
 from clinic_api.models import CarePlanIn, GatewayIn, PatientIn, StaffIn, StaffUpdateIn, UnitIn
@@ -73,22 +73,15 @@ def _refused(err: HTTPException) -> form_errors.Errors:
 def admin_home(request: Request, conn: DbConn, staff: PageStaff) -> Response:
     if not staff.has("admin"):
         return _forbidden(request, staff)
-    counts = conn.execute(
-        """SELECT (SELECT count(*) FROM care_unit), (SELECT count(*) FROM staff WHERE active),
-                  (SELECT count(*) FROM patient WHERE active AND unit_id = ANY(%s)), (SELECT count(*) FROM gateway)""",
-        (list(staff.unit_ids),),
-    ).fetchone()
-    assert counts is not None
-    return _page(
-        request, staff, "admin.html", counts=dict(zip(("units", "staff", "patients", "gateways"), counts, strict=True))
-    )
+    counts = queries.admin.admin_counts(conn, list(staff.unit_ids))
+    return _page(request, staff, "admin.html", counts=counts)
 
 
 # --- care units -------------------------------------------------------------------------
 
 
 def _units_page(request: Request, conn: DbConn, staff: Staff, **kw: Any) -> Response:
-    return _page(request, staff, "admin_units.html", units=admin_queries.list_units(conn), **kw)
+    return _page(request, staff, "admin_units.html", units=queries.admin.list_units(conn), **kw)
 
 
 @router.get("/units", response_class=HTMLResponse)
@@ -111,7 +104,7 @@ def create_unit(
         return _forbidden(request, staff)
     form = {"code": code.strip(), "name": name.strip()}
     try:
-        row = admin_queries.create_unit(conn, UnitIn.model_validate(form))
+        row = queries.admin.create_unit(conn, UnitIn.model_validate(form))
     except ValidationError as err:
         return _units_page(request, conn, staff, errors=form_errors.from_validation(err), form=form, status_code=422)
     except HTTPException as err:
@@ -128,8 +121,8 @@ def _staff_page(request: Request, conn: DbConn, staff: Staff, **kw: Any) -> Resp
         request,
         staff,
         "admin_staff.html",
-        accounts=admin_queries.list_staff(conn),
-        units=admin_queries.list_units(conn),
+        accounts=queries.admin.list_staff(conn),
+        units=queries.admin.list_units(conn),
         roles=ROLES,
         **kw,
     )
@@ -162,7 +155,7 @@ def create_staff(
         "unit_ids": unit_ids or [],
     }
     try:
-        row = admin_queries.create_staff(conn, StaffIn.model_validate(form))
+        row = queries.admin.create_staff(conn, StaffIn.model_validate(form))
     except ValidationError as err:
         return _staff_page(request, conn, staff, errors=form_errors.from_validation(err), form=form, status_code=422)
     except HTTPException as err:
@@ -177,7 +170,7 @@ def _staff_edit_page(request: Request, conn: DbConn, staff: Staff, account: dict
         staff,
         "admin_staff_edit.html",
         account=account,
-        units=admin_queries.list_units(conn),
+        units=queries.admin.list_units(conn),
         roles=ROLES,
         **kw,
     )
@@ -187,7 +180,7 @@ def _staff_edit_page(request: Request, conn: DbConn, staff: Staff, account: dict
 def staff_edit_page(request: Request, conn: DbConn, staff: PageStaff, staff_id: uuid.UUID) -> Response:
     if not staff.has("admin"):
         return _forbidden(request, staff)
-    account = admin_queries.get_staff(conn, staff_id)
+    account = queries.admin.get_staff(conn, staff_id)
     form = {"roles": account["roles"], "unit_ids": [str(u) for u in account["unit_ids"]], "active": account["active"]}
     return _staff_edit_page(request, conn, staff, account, form=form)
 
@@ -205,10 +198,10 @@ def update_staff(
 ) -> Response:
     if not staff.has("admin"):
         return _forbidden(request, staff)
-    account = admin_queries.get_staff(conn, staff_id)
+    account = queries.admin.get_staff(conn, staff_id)
     form: dict[str, Any] = {"roles": roles or [], "unit_ids": unit_ids or [], "active": active == "on"}
     try:
-        row = admin_queries.update_staff(conn, staff.id, staff_id, StaffUpdateIn.model_validate(form))
+        row = queries.admin.update_staff(conn, staff.id, staff_id, StaffUpdateIn.model_validate(form))
     except ValidationError as err:
         errors = form_errors.from_validation(err)
         return _staff_edit_page(request, conn, staff, account, errors=errors, form=form, status_code=422)
@@ -238,13 +231,7 @@ def update_staff(
 
 
 def _gateways_page(request: Request, conn: DbConn, staff: Staff, **kw: Any) -> Response:
-    rows = queries._rows(
-        conn,
-        """SELECT g.id, g.serial, g.created_at, g.enrolled_at,
-                  EXISTS (SELECT 1 FROM gateway_assignment ga WHERE ga.gateway_id = g.id AND ga.valid @> now())
-                      AS assigned
-           FROM gateway g ORDER BY g.id""",
-    )
+    rows = queries.gateway_kits(conn)
     return _page(request, staff, "admin_gateways.html", gateways=rows, **kw)
 
 
@@ -268,7 +255,7 @@ def register_gateway(
         return _forbidden(request, staff)
     form = {"id": id.strip(), "serial": serial.strip() or None}
     try:
-        row = enrollment_queries.register_gateway(conn, GatewayIn.model_validate(form))
+        row = queries.enrollment.register_gateway(conn, GatewayIn.model_validate(form))
     except ValidationError as err:
         errors = form_errors.from_validation(err)
         return _gateways_page(request, conn, staff, errors=errors, form=form, status_code=422)
@@ -282,11 +269,11 @@ def register_gateway(
 
 
 def _my_units(conn: DbConn, staff: Staff) -> list[dict[str, Any]]:
-    return [u for u in admin_queries.list_units(conn) if u["id"] in staff.unit_ids]
+    return [u for u in queries.admin.list_units(conn) if u["id"] in staff.unit_ids]
 
 
 def _patients_page(request: Request, conn: DbConn, staff: Staff, **kw: Any) -> Response:
-    rows = enrollment_queries.roster(conn, staff)
+    rows = queries.enrollment.roster(conn, staff)
     # Names of patients are shown: the list read is audited like the clinicians' patient list.
     audit.record(conn, staff, "read", "enrolment_list", detail={"patients": [str(r["id"]) for r in rows], "page": True})
     return _page(
@@ -332,7 +319,7 @@ def enrol_patient(
                 "care_plan": plan,
             }
         )
-        patient = enrollment_queries.create_patient(conn, staff, body)
+        patient = queries.enrollment.create_patient(conn, staff, body)
     except ValidationError as err:
         errors = form_errors.from_validation(err)
         return _patients_page(request, conn, staff, errors=errors, form=form, status_code=422)
@@ -352,7 +339,7 @@ def _kit_page(request: Request, conn: DbConn, staff: Staff, patient_id: uuid.UUI
         "admin_patient.html",
         p=patient,
         gw=gw,
-        free=enrollment_queries.free_gateways(conn),
+        free=queries.enrollment.free_gateways(conn),
         **kw,
     )
 
@@ -381,7 +368,7 @@ def assign_gateway(
     if not gateway_id:
         return _kit_page(request, conn, staff, patient_id, errors={"gateway_id": "Välj en gateway."}, status_code=422)
     try:
-        enrollment_queries.assign_gateway(conn, staff, patient_id, gateway_id)
+        queries.enrollment.assign_gateway(conn, staff, patient_id, gateway_id)
     except HTTPException as err:
         return _kit_page(request, conn, staff, patient_id, errors=_refused(err), status_code=422)
     audit.record(
@@ -400,7 +387,7 @@ def end_assignment(request: Request, conn: DbConn, staff: PageStaff, patient_id:
     if not staff.has("admin"):
         return _forbidden(request, staff)
     try:
-        row = enrollment_queries.end_assignment(conn, staff, patient_id)
+        row = queries.enrollment.end_assignment(conn, staff, patient_id)
     except HTTPException as err:
         return _kit_page(request, conn, staff, patient_id, errors=_refused(err), status_code=422)
     audit.record(
@@ -422,7 +409,7 @@ def issue_code(
         return _forbidden(request, staff)
     patient = queries.patient_for(conn, staff, patient_id)
     try:
-        out = enrollment_queries.issue_code(
+        out = queries.enrollment.issue_code(
             conn, staff, patient_id, pepper=settings.enrollment_pepper, ttl_s=settings.enrollment_code_ttl_s
         )
     except HTTPException as err:

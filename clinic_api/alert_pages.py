@@ -116,24 +116,6 @@ def rule_explanations(alert: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _staff_names(conn: psycopg.Connection[Any], ids: set[str]) -> dict[str, str]:
-    valid = []
-    for i in ids:
-        try:
-            valid.append(uuid.UUID(i))
-        except ValueError:
-            continue
-    if not valid:
-        return {}
-    rows = conn.execute("SELECT id, display_name FROM staff WHERE id = ANY(%s)", (valid,)).fetchall()
-    return {str(r[0]): r[1] for r in rows}
-
-
-def _messages(conn: psycopg.Connection[Any], alert_id: int) -> dict[str, tuple[str, str]]:
-    rows = conn.execute("SELECT id, level, message_sv FROM patient_message WHERE alert_id = %s", (alert_id,)).fetchall()
-    return {str(r[0]): (r[1], r[2]) for r in rows}
-
-
 def _minutes(value: object) -> str:
     return f"{labels.number(value, 0)} min"
 
@@ -225,8 +207,10 @@ def timeline(
     ids = set(assignees)
     for e in events:
         ids.update(str(e["details"][k]) for k in ("to", "by", "previous") if e["details"].get(k))
-    names = _staff_names(conn, ids)
-    messages = _messages(conn, alert_id) if any(e["event"].startswith("message_") for e in events) else {}
+    names = queries.admin.staff_names(conn, ids)
+    messages = (
+        queries.patient_messages(conn, alert_id) if any(e["event"].startswith("message_") for e in events) else {}
+    )
     items = [
         {
             "event": e["event"],

@@ -22,7 +22,7 @@ import psycopg
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, Response
 
-from clinic_api import admin_queries, audit, labels
+from clinic_api import audit, labels, queries
 from clinic_api.auth import Staff
 from clinic_api.deps import DbConn, PageStaff
 from clinic_api.pages import templates
@@ -158,7 +158,7 @@ def audit_page(request: Request, conn: DbConn, staff: PageStaff) -> Response:
             "s": s,
             "rows": rows,
             "more": more,
-            "staff_list": admin_queries.list_staff(conn),
+            "staff_list": queries.admin.list_staff(conn),
             "actions": labels.AUDIT_ACTION,
             "qs": lambda **kw: _query_string(s.form, **kw),
             "local_seconds": local_seconds,

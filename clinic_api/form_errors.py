@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from fastapi import HTTPException
 from pydantic import ValidationError
 
-from clinic_api import admin_queries, enrollment_queries
+from clinic_api import queries
 
 # The field's name as the form's label says it (lower case, used inside sentences).
 FIELD: Mapping[str, str] = {
@@ -44,19 +44,19 @@ PERSONNUMMER: Mapping[str, str] = {
 }
 # The queries' refusals (HTTPException detail) → (field, message).
 REFUSAL: Mapping[str, tuple[str, str]] = {
-    admin_queries.UNIT_EXISTS: ("code", "Det finns redan en vårdenhet med den koden."),
-    admin_queries.STAFF_EXISTS: ("subject", "Det finns redan ett konto med det inloggnings-id:t."),
-    admin_queries.UNKNOWN_UNIT: ("unit_ids", "Vårdenheten finns inte."),
-    admin_queries.OWN_ADMIN_ROLE: (
+    queries.admin.UNIT_EXISTS: ("code", "Det finns redan en vårdenhet med den koden."),
+    queries.admin.STAFF_EXISTS: ("subject", "Det finns redan ett konto med det inloggnings-id:t."),
+    queries.admin.UNKNOWN_UNIT: ("unit_ids", "Vårdenheten finns inte."),
+    queries.admin.OWN_ADMIN_ROLE: (
         "roles",
         "Du kan inte ta bort din egen administratörsroll eller inaktivera dig själv.",
     ),
-    enrollment_queries.NOT_MY_UNIT: ("unit_id", "Du kan bara skriva in patienter i dina egna vårdenheter."),
-    enrollment_queries.PATIENT_EXISTS: ("personnummer", "En patient med det personnumret är redan inskriven."),
-    enrollment_queries.KIT_TAKEN: ("gateway_id", "Gatewayen är redan tilldelad en annan patient."),
-    enrollment_queries.NO_KIT: ("gateway_id", "Tilldela patienten en gateway först."),
-    enrollment_queries.NO_KIT_TO_END: ("gateway_id", "Patienten har ingen gateway tilldelad."),
-    enrollment_queries.GATEWAY_EXISTS: ("id", "Gateway-id eller serienummer finns redan registrerat."),
+    queries.enrollment.NOT_MY_UNIT: ("unit_id", "Du kan bara skriva in patienter i dina egna vårdenheter."),
+    queries.enrollment.PATIENT_EXISTS: ("personnummer", "En patient med det personnumret är redan inskriven."),
+    queries.enrollment.KIT_TAKEN: ("gateway_id", "Gatewayen är redan tilldelad en annan patient."),
+    queries.enrollment.NO_KIT: ("gateway_id", "Tilldela patienten en gateway först."),
+    queries.enrollment.NO_KIT_TO_END: ("gateway_id", "Patienten har ingen gateway tilldelad."),
+    queries.enrollment.GATEWAY_EXISTS: ("id", "Gateway-id eller serienummer finns redan registrerat."),
     "gateway not found": ("gateway_id", "Gatewayen finns inte. Registrera den först."),
 }
 

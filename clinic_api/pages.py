@@ -23,7 +23,6 @@ from pydantic import ValidationError
 
 from clinic_api import (
     agp,
-    analytics,
     audit,
     bp_summary,
     chart_limits,
@@ -31,13 +30,12 @@ from clinic_api import (
     labels,
     queries,
     queue_view,
-    replays,
     ticks,
 )
 from clinic_api.deps import AppSettings, DbConn, PageStaff
 from clinic_api.errors import PageProblem
 from clinic_api.models import ReplayIn
-from clinic_api.routers.gateways import list_for
+from clinic_api.queries import analytics, replays
 from device_profiles.vocabulary import COMPONENTS, KINDS, EventType, Kind
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -337,14 +335,7 @@ def patient_page(
     alerts = queries.alert_queue(
         conn, staff, statuses=["open", "acknowledged", "snoozed", "resolved"], patient_id=patient_id, limit=100
     )
-    present = [
-        r[0]
-        for r in conn.execute(
-            """SELECT DISTINCT component FROM observation WHERE patient_id = %s AND measured_at >= %s
-               AND status <> 'rejected'""",
-            (patient_id, start),
-        ).fetchall()
-    ]
+    present = queries.components_present(conn, patient_id, start)
     order = [c for c in COMPONENT_SV if c in present]
     conditions = set((plan or {}).get("conditions") or ())
     c5_data = (
@@ -419,16 +410,7 @@ def patient_page(
             ),
             "why": labels.reject_reason(reason),
         }
-        for at, reason, comps, values, units in conn.execute(
-            # Kept but not used by the rules (another person, implausible): staff see why.
-            """SELECT measured_at, reject_reason, array_agg(component ORDER BY component),
-                      array_agg(value ORDER BY component), array_agg(unit ORDER BY component)
-               FROM observation
-               WHERE patient_id = %s AND measured_at >= %s AND status = 'rejected'
-                 AND component NOT IN ('mean_arterial', 'bmi', 'height')
-               GROUP BY reading_id, measured_at, reject_reason ORDER BY measured_at DESC LIMIT 20""",
-            (patient_id, start),
-        ).fetchall()
+        for at, reason, comps, values, units in queries.rejected_readings(conn, patient_id, start)
     ]
     devices = queries.devices(conn, gw["id"]) if gw else []
     audit.record(conn, staff, "read", f"patient/{patient_id}", patient_id=patient_id, detail={"page": True})
@@ -460,7 +442,7 @@ def patient_page(
 def gateways_page(request: Request, conn: DbConn, staff: PageStaff) -> Response:
     if not (staff.clinical or staff.has("admin")):
         return templates.TemplateResponse(request, "forbidden.html", _ctx(staff), status_code=403)
-    rows = list_for(conn, staff)
+    rows = queries.gateways_for(conn, staff)
     for r in rows:
         r["devices"] = queries.devices(conn, r["id"])
     if staff.clinical:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from clinic_api import admin_queries, audit
+from clinic_api import audit, queries
 from clinic_api.deps import AdminStaff, CurrentStaff, DbConn
 from clinic_api.models import StaffIn, StaffUpdateIn, UnitIn
 
@@ -27,31 +27,31 @@ def me(staff: CurrentStaff) -> dict[str, Any]:
 
 @router.get("/units", summary="Care units (admin)")
 def list_units(conn: DbConn, staff: AdminStaff) -> list[dict[str, Any]]:
-    return admin_queries.list_units(conn)
+    return queries.admin.list_units(conn)
 
 
 @router.post("/units", status_code=201, summary="Create a care unit (admin)")
 def create_unit(conn: DbConn, staff: AdminStaff, body: UnitIn) -> dict[str, Any]:
-    row = admin_queries.create_unit(conn, body)
+    row = queries.admin.create_unit(conn, body)
     audit.record(conn, staff, "create", f"care_unit/{row['id']}")
     return row
 
 
 @router.get("/staff", summary="Staff accounts (admin)")
 def list_staff(conn: DbConn, staff: AdminStaff) -> list[dict[str, Any]]:
-    return admin_queries.list_staff(conn)
+    return queries.admin.list_staff(conn)
 
 
 @router.post("/staff", status_code=201, summary="Create a staff account (admin)")
 def create_staff(conn: DbConn, staff: AdminStaff, body: StaffIn) -> dict[str, Any]:
-    row = admin_queries.create_staff(conn, body)
+    row = queries.admin.create_staff(conn, body)
     audit.record(conn, staff, "create", f"staff/{row['id']}")
     return row
 
 
 @router.patch("/staff/{staff_id}", summary="Change a staff account's roles, care units or active flag (admin)")
 def update_staff(conn: DbConn, staff: AdminStaff, staff_id: uuid.UUID, body: StaffUpdateIn) -> dict[str, Any]:
-    row = admin_queries.update_staff(conn, staff.id, staff_id, body)
+    row = queries.admin.update_staff(conn, staff.id, staff_id, body)
     previous = row.pop("previous")
     audit.record(
         conn,

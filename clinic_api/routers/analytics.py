@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from clinic_api import analytics, audit
+from clinic_api import audit
 from clinic_api.deps import ClinicalStaff, DbConn
+from clinic_api.queries import analytics
 
 router = APIRouter(prefix="/units", tags=["analytics"])
 

@@ -127,11 +127,6 @@ def _tokens(request: Request, settings: Settings, subject: str, name: str, nonce
     return out
 
 
-def _display_name(conn: DbConn, subject: str) -> str | None:
-    row = conn.execute("SELECT display_name FROM staff WHERE subject = %s AND active", (subject,)).fetchone()
-    return None if row is None else str(row[0])
-
-
 class TokenIn(BaseModel):
     subject: SafeStr = Field(min_length=1, max_length=200)
 
@@ -190,7 +185,7 @@ def token(
             subject = TokenIn.model_validate(body).subject
         except ValidationError as err:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "expected {'subject': ...}") from err
-        name = _display_name(conn, subject)
+        name = queries.admin.active_staff_name(conn, subject)
         if name is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no demo staff with this subject")
         return JSONResponse(_tokens(request, settings, subject, name, None))
@@ -274,7 +269,7 @@ def authorize_page(
         return _back(req, {"error": "unsupported_response_type"})
     if (why := _checked(req)) is not None:
         return _back(req, {"error": "invalid_request", "error_description": why})
-    staff = queries._rows(conn, "SELECT subject, display_name, roles FROM staff WHERE active ORDER BY display_name")
+    staff = queries.admin.active_staff(conn)
     return templates.TemplateResponse(request, "login.html", {"staff": staff, "me": None, "auth": req.query()})
 
 
@@ -297,7 +292,7 @@ def authorize(
     _refuse_unregistered(settings, req)
     if (why := _checked(req)) is not None:
         return _back(req, {"error": "invalid_request", "error_description": why})
-    if (name := _display_name(conn, subject)) is None:
+    if (name := queries.admin.active_staff_name(conn, subject)) is None:
         return _back(req, {"error": "access_denied", "error_description": "no active demo staff"})
     code = _codes(request).issue(
         PendingCode(subject, name, client_id, redirect_uri, code_challenge, nonce, time.monotonic() + CODE_TTL_S)

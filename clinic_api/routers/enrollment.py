@@ -3,15 +3,13 @@ gateway's code-for-credentials exchange (device_profiles.messages)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 from typing import Any
 
-import psycopg
 from fastapi import APIRouter, HTTPException, Request, status
 
-from clinic_api import audit, enrollment_queries, secrets_util
+from clinic_api import audit, queries, secrets_util
 from clinic_api.deps import AppSettings, DbConn, EnrollerStaff
 from clinic_api.models import EnrollmentCodeOut, GatewayAssignIn, PatientIn, no_nul
 from device_profiles.messages import EnrollmentRequest, EnrollmentResponse
@@ -22,7 +20,7 @@ router = APIRouter(tags=["enrollment"])
 
 @router.post("/patients", status_code=201, summary="Enrol a patient (personnummer stored once, separately)")
 def create_patient(conn: DbConn, staff: EnrollerStaff, body: PatientIn) -> dict[str, Any]:
-    patient = enrollment_queries.create_patient(conn, staff, body)
+    patient = queries.enrollment.create_patient(conn, staff, body)
     audit.record(conn, staff, "create", "patient", patient_id=patient["id"])
     log.info("patient enrolled pseudonym=%s", patient["pseudonym"])
     return patient
@@ -30,7 +28,7 @@ def create_patient(conn: DbConn, staff: EnrollerStaff, body: PatientIn) -> dict[
 
 @router.post("/patients/{patient_id}/gateway", status_code=201, summary="Assign a gateway kit to the patient")
 def assign_gateway(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID, body: GatewayAssignIn) -> dict[str, Any]:
-    row = enrollment_queries.assign_gateway(conn, staff, patient_id, body.gateway_id)
+    row = queries.enrollment.assign_gateway(conn, staff, patient_id, body.gateway_id)
     audit.record(
         conn,
         staff,
@@ -44,7 +42,7 @@ def assign_gateway(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID, bo
 
 @router.delete("/patients/{patient_id}/gateway", summary="End the patient's gateway kit now (frees the kit)")
 def end_assignment(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID) -> dict[str, Any]:
-    row = enrollment_queries.end_assignment(conn, staff, patient_id)
+    row = queries.enrollment.end_assignment(conn, staff, patient_id)
     audit.record(
         conn,
         staff,
@@ -63,7 +61,7 @@ def end_assignment(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID) ->
     summary="Issue a one-time enrollment code for the patient's gateway kit (shown once)",
 )
 def issue_code(conn: DbConn, staff: EnrollerStaff, settings: AppSettings, patient_id: uuid.UUID) -> EnrollmentCodeOut:
-    out = enrollment_queries.issue_code(
+    out = queries.enrollment.issue_code(
         conn, staff, patient_id, pepper=settings.enrollment_pepper, ttl_s=settings.enrollment_code_ttl_s
     )
     audit.record(conn, staff, "issue_enrollment_code", f"gateway/{out['gateway_id']}", patient_id=patient_id)
@@ -88,28 +86,8 @@ def gateway_enrollment(
         h = secrets_util.code_hash(no_nul(body.code), settings.enrollment_pepper)
     except ValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"code: {err}") from err
-    row = conn.execute(
-        "SELECT gateway_id, patient_id, expires_at, used_at FROM enrollment_code WHERE code_hash = %s FOR UPDATE",
-        (h,),
-    ).fetchone()
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown enrollment code")
-    gateway_id, patient_id, expires_at, used_at = row
-    if used_at is not None:
-        raise HTTPException(status.HTTP_410_GONE, "enrollment code already used")
-    if expires_at <= dt.datetime.now(dt.UTC):
-        raise HTTPException(status.HTTP_410_GONE, "enrollment code expired")
     password = secrets_util.new_password()
-    conn.execute("UPDATE enrollment_code SET used_at = now() WHERE code_hash = %s", (h,))
-    try:
-        with conn.transaction():
-            conn.execute(
-                """UPDATE gateway SET credential_hash = %s, enrolled_at = now(), serial = coalesce(%s, serial)
-                   WHERE id = %s""",
-                (secrets_util.password_hash(password), body.serial, gateway_id),
-            )
-    except psycopg.errors.UniqueViolation as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, "serial belongs to another gateway") from err
+    gateway_id, patient_id = queries.enrollment.redeem_code(conn, h, body.serial, password)
     audit.record(
         conn,
         None,

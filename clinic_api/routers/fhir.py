@@ -91,14 +91,7 @@ def export_bundle(
 ) -> dict[str, Any]:
     start, end = check_range(start, end, 30)
     patient = queries.patient_for(conn, staff, patient_id)
-    rows = queries._rows(
-        conn,
-        """SELECT reading_id, component, measured_at, gateway_id, device_address, kind, value, unit, censored,
-                  status, reject_reason, flags
-           FROM observation WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s
-           ORDER BY measured_at, component LIMIT %s""",
-        (patient_id, start, end, MAX_ENTRIES + 1),
-    )
+    rows = queries.observations_between(conn, patient_id, start, end, limit=MAX_ENTRIES + 1)
     if len(rows) > MAX_ENTRIES:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"more than {MAX_ENTRIES} observations; narrow the period"
@@ -119,13 +112,7 @@ def export_bundle(
         obs = observation_resource(r, patient_ref)
         entries.append({"fullUrl": f"{base}/Observation/{obs['id']}", "resource": obs})
     # Alerts active at some time in the period, as Flags for the patient record.
-    alerts = queries._rows(
-        conn,
-        """SELECT id, rule_id, severity, title, status, opened_at, resolved_at FROM alert
-           WHERE patient_id = %s AND opened_at < %s AND (resolved_at IS NULL OR resolved_at >= %s)
-           ORDER BY opened_at""",
-        (patient_id, end, start),
-    )
+    alerts = queries.alerts_active_between(conn, patient_id, start, end)
     for a in alerts:
         flag = flag_resource(a, patient_ref)
         entries.append({"fullUrl": f"{base}/Flag/{flag['id']}", "resource": flag})

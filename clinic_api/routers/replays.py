@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 
-from clinic_api import audit, replays
+from clinic_api import audit
 from clinic_api.deps import ClinicalStaff, DbConn
 from clinic_api.models import ReplayIn
+from clinic_api.queries import replays
 
 router = APIRouter(tags=["replays"])
 

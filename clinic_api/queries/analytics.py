@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 
 from clinic_api.auth import Staff
-from clinic_api.queries import Row, _row, _rows, not_found
+from clinic_api.queries._db import Row, _row, _rows, not_found
 
 MAX_DAYS = 365
 NO_ACTION_REASONS = ("no_action_needed", "measurement_error")

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from clinic_api.auth import Staff
 from clinic_api.models import ReplayIn
-from clinic_api.queries import Row, _row, _rows, not_found
+from clinic_api.queries._db import Row, _row, _rows, not_found
 
 LIST_LIMIT = 20
 # Each request costs the alerting service up to minutes of work; a unit cannot pile them up.

@@ -17,10 +17,13 @@ import psycopg
 from fastapi import HTTPException, status
 from psycopg.rows import dict_row
 
-from clinic_api import queries, secrets_util
+from clinic_api import secrets_util
 from clinic_api.auth import Staff
 from clinic_api.models import GatewayIn, PatientIn
-from clinic_api.queries import Row, _rows
+from clinic_api.queries._db import Row, _rows, not_found
+from clinic_api.queries.care_plans import new_care_plan
+from clinic_api.queries.gateways import current_gateway
+from clinic_api.queries.patients import patient_for
 
 # Error details the pages translate (clinic_api/form_errors.py); the API returns them as they are.
 NOT_MY_UNIT = "you can enrol patients only into your own care units"
@@ -57,15 +60,15 @@ def create_patient(conn: psycopg.Connection[Any], staff: Staff, body: PatientIn)
     except psycopg.errors.UniqueViolation as err:
         raise HTTPException(status.HTTP_409_CONFLICT, PATIENT_EXISTS) from err
     if body.care_plan is not None:
-        patient["care_plan"] = queries.new_care_plan(conn, staff, patient["id"], body.care_plan)
+        patient["care_plan"] = new_care_plan(conn, staff, patient["id"], body.care_plan)
     return patient
 
 
 def assign_gateway(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid.UUID, gateway_id: str) -> Row:
     """Assign a registered kit from now; the patient's previous kit (if any) ends now."""
-    queries.patient_for(conn, staff, patient_id)
+    patient_for(conn, staff, patient_id)
     if conn.execute("SELECT 1 FROM gateway WHERE id = %s", (gateway_id,)).fetchone() is None:
-        raise queries.not_found("gateway")
+        raise not_found("gateway")
     conn.execute(
         """UPDATE gateway_assignment SET valid = tstzrange(lower(valid), now())
            WHERE patient_id = %s AND valid @> now() AND lower(valid) < now()""",
@@ -87,7 +90,7 @@ def assign_gateway(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid
 def end_assignment(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid.UUID) -> Row:
     """End the patient's current kit now (the kit is free for another patient; readings
     measured until now stay the patient's)."""
-    queries.patient_for(conn, staff, patient_id)
+    patient_for(conn, staff, patient_id)
     row = conn.execute(
         """UPDATE gateway_assignment SET valid = tstzrange(lower(valid), now())
            WHERE patient_id = %s AND valid @> now() AND lower(valid) < now()
@@ -104,8 +107,8 @@ def issue_code(
 ) -> dict[str, Any]:
     """A new one-time code for the patient's current kit; only its HMAC is stored, so the
     code exists in this return value and nowhere else."""
-    queries.patient_for(conn, staff, patient_id)
-    gw = queries.current_gateway(conn, patient_id)
+    patient_for(conn, staff, patient_id)
+    gw = current_gateway(conn, patient_id)
     if gw is None:
         raise HTTPException(status.HTTP_409_CONFLICT, NO_KIT)
     code = secrets_util.new_enrollment_code()
@@ -150,3 +153,33 @@ def free_gateways(conn: psycopg.Connection[Any]) -> list[Row]:
            WHERE NOT EXISTS (SELECT 1 FROM gateway_assignment ga WHERE ga.gateway_id = g.id AND ga.valid @> now())
            ORDER BY g.id""",
     )
+
+
+def redeem_code(
+    conn: psycopg.Connection[Any], code_hash: str, serial: str | None, password: str
+) -> tuple[str, uuid.UUID]:
+    """Use a one-time code once: mark it used and give its gateway the new credential (and the
+    serial it reports), hashed from ``password``; returns (gateway id, patient id). 404 unknown, 410 used or expired,
+    409 when the serial belongs to another gateway."""
+    row = conn.execute(
+        "SELECT gateway_id, patient_id, expires_at, used_at FROM enrollment_code WHERE code_hash = %s FOR UPDATE",
+        (code_hash,),
+    ).fetchone()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown enrollment code")
+    gateway_id, patient_id, expires_at, used_at = row
+    if used_at is not None:
+        raise HTTPException(status.HTTP_410_GONE, "enrollment code already used")
+    if expires_at <= dt.datetime.now(dt.UTC):
+        raise HTTPException(status.HTTP_410_GONE, "enrollment code expired")
+    conn.execute("UPDATE enrollment_code SET used_at = now() WHERE code_hash = %s", (code_hash,))
+    try:
+        with conn.transaction():
+            conn.execute(
+                """UPDATE gateway SET credential_hash = %s, enrolled_at = now(), serial = coalesce(%s, serial)
+                   WHERE id = %s""",
+                (secrets_util.password_hash(password), serial, gateway_id),
+            )
+    except psycopg.errors.UniqueViolation as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, "serial belongs to another gateway") from err
+    return str(gateway_id), patient_id

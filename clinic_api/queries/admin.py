@@ -10,7 +10,7 @@ import psycopg
 from fastapi import HTTPException, status
 
 from clinic_api.models import StaffIn, StaffUpdateIn, UnitIn
-from clinic_api.queries import Row, _row, _rows, not_found
+from clinic_api.queries._db import Row, _row, _rows, not_found
 
 # Error details the pages translate (clinic_api/form_errors.py); the API returns them as they are.
 UNIT_EXISTS = "unit code already exists"
@@ -101,3 +101,42 @@ def update_staff(conn: psycopg.Connection[Any], by: uuid.UUID, staff_id: uuid.UU
     after = get_staff(conn, staff_id)
     after["previous"] = {"roles": before["roles"], "unit_ids": before["unit_ids"], "active": before["active"]}
     return after
+
+
+def admin_counts(conn: psycopg.Connection[Any], unit_ids: list[uuid.UUID]) -> dict[str, int]:
+    """The admin home page's figures; patients only of the admin's own units."""
+    row = _row(
+        conn,
+        """SELECT (SELECT count(*) FROM care_unit) AS units, (SELECT count(*) FROM staff WHERE active) AS staff,
+                  (SELECT count(*) FROM patient WHERE active AND unit_id = ANY(%s)) AS patients,
+                  (SELECT count(*) FROM gateway) AS gateways""",
+        (unit_ids,),
+    )
+    assert row is not None
+    return row
+
+
+def active_staff(conn: psycopg.Connection[Any]) -> list[Row]:
+    """Active accounts by name (the development issuer's sign-in list)."""
+    return _rows(conn, "SELECT subject, display_name, roles FROM staff WHERE active ORDER BY display_name")
+
+
+def active_staff_name(conn: psycopg.Connection[Any], subject: str) -> str | None:
+    row = _row(conn, "SELECT display_name FROM staff WHERE subject = %s AND active", (subject,))
+    return None if row is None else str(row["display_name"])
+
+
+def staff_names(conn: psycopg.Connection[Any], ids: set[str]) -> dict[str, str]:
+    """Display names by staff id (as text); ids that are not UUIDs are skipped."""
+    valid = []
+    for i in ids:
+        try:
+            valid.append(uuid.UUID(i))
+        except ValueError:
+            continue
+    if not valid:
+        return {}
+    return {
+        str(r["id"]): r["display_name"]
+        for r in _rows(conn, "SELECT id, display_name FROM staff WHERE id = ANY(%s)", (valid,))
+    }

@@ -1,5 +1,5 @@
-"""Data access shared by the API routers and the pages. Every function scopes by the
-staff member's care units; callers write the audit row."""
+"""The alert queue, one alert with its events, and the staff actions on alerts. Every
+function scopes by the staff member's care units; callers write the audit row."""
 
 from __future__ import annotations
 
@@ -7,51 +7,16 @@ import datetime as dt
 import uuid
 from typing import Any
 
-import numpy as np
 import psycopg
 from fastapi import HTTPException, status
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from clinic_api.auth import Staff
-from clinic_api.downsample import Buckets, bucket
-from clinic_api.models import CarePlanIn
+from clinic_api.queries._db import Row, _row, _rows, not_found
 from device_profiles.vocabulary import AlertStatus, severity_rank_sql
 
-Row = dict[str, Any]
 # Most severe first, as Severity.rank orders them.
 SEVERITY_ORDER = severity_rank_sql("a.severity")
-
-
-def _rows(conn: psycopg.Connection[Any], sql: str, params: Any = ()) -> list[Row]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
-
-
-def _row(conn: psycopg.Connection[Any], sql: str, params: Any = ()) -> Row | None:
-    rows = _rows(conn, sql, params)
-    return rows[0] if rows else None
-
-
-def not_found(what: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
-
-
-def patient_for(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid.UUID) -> Row:
-    """The patient if it belongs to one of the staff member's units; 404 otherwise (so the
-    existence of other units' patients is not revealed)."""
-    row = _row(
-        conn,
-        """SELECT p.id, p.pseudonym, p.display_name, p.birth_year, p.unit_id, p.active, p.created_at,
-                  u.code AS unit_code, u.name AS unit_name
-           FROM patient p JOIN care_unit u ON u.id = p.unit_id
-           WHERE p.id = %s AND p.unit_id = ANY(%s)""",
-        (patient_id, list(staff.unit_ids)),
-    )
-    if row is None:
-        raise not_found("patient")
-    return row
 
 
 def alert_queue(
@@ -412,233 +377,20 @@ def _undo_resolve(conn: psycopg.Connection[Any], staff: Staff, alert: Row, *, wi
     return {"restored_status": previous, "resolved_event": ev["id"]}
 
 
-# Adherence over today and the six days before (local days): distinct (kind, day) measured,
-# out of what was due. Today counts only for the kinds already measured today, so a
-# measurement not yet taken this morning is not a missed one (at 01:00 every patient
-# would otherwise show 6/7). Days are counted in Europe/Stockholm time, DST included.
-ADHERENCE_SQL = """
-    LEFT JOIN LATERAL (
-        SELECT CASE WHEN cardinality(k.kinds) = 0 THEN NULL ELSE
-               least(100, round(100.0 * count(DISTINCT (o.kind, (o.measured_at AT TIME ZONE 'Europe/Stockholm')::date))
-                     / (6 * cardinality(k.kinds) + count(DISTINCT o.kind) FILTER (WHERE o.measured_at >= d.today)),
-                     1))::float8 END AS adherence_7d_pct
-        FROM (SELECT coalesce(ARRAY(SELECT jsonb_object_keys(cp.schedule)), '{}') AS kinds) k
-        CROSS JOIN (
-            SELECT date_trunc('day', now() AT TIME ZONE 'Europe/Stockholm') AT TIME ZONE 'Europe/Stockholm' AS today,
-                   (date_trunc('day', now() AT TIME ZONE 'Europe/Stockholm') - interval '6 days')
-                       AT TIME ZONE 'Europe/Stockholm' AS since
-        ) d
-        LEFT JOIN observation o ON o.patient_id = p.id AND o.kind = ANY(k.kinds)
-             AND o.measured_at >= d.since AND o.status <> 'rejected'
-        GROUP BY k.kinds
-    ) adh ON true
-"""
-
-
-def patients_overview(conn: psycopg.Connection[Any], staff: Staff, unit: uuid.UUID | None = None) -> list[Row]:
-    params: dict[str, Any] = {"units": list(staff.unit_ids)}
-    extra = ""
-    if unit is not None:
-        extra = "AND p.unit_id = %(unit)s"
-        params["unit"] = unit
+def alerts_active_between(
+    conn: psycopg.Connection[Any], patient_id: uuid.UUID, start: dt.datetime, end: dt.datetime
+) -> list[Row]:
+    """A patient's alerts active at some time in [start, end) (the FHIR export's Flags)."""
     return _rows(
         conn,
-        f"""SELECT p.id, p.pseudonym, p.display_name, p.birth_year, p.unit_id, u.code AS unit_code,
-                   coalesce(cp.conditions, '{{}}') AS conditions,
-                   (SELECT count(*) FROM alert a WHERE a.patient_id = p.id AND a.status = 'open'
-                      AND a.route = 'staff' AND a.shown_to_staff_at IS NOT NULL) AS open_alerts,
-                   (SELECT a.severity FROM alert a WHERE a.patient_id = p.id AND a.status IN ('open', 'acknowledged')
-                      AND a.route = 'staff' AND a.shown_to_staff_at IS NOT NULL
-                     ORDER BY {SEVERITY_ORDER} DESC LIMIT 1) AS top_severity,
-                   (SELECT max(o.measured_at) FROM observation o WHERE o.patient_id = p.id) AS last_measurement_at,
-                   adh.adherence_7d_pct
-            FROM patient p JOIN care_unit u ON u.id = p.unit_id
-            LEFT JOIN care_plan_current cp ON cp.patient_id = p.id
-            {ADHERENCE_SQL}
-            WHERE p.unit_id = ANY(%(units)s) AND p.active {extra}
-            ORDER BY p.pseudonym""",
-        params,
+        """SELECT id, rule_id, severity, title, status, opened_at, resolved_at FROM alert
+           WHERE patient_id = %s AND opened_at < %s AND (resolved_at IS NULL OR resolved_at >= %s)
+           ORDER BY opened_at""",
+        (patient_id, end, start),
     )
 
 
-def care_plan_current(conn: psycopg.Connection[Any], patient_id: uuid.UUID) -> Row | None:
-    return _row(conn, "SELECT * FROM care_plan_current WHERE patient_id = %s", (patient_id,))
-
-
-def care_plan_history(conn: psycopg.Connection[Any], patient_id: uuid.UUID) -> list[Row]:
-    return _rows(
-        conn,
-        """SELECT c.*, s.display_name AS created_by_name FROM care_plan c LEFT JOIN staff s ON s.id = c.created_by
-           WHERE c.patient_id = %s ORDER BY c.version DESC""",
-        (patient_id,),
-    )
-
-
-def new_care_plan(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid.UUID, plan: CarePlanIn) -> Row:
-    # Lock the patient row so two concurrent edits get consecutive versions, not a conflict.
-    conn.execute("SELECT 1 FROM patient WHERE id = %s FOR UPDATE", (patient_id,))
-    row = _row(
-        conn,
-        """INSERT INTO care_plan (patient_id, version, conditions, thresholds, schedule, dry_weight_kg,
-                                  personal_best_pef, spo2_target, notes, created_by)
-           VALUES (%s, (SELECT coalesce(max(version), 0) + 1 FROM care_plan WHERE patient_id = %s),
-                   %s, %s, %s, %s, %s, %s, %s, %s)
-           RETURNING *""",
-        (
-            patient_id,
-            patient_id,
-            [str(c) for c in plan.conditions],
-            Jsonb(plan.thresholds),
-            Jsonb({str(k): v.model_dump() for k, v in plan.schedule.items()}),
-            plan.dry_weight_kg,
-            plan.personal_best_pef,
-            plan.spo2_target,
-            plan.notes,
-            staff.id,
-        ),
-    )
-    assert row is not None
-    return row
-
-
-def current_gateway(conn: psycopg.Connection[Any], patient_id: uuid.UUID) -> Row | None:
-    return _row(
-        conn,
-        """SELECT g.id, g.serial, g.enrolled_at, g.online, g.last_status, g.last_status_at,
-                  lower(ga.valid) AS assigned_from
-           FROM gateway_assignment ga JOIN gateway g ON g.id = ga.gateway_id
-           WHERE ga.patient_id = %s AND ga.valid @> now()""",
-        (patient_id,),
-    )
-
-
-def devices(conn: psycopg.Connection[Any], gateway_id: str) -> list[Row]:
-    return _rows(
-        conn,
-        """SELECT address, model, serial, firmware, kind, battery_pct, first_seen_at, last_seen_at
-           FROM device WHERE gateway_id = %s ORDER BY kind NULLS LAST, address""",
-        (gateway_id,),
-    )
-
-
-# The series travels as one bytea: per reading 8 bytes of timestamptz_send (int64 microseconds
-# since 2000-01-01 UTC, big-endian) followed by 8 bytes of float8send (IEEE 754 big-endian),
-# concatenated in time order by the server. numpy reads it in one call; 25,000 readings as
-# Python row objects would dominate the request.
-_PACKED = np.dtype([("t", ">i8"), ("v", ">f8")])
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in Unix microseconds
-
-
-def _packed_series(
-    conn: psycopg.Connection[Any], patient_id: uuid.UUID, component: str, start: dt.datetime, end: dt.datetime
-) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]:
-    row = conn.execute(
-        """SELECT string_agg(timestamptz_send(measured_at) || float8send(value), ''::bytea ORDER BY measured_at)
-           FROM observation
-           WHERE patient_id = %s AND component = %s AND measured_at >= %s AND measured_at < %s
-             AND status <> 'rejected' AND value IS NOT NULL""",
-        (patient_id, component, start, end),
-        binary=True,
-    ).fetchone()
-    data = bytes(row[0]) if row and row[0] is not None else b""
-    rows = np.frombuffer(data, dtype=_PACKED)
-    # Unix microseconds first (exact in int64), then one division: the correctly rounded
-    # seconds, the same float as datetime.timestamp(). Dividing first and adding the epoch
-    # after rounded twice and differed in the last bit for a quarter of all instants, which
-    # moved a reading lying exactly on a bucket boundary into the neighbouring bucket.
-    return (rows["t"] + _PG_EPOCH_US).astype(np.float64) / 1e6, rows["v"].astype(np.float64)
-
-
-def series(
-    conn: psycopg.Connection[Any],
-    patient_id: uuid.UUID,
-    component: str,
-    *,
-    start: dt.datetime,
-    end: dt.datetime,
-    max_points: int,
-) -> Buckets:
-    """One component's values in [start, end): the readings themselves when there are at most
-    ``max_points``, otherwise ``max_points`` equal time buckets with min/mean/max/count.
-
-    Bucketing is numpy (``downsample.bucket``) over the packed series read in one piece.
-    """
-    t_s, values = _packed_series(conn, patient_id, component, start, end)
-    return bucket(t_s, values, start.timestamp(), end.timestamp(), max_points)
-
-
-def values_since(
-    conn: psycopg.Connection[Any], patient_id: uuid.UUID, components: list[str], since: dt.datetime
-) -> dict[str, tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]]:
-    out: dict[str, tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]] = {}
-    for comp in components:
-        rows = conn.execute(
-            """SELECT extract(epoch FROM measured_at)::float8, value FROM observation
-               WHERE patient_id = %s AND component = %s AND measured_at >= %s AND status <> 'rejected'
-                 AND value IS NOT NULL ORDER BY measured_at""",
-            (patient_id, comp, since),
-            binary=True,
-        ).fetchall()
-        arr = np.array(rows, dtype=np.float64).reshape(-1, 2)
-        out[comp] = (arr[:, 0], arr[:, 1])
-    return out
-
-
-def summaries(conn: psycopg.Connection[Any], patient_id: uuid.UUID, now: dt.datetime) -> dict[str, Any]:
-    """Condition summaries (CLINICAL_RULES.md): CGM time in ranges over 14 days, 7-day home BP
-    mean, weight trend against dry weight, PEF as % of personal best."""
-    plan = care_plan_current(conn, patient_id) or {}
-    since = now - dt.timedelta(days=14)
-    data = values_since(conn, patient_id, ["glucose_interstitial", "systolic", "diastolic", "weight", "pef"], since)
-    out: dict[str, Any] = {}
-    _, g = data["glucose_interstitial"]
-    if len(g):
-        mean = float(g.mean())
-        out["cgm_14d"] = {
-            "n": len(g),
-            "mean_mmol_l": round(mean, 2),
-            "cv_pct": round(float(g.std(ddof=1)) / mean * 100, 1) if len(g) > 1 else None,
-            "gmi_mmol_mol": round(12.71 + 4.70587 * mean, 1),
-            "tir_3_9_10_pct": round(float(((g >= 3.9) & (g <= 10)).mean() * 100), 1),
-            "tbr_lt_3_9_pct": round(float((g < 3.9).mean() * 100), 1),
-            "tbr_lt_3_0_pct": round(float((g < 3.0).mean() * 100), 1),
-            "tar_gt_10_pct": round(float((g > 10).mean() * 100), 1),
-            "tar_gt_13_9_pct": round(float((g > 13.9).mean() * 100), 1),
-            # 5-minute sensors: 288 readings a day expected.
-            "coverage_pct": round(min(100.0, len(g) / (14 * 288) * 100), 1),
-        }
-    week = (now - dt.timedelta(days=7)).timestamp()
-    ts, sys_ = data["systolic"]
-    td, dia = data["diastolic"]
-    sys7, dia7 = sys_[ts >= week], dia[td >= week]
-    if len(sys7):
-        out["bp_7d"] = {
-            "n": len(sys7),
-            "systolic_mean_mmhg": round(float(sys7.mean()), 1),
-            "diastolic_mean_mmhg": round(float(dia7.mean()), 1) if len(dia7) else None,
-            # ESH: at least 12 readings over the week for a valid home BP mean (H6).
-            "sufficient": len(sys7) >= 12,
-        }
-    tw, w = data["weight"]
-    if len(w):
-        slope = float(np.polyfit((tw - tw[0]) / 86400.0, w, 1)[0]) if len(w) >= 3 and tw[-1] > tw[0] else None
-        mean7 = w[tw >= week]
-        dry = plan.get("dry_weight_kg")
-        out["weight"] = {
-            "latest_kg": round(float(w[-1]), 1),
-            "trend_kg_per_day_14d": round(slope, 3) if slope is not None else None,
-            "mean_7d_kg": round(float(mean7.mean()), 1) if len(mean7) else None,
-            "dry_weight_kg": dry,
-            "mean_7d_minus_dry_kg": round(float(mean7.mean()) - dry, 1) if len(mean7) and dry else None,
-        }
-    tp, pef = data["pef"]
-    if len(pef):
-        best = plan.get("personal_best_pef")
-        pef7 = pef[tp >= week]
-        out["pef"] = {
-            "latest_l_min": round(float(pef[-1]), 0),
-            "personal_best_l_min": best,
-            "latest_pct_of_best": round(float(pef[-1]) / best * 100, 1) if best else None,
-            "mean_7d_pct_of_best": round(float(pef7.mean()) / best * 100, 1) if best and len(pef7) else None,
-        }
-    return out
+def patient_messages(conn: psycopg.Connection[Any], alert_id: int) -> dict[str, tuple[str, str]]:
+    """The messages sent to the patient about an alert: (level, Swedish text) by message id."""
+    rows = _rows(conn, "SELECT id, level, message_sv FROM patient_message WHERE alert_id = %s", (alert_id,))
+    return {str(r["id"]): (r["level"], r["message_sv"]) for r in rows}
