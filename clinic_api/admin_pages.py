@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from clinic_api import audit, form_errors, labels, queries
 from clinic_api.auth import Staff
 from clinic_api.deps import AppSettings, DbConn, PageStaff
+from clinic_api.errors import NotFound
 from clinic_api.models import CarePlanIn, GatewayIn, PatientIn, StaffIn, StaffUpdateIn, UnitIn
 from clinic_api.pages import templates
 
@@ -62,7 +63,7 @@ def _page(
     )
 
 
-def _refused(err: HTTPException) -> form_errors.Errors:
+def _refused(err: HTTPException | NotFound) -> form_errors.Errors:
     errors = form_errors.from_refusal(err)
     if errors is None:
         raise err
@@ -107,7 +108,7 @@ def create_unit(
         row = queries.admin.create_unit(conn, UnitIn.model_validate(form))
     except ValidationError as err:
         return _units_page(request, conn, staff, errors=form_errors.from_validation(err), form=form, status_code=422)
-    except HTTPException as err:
+    except (HTTPException, NotFound) as err:
         return _units_page(request, conn, staff, errors=_refused(err), form=form, status_code=422)
     audit.record(conn, staff, "create", f"care_unit/{row['id']}", detail={"page": True})
     return RedirectResponse("/ui/admin/units?ok=unit", status_code=303)
@@ -158,7 +159,7 @@ def create_staff(
         row = queries.admin.create_staff(conn, StaffIn.model_validate(form))
     except ValidationError as err:
         return _staff_page(request, conn, staff, errors=form_errors.from_validation(err), form=form, status_code=422)
-    except HTTPException as err:
+    except (HTTPException, NotFound) as err:
         return _staff_page(request, conn, staff, errors=_refused(err), form=form, status_code=422)
     audit.record(conn, staff, "create", f"staff/{row['id']}", detail={"page": True})
     return RedirectResponse("/ui/admin/staff?ok=staff", status_code=303)
@@ -205,7 +206,7 @@ def update_staff(
     except ValidationError as err:
         errors = form_errors.from_validation(err)
         return _staff_edit_page(request, conn, staff, account, errors=errors, form=form, status_code=422)
-    except HTTPException as err:
+    except (HTTPException, NotFound) as err:
         return _staff_edit_page(request, conn, staff, account, errors=_refused(err), form=form, status_code=422)
     audit.record(
         conn,
@@ -259,7 +260,7 @@ def register_gateway(
     except ValidationError as err:
         errors = form_errors.from_validation(err)
         return _gateways_page(request, conn, staff, errors=errors, form=form, status_code=422)
-    except HTTPException as err:
+    except (HTTPException, NotFound) as err:
         return _gateways_page(request, conn, staff, errors=_refused(err), form=form, status_code=422)
     audit.record(conn, staff, "create", f"gateway/{row['id']}", detail={"page": True})
     return RedirectResponse("/ui/admin/gateways?ok=gateway", status_code=303)
@@ -323,7 +324,7 @@ def enrol_patient(
     except ValidationError as err:
         errors = form_errors.from_validation(err)
         return _patients_page(request, conn, staff, errors=errors, form=form, status_code=422)
-    except HTTPException as err:
+    except (HTTPException, NotFound) as err:
         return _patients_page(request, conn, staff, errors=_refused(err), form=form, status_code=422)
     audit.record(conn, staff, "create", "patient", patient_id=patient["id"], detail={"page": True})
     return RedirectResponse(f"/ui/admin/patients/{patient['id']}?ok=enrolled", status_code=303)
@@ -369,7 +370,7 @@ def assign_gateway(
         return _kit_page(request, conn, staff, patient_id, errors={"gateway_id": "Välj en gateway."}, status_code=422)
     try:
         queries.enrollment.assign_gateway(conn, staff, patient_id, gateway_id)
-    except HTTPException as err:
+    except (HTTPException, NotFound) as err:
         return _kit_page(request, conn, staff, patient_id, errors=_refused(err), status_code=422)
     audit.record(
         conn,
@@ -388,7 +389,7 @@ def end_assignment(request: Request, conn: DbConn, staff: PageStaff, patient_id:
         return _forbidden(request, staff)
     try:
         row = queries.enrollment.end_assignment(conn, staff, patient_id)
-    except HTTPException as err:
+    except (HTTPException, NotFound) as err:
         return _kit_page(request, conn, staff, patient_id, errors=_refused(err), status_code=422)
     audit.record(
         conn,
@@ -412,7 +413,7 @@ def issue_code(
         out = queries.enrollment.issue_code(
             conn, staff, patient_id, pepper=settings.enrollment_pepper, ttl_s=settings.enrollment_code_ttl_s
         )
-    except HTTPException as err:
+    except (HTTPException, NotFound) as err:
         return _kit_page(request, conn, staff, patient_id, errors=_refused(err), status_code=422)
     audit.record(
         conn,

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clinic_api import audit, labels, queries
 from clinic_api.deps import AppSettings, DbConn, PageStaff
+from clinic_api.errors import NotFound
 from clinic_api.models import SafeStr
 from clinic_api.pages import templates
 from device_profiles.vocabulary import COMPONENTS
@@ -241,10 +242,8 @@ def alert_detail_page(
         return templates.TemplateResponse(request, "forbidden.html", {"me": staff}, status_code=403)
     try:
         alert = queries.alert_for(conn, staff, alert_id)
-    except HTTPException as err:
-        if err.status_code == status.HTTP_404_NOT_FOUND:
-            return _not_found_page(request, staff)
-        raise
+    except NotFound:
+        return _not_found_page(request, staff)
     people = {str(v) for v in (alert["assigned_to"], alert["escalated_to"]) if v}
     items, names = timeline(conn, alert_id, people)
     colleagues = queries.clinical_colleagues(conn, alert["unit_id"])
@@ -339,10 +338,8 @@ def alert_action_page(
     except queries.ActionRefused as err:
         # The detail page holds every form (the reason, the recipient): go there with the Swedish message.
         return RedirectResponse(_with_query(detail_url, "error", err.code, FORM_ANCHOR.get(action, "")), 303)
-    except HTTPException as err:
-        if err.status_code == status.HTTP_404_NOT_FOUND:
-            return _not_found_page(request, staff)
-        raise
+    except NotFound:
+        return _not_found_page(request, staff)
     audit.record(
         conn,
         staff,

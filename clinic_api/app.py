@@ -12,13 +12,14 @@ from urllib.parse import urlencode
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from clinic_api import admin_pages, alert_pages, audit_pages, care_plan_pages, error_pages, pages
 from clinic_api.auth import DevIssuerKeys, JwksKeySource, KeySource, TokenVerifier
 from clinic_api.deps import LoginRequired
+from clinic_api.errors import NotFound
 from clinic_api.metrics import Metrics
 from clinic_api.oidc import OidcClient
 from clinic_api.routers import (
@@ -122,6 +123,14 @@ def create_app(settings: Settings | None = None, *, dev_keys: DevIssuerKeys | No
         return RedirectResponse(target, status_code=303)
 
     error_pages.install(app)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> Response:
+        # Handled inside the middleware stack, so RefusalAudit still sees (and logs) the 404.
+        if error_pages.wants_html(request.url.path):
+            return error_pages.page(request, 404)
+        return JSONResponse({"detail": exc.detail}, status_code=404)
+
     policy = Policy(settings)
 
     @app.exception_handler(Exception)

@@ -24,3 +24,14 @@ class AuthError(ClinicError):
 class PageProblem(StarletteHTTPException):
     """An error whose ``detail`` is a Swedish sentence written for the user (a form the page
     can explain), shown on the error page; other errors' details are for developers."""
+
+
+class NotFound(ClinicError):  # noqa: N818 - the name the issue and the callers use; "NotFoundError" says nothing more
+    """A row that does not exist or belongs to a care unit the staff member does not work in
+    (the two are not told apart, so other units' data is not revealed). app.py answers 404:
+    ``{"detail": "<what> not found"}`` on the API, the Swedish page on /ui."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what
+        self.detail = f"{what} not found"

@@ -10,6 +10,7 @@ from fastapi import HTTPException
 from pydantic import ValidationError
 
 from clinic_api import queries
+from clinic_api.errors import NotFound
 
 # The field's name as the form's label says it (lower case, used inside sentences).
 FIELD: Mapping[str, str] = {
@@ -42,7 +43,7 @@ PERSONNUMMER: Mapping[str, str] = {
     "impossible date": "Personnumret innehåller ett datum som inte finns.",
     "check digit": "Kontrollsiffran i personnumret stämmer inte.",
 }
-# The queries' refusals (HTTPException detail) → (field, message).
+# The queries' refusals (HTTPException or NotFound detail) → (field, message).
 REFUSAL: Mapping[str, tuple[str, str]] = {
     queries.admin.UNIT_EXISTS: ("code", "Det finns redan en vårdenhet med den koden."),
     queries.admin.STAFF_EXISTS: ("subject", "Det finns redan ett konto med det inloggnings-id:t."),
@@ -97,7 +98,7 @@ def from_validation(err: ValidationError) -> Errors:
     return out
 
 
-def from_refusal(err: HTTPException) -> Errors | None:
+def from_refusal(err: HTTPException | NotFound) -> Errors | None:
     """The Swedish form error for a known refusal, or None (then the caller lets it through)."""
     hit = REFUSAL.get(str(err.detail))
     return None if hit is None else {hit[0]: hit[1]}

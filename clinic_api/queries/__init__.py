@@ -3,11 +3,12 @@ function scopes by the staff member's care units; callers write the audit row.
 
 The names below are re-exported so callers write ``queries.alert_queue(...)`` without
 knowing which module holds it; admin, enrollment, analytics and replays are used as
-modules (``queries.admin.list_units``).
+modules (``queries.admin.list_units``). A missing or other-unit row raises
+``clinic_api.errors.NotFound``; app.py turns it into the 404.
 """
 
 from clinic_api.queries import admin, analytics, enrollment, replays
-from clinic_api.queries._db import Row, _row, _rows, not_found
+from clinic_api.queries._db import Row, _row, _rows
 from clinic_api.queries.alerts import (
     ACTION_STATUS,
     ACTIONS,
@@ -69,7 +70,6 @@ __all__ = [
     "gateway_kits",
     "gateways_for",
     "new_care_plan",
-    "not_found",
     "observations_between",
     "patient_for",
     "patient_messages",

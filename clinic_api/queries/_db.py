@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from fastapi import HTTPException, status
 from psycopg.rows import dict_row
 
 Row = dict[str, Any]
@@ -20,7 +19,3 @@ def _rows(conn: psycopg.Connection[Any], sql: str, params: Any = ()) -> list[Row
 def _row(conn: psycopg.Connection[Any], sql: str, params: Any = ()) -> Row | None:
     rows = _rows(conn, sql, params)
     return rows[0] if rows else None
-
-
-def not_found(what: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")

@@ -9,8 +9,9 @@ from typing import Any
 import psycopg
 from fastapi import HTTPException, status
 
+from clinic_api.errors import NotFound
 from clinic_api.models import StaffIn, StaffUpdateIn, UnitIn
-from clinic_api.queries._db import Row, _row, _rows, not_found
+from clinic_api.queries._db import Row, _row, _rows
 
 # Error details the pages translate (clinic_api/form_errors.py); the API returns them as they are.
 UNIT_EXISTS = "unit code already exists"
@@ -51,7 +52,7 @@ def list_staff(conn: psycopg.Connection[Any]) -> list[Row]:
 def get_staff(conn: psycopg.Connection[Any], staff_id: uuid.UUID) -> Row:
     row = _row(conn, _STAFF + " WHERE s.id = %s GROUP BY s.id", (staff_id,))
     if row is None:
-        raise not_found("staff")
+        raise NotFound("staff")
     return row
 
 

@@ -12,7 +12,8 @@ from fastapi import HTTPException, status
 from psycopg.types.json import Jsonb
 
 from clinic_api.auth import Staff
-from clinic_api.queries._db import Row, _row, _rows, not_found
+from clinic_api.errors import NotFound
+from clinic_api.queries._db import Row, _row, _rows
 from device_profiles.vocabulary import AlertStatus, severity_rank_sql
 
 # Most severe first, as Severity.rank orders them.
@@ -102,7 +103,7 @@ def alert_for(conn: psycopg.Connection[Any], staff: Staff, alert_id: int, *, loc
         (alert_id, list(staff.unit_ids)),
     )
     if row is None:
-        raise not_found("alert")
+        raise NotFound("alert")
     return row
 
 

@@ -30,7 +30,8 @@ from typing import Any
 import psycopg
 
 from clinic_api.auth import Staff
-from clinic_api.queries._db import Row, _row, _rows, not_found
+from clinic_api.errors import NotFound
+from clinic_api.queries._db import Row, _row, _rows
 
 MAX_DAYS = 365
 NO_ACTION_REASONS = ("no_action_needed", "measurement_error")
@@ -109,7 +110,7 @@ def alert_burden(conn: psycopg.Connection[Any], staff: Staff, unit_id: uuid.UUID
         (unit_id, list(staff.unit_ids)),
     )
     if unit is None:
-        raise not_found("care unit")
+        raise NotFound("care unit")
     params = {"unit": unit_id, "days": days, "no_action": list(NO_ACTION_REASONS)}
     head = _row(conn, f"WITH {_WINDOW} SELECT t_from, t_to, patients, patient_months::float8 FROM pm", params)
     assert head is not None

@@ -19,8 +19,9 @@ from psycopg.rows import dict_row
 
 from clinic_api import secrets_util
 from clinic_api.auth import Staff
+from clinic_api.errors import NotFound
 from clinic_api.models import GatewayIn, PatientIn
-from clinic_api.queries._db import Row, _rows, not_found
+from clinic_api.queries._db import Row, _rows
 from clinic_api.queries.care_plans import new_care_plan
 from clinic_api.queries.gateways import current_gateway
 from clinic_api.queries.patients import patient_for
@@ -68,7 +69,7 @@ def assign_gateway(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid
     """Assign a registered kit from now; the patient's previous kit (if any) ends now."""
     patient_for(conn, staff, patient_id)
     if conn.execute("SELECT 1 FROM gateway WHERE id = %s", (gateway_id,)).fetchone() is None:
-        raise not_found("gateway")
+        raise NotFound("gateway")
     conn.execute(
         """UPDATE gateway_assignment SET valid = tstzrange(lower(valid), now())
            WHERE patient_id = %s AND valid @> now() AND lower(valid) < now()""",

@@ -8,7 +8,8 @@ from typing import Any
 import psycopg
 
 from clinic_api.auth import Staff
-from clinic_api.queries._db import Row, _row, _rows, not_found
+from clinic_api.errors import NotFound
+from clinic_api.queries._db import Row, _row, _rows
 
 
 def current_gateway(conn: psycopg.Connection[Any], patient_id: uuid.UUID) -> Row | None:
@@ -62,7 +63,7 @@ def gateway_for(conn: psycopg.Connection[Any], staff: Staff, gateway_id: str) ->
     """One gateway of ``gateways_for`` with its devices; not found when the staff member may not see it."""
     rows = [r for r in gateways_for(conn, staff) if r["id"] == gateway_id]
     if not rows:
-        raise not_found("gateway")
+        raise NotFound("gateway")
     row = rows[0]
     row["devices"] = devices(conn, gateway_id)
     return row

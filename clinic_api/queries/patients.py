@@ -12,7 +12,8 @@ import psycopg
 
 from clinic_api.auth import Staff
 from clinic_api.downsample import Buckets, bucket
-from clinic_api.queries._db import Row, _row, _rows, not_found
+from clinic_api.errors import NotFound
+from clinic_api.queries._db import Row, _row, _rows
 from clinic_api.queries.alerts import SEVERITY_ORDER
 from clinic_api.queries.care_plans import care_plan_current
 
@@ -29,7 +30,7 @@ def patient_for(conn: psycopg.Connection[Any], staff: Staff, patient_id: uuid.UU
         (patient_id, list(staff.unit_ids)),
     )
     if row is None:
-        raise not_found("patient")
+        raise NotFound("patient")
     return row
 
 

@@ -16,8 +16,9 @@ from fastapi import HTTPException, status
 from psycopg.types.json import Jsonb
 
 from clinic_api.auth import Staff
+from clinic_api.errors import NotFound
 from clinic_api.models import ReplayIn
-from clinic_api.queries._db import Row, _row, _rows, not_found
+from clinic_api.queries._db import Row, _row, _rows
 
 LIST_LIMIT = 20
 # Each request costs the alerting service up to minutes of work; a unit cannot pile them up.
@@ -33,7 +34,7 @@ def _unit(conn: psycopg.Connection[Any], staff: Staff, unit_id: uuid.UUID) -> Ro
         conn, "SELECT id, code, name FROM care_unit WHERE id = %s AND id = ANY(%s)", (unit_id, list(staff.unit_ids))
     )
     if unit is None:
-        raise not_found("care unit")
+        raise NotFound("care unit")
     return unit
 
 
@@ -83,7 +84,7 @@ def get(conn: psycopg.Connection[Any], staff: Staff, replay_id: int) -> Row:
         (replay_id, list(staff.unit_ids)),
     )
     if row is None:
-        raise not_found("replay")
+        raise NotFound("replay")
     return row
 
 
