@@ -21,6 +21,7 @@ from clinic_api.models import (
     SeverityName,
     SnoozeIn,
 )
+from clinic_api.schemas import AlertDetail, AlertListItem
 from device_profiles.vocabulary import Condition
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -30,7 +31,8 @@ Me = Annotated[Literal["me"] | None, Query(description="'me': only the alerts of
 MY_WORK = ["open", "acknowledged", "snoozed"]
 
 
-@router.get("", summary="Alert queue, most severe first, then oldest")
+# The queue is serialised by jsonresp (the hot path); the model documents it.
+@router.get("", summary="Alert queue, most severe first, then oldest", response_model=list[AlertListItem])
 def list_alerts(
     *,
     conn: DbConn,
@@ -75,7 +77,7 @@ def list_alerts(
     return json_response(rows)
 
 
-@router.get("/{alert_id}", summary="One alert with its evidence and events")
+@router.get("/{alert_id}", summary="One alert with its evidence and events", response_model=AlertDetail)
 def get_alert(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId) -> dict[str, Any]:
     row = queries.alert_for(conn, staff, alert_id)
     row["events"] = queries.alert_events(conn, alert_id)

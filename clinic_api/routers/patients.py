@@ -12,6 +12,7 @@ from clinic_api import audit, queries
 from clinic_api.deps import ClinicalStaff, DbConn
 from clinic_api.jsonresp import json_response
 from clinic_api.models import CarePlanIn
+from clinic_api.schemas import PatientListItem
 from device_profiles.vocabulary import COMPONENTS
 
 router = APIRouter(prefix="/patients", tags=["patients"])
@@ -22,7 +23,11 @@ def _iso(t_s: float) -> str:
     return dt.datetime.fromtimestamp(t_s, dt.UTC).isoformat()
 
 
-@router.get("", summary="Patients of my units with open alerts, last measurement and adherence")
+@router.get(
+    "",
+    summary="Patients of my units with open alerts, last measurement and adherence",
+    response_model=list[PatientListItem],
+)
 def list_patients(conn: DbConn, staff: ClinicalStaff, unit: uuid.UUID | None = None) -> list[dict[str, Any]]:
     rows = queries.patients_overview(conn, staff, unit)
     audit.record(conn, staff, "read", "patient_list", detail={"patients": [str(r["id"]) for r in rows]})
