@@ -213,17 +213,7 @@ def update_staff(
         staff,
         "update",
         f"staff/{staff_id}",
-        detail={
-            "roles": sorted(row["roles"]),
-            "unit_ids": [str(u) for u in row["unit_ids"]],
-            "active": row["active"],
-            "previous": {
-                "roles": sorted(row["previous"]["roles"]),
-                "unit_ids": [str(u) for u in row["previous"]["unit_ids"]],
-                "active": row["previous"]["active"],
-            },
-            "page": True,
-        },
+        detail={**queries.admin.staff_change_detail(row, row["previous"]), "page": True},
     )
     return RedirectResponse("/ui/admin/staff?ok=staff-updated", status_code=303)
 

@@ -141,3 +141,12 @@ def staff_names(conn: psycopg.Connection[Any], ids: set[str]) -> dict[str, str]:
         str(r["id"]): r["display_name"]
         for r in _rows(conn, "SELECT id, display_name FROM staff WHERE id = ANY(%s)", (valid,))
     }
+
+
+def staff_change_detail(row: Row, previous: Row) -> dict[str, Any]:
+    """The audit detail of a staff change: the account as it is now and as it was."""
+
+    def state(r: Row) -> dict[str, Any]:
+        return {"roles": sorted(r["roles"]), "unit_ids": [str(u) for u in r["unit_ids"]], "active": r["active"]}
+
+    return {**state(row), "previous": state(previous)}

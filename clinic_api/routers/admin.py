@@ -58,15 +58,6 @@ def update_staff(conn: DbConn, staff: AdminStaff, staff_id: uuid.UUID, body: Sta
         staff,
         "update",
         f"staff/{staff_id}",
-        detail={
-            "roles": sorted(row["roles"]),
-            "unit_ids": [str(u) for u in row["unit_ids"]],
-            "active": row["active"],
-            "previous": {
-                "roles": sorted(previous["roles"]),
-                "unit_ids": [str(u) for u in previous["unit_ids"]],
-                "active": previous["active"],
-            },
-        },
+        detail=queries.admin.staff_change_detail(row, previous),
     )
     return row
