@@ -308,3 +308,30 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+
+
+def _run_gateway_check(venv: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(DEPLOY / "check-gateway-install.sh")],
+        env={"PATH": "/usr/bin:/bin", "EGENMON_GATEWAY_VENV": str(venv)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_gateway_install_check_refuses_a_missing_venv(tmp_path: Path) -> None:
+    result = _run_gateway_check(tmp_path / "nothing")
+    assert result.returncode == 1
+    assert "no venv at" in result.stderr
+
+
+def test_gateway_install_check_refuses_a_venv_with_server_packages(tmp_path: Path) -> None:
+    # The test environment holds the server extra too: exactly the wrong install the check
+    # exists to catch on a Pi.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    result = _run_gateway_check(tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "numpy is installed: install the wheel with [gateway]" in result.stderr
