@@ -390,6 +390,9 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=5000, help="sweep chunk (EGENMON_ALERTING_SWEEP_CHUNK)")
     ap.add_argument("--before-patients", type=int, default=25_000, help="patients for the loader comparison")
     ap.add_argument("--no-sql", action="store_true")
+    ap.add_argument(
+        "--db-only", action="store_true", help="only the sweep from PostgreSQL (no in-memory, reference or SQL figures)"
+    )
     a = ap.parse_args()
     if a.smoke:
         a.patients, a.cgm_patients, a.sample, a.sql_patients = 400, 40, 40, 400
@@ -404,6 +407,10 @@ def main() -> None:
         f"{n_values:,} values ({n_cgm:,} CGM), generated in {time.perf_counter() - t0:.1f} s"
     )
 
+    if a.db_only:
+        for line in bench_db_sweep(data, cohort, [int(s) for s in a.db_sizes.split(",")], a.chunk, a.before_patients):
+            print(line)
+        return
     gc.collect()
     runs = []
     for _ in range(1 if a.smoke else 3):
