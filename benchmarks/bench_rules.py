@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -37,6 +38,7 @@ from alerting.cohort import Cohort
 from alerting.engine import evaluate, evaluate_columns
 from alerting.lifecycle import apply_findings
 from alerting.load import KIND_GROUPS, load_cohort, load_dataset, load_region
+from alerting.partitions import partition_of
 from alerting.series import SEC_PER_DAY, Dataset, Series
 from alerting.triage_store import TRIAGED_RULES, triage_findings
 from benchmarks.obs_copy import copy_observations, patient_ids
@@ -299,8 +301,37 @@ def sweep_phases(
     return load_s, eval_s, life_s, keys
 
 
+def _partition_sweep(url: str, ids: list[str], chunk: int, k: int, n: int) -> tuple[float, float, float, float]:
+    """Worker ``k`` of ``n``: the sweep of its partitions' patients (a process of its own)."""
+    mine = [p for p in ids if partition_of(p, n) == k]
+    with psycopg.connect(url, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        load_s, eval_s, life_s, _ = sweep_phases(conn, mine, chunk, "region")
+        return load_s, eval_s, life_s, time.perf_counter() - t0
+
+
+def bench_partitioned(url: str, ids: list[str], chunk: int, workers: int, single_s: float) -> None:
+    """N workers sweeping their shares at once (each its own process and connection)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE alert, alert_event, alert_finding, patient_message CASCADE")
+    ctx = multiprocessing.get_context("spawn")
+    t0 = time.perf_counter()
+    with ctx.Pool(workers) as pool:
+        res = pool.starmap(_partition_sweep, [(url, ids, chunk, k, workers) for k in range(workers)])
+    wall = time.perf_counter() - t0
+    parts = "; ".join(
+        f"worker {k}: load {r[0]:.2f} s, evaluate {r[1]:.2f} s, writes {r[2]:.2f} s" for k, r in enumerate(res)
+    )
+    slowest = max(r[3] for r in res)
+    emit(
+        f"sweep by {workers} partitioned workers, {len(ids):,} patients: slowest worker {slowest:.2f} s "
+        f"(one worker: {single_s:.2f} s -> x{single_s / slowest:.2f}); {parts}; wall with process start "
+        f"{wall:.2f} s (load average {os.getloadavg()[0]:.1f})"
+    )
+
+
 def bench_db_sweep(
-    data: Dataset, cohort: Cohort, sizes: list[int], chunk: int, before_sizes: int, trials: int = 1
+    data: Dataset, cohort: Cohort, sizes: list[int], chunk: int, before_sizes: int, trials: int = 1, workers: int = 2
 ) -> None:
     """The sweep from PostgreSQL at each region size: load, evaluate, lifecycle writes, and their growth."""
     base = Path(tempfile.mkdtemp(prefix="egenmon-bench-"))
@@ -365,6 +396,8 @@ def bench_db_sweep(
                             sorted(in_memory - via_db)[:5],
                         )
                     emit(f"same findings as in memory: {via_db == in_memory} ({len(via_db):,} findings)")
+            if workers > 1 and prev is not None:
+                bench_partitioned(server.url, ids[: prev[0]], chunk, workers, total)
             n_cmp = min(before_sizes, sc.n)
             if n_cmp > 0:
                 sub = ids[:n_cmp]
@@ -416,6 +449,7 @@ def main() -> None:
     )
     ap.add_argument("--chunk", type=int, default=5000, help="sweep chunk (EGENMON_ALERTING_SWEEP_CHUNK)")
     ap.add_argument("--before-patients", type=int, default=25_000, help="patients for the loader comparison")
+    ap.add_argument("--workers", type=int, default=2, help="partitioned workers for the N-worker sweep (1: none)")
     ap.add_argument("--trials", type=int, default=1, help="interleaved sweep trials per size (medians)")
     ap.add_argument("--no-sql", action="store_true")
     ap.add_argument(
@@ -436,7 +470,9 @@ def main() -> None:
     )
 
     if a.db_only:
-        bench_db_sweep(data, cohort, [int(s) for s in a.db_sizes.split(",")], a.chunk, a.before_patients, a.trials)
+        bench_db_sweep(
+            data, cohort, [int(s) for s in a.db_sizes.split(",")], a.chunk, a.before_patients, a.trials, a.workers
+        )
         return
     gc.collect()
     runs = []
@@ -514,7 +550,7 @@ def main() -> None:
             f"({np_n} patients fire) -> numpy {sql_s / np_s:.0f}x faster; same patients count: {sql_n == np_n}"
         )
         sizes = [int(s) for s in a.db_sizes.split(",")]
-        bench_db_sweep(data, cohort, sizes, a.chunk, a.before_patients, a.trials)
+        bench_db_sweep(data, cohort, sizes, a.chunk, a.before_patients, a.trials, a.workers)
 
 
 if __name__ == "__main__":

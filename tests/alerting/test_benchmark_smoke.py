@@ -27,3 +27,4 @@ def test_bench_rules_smoke() -> None:
     assert "SQL window query" in out
     assert "same patients count: True" in out
     assert "same findings as in memory: True" in out
+    assert re.search(r"sweep by 2 partitioned workers, 400 patients: slowest worker [0-9.]+ s", out)

@@ -133,8 +133,9 @@ def test_two_alerting_processes_split_the_patients_and_one_takes_over(
     assert a[0] + b[0] == len(pids)
     # Every patient's alert exists once, opened once (no two workers racing on it).
     wait_until(
-        lambda: db.execute("SELECT count(DISTINCT patient_id) FROM alert WHERE rule_id = 'D4'").fetchone()
-        == (len(pids),),
+        lambda: (
+            db.execute("SELECT count(DISTINCT patient_id) FROM alert WHERE rule_id = 'D4'").fetchone() == (len(pids),)
+        ),
         timeout_s=30,
     )
     opened = db.execute(
