@@ -458,7 +458,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.smoke:
         a.patients, a.cgm_patients, a.sample, a.sql_patients = 400, 40, 40, 400
-        a.db_sizes, a.chunk, a.before_patients = "100,200,400", 100, 400
+        a.db_sizes, a.chunk, a.before_patients = "200,400", 100, 0
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared with other test suites)")
     t0 = time.perf_counter()
     data, cohort = make_data(a.patients, a.cgm_patients, 14)

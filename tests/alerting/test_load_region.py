@@ -9,7 +9,7 @@ import numpy as np
 import psycopg
 
 from alerting.load import load_cohort, load_dataset, load_region
-from alerting.series import SEC_PER_DAY, SEC_PER_MIN, Dataset
+from alerting.series import SEC_PER_DAY, SEC_PER_MIN, Dataset, Series
 from tests.alerting.dbdata import add_observation, make_patient
 
 NOW = 1_780_000_000.0
@@ -83,3 +83,28 @@ def test_region_of_some_patients(db: psycopg.Connection[Any]) -> None:
     region = load_region(db, some, NOW, block=2)
     assert region.cohort.patient_ids == some
     _same(region.data, load_dataset(db, load_cohort(db, some), NOW))
+
+
+def test_series_build_sorts_only_what_is_out_of_order() -> None:
+    rng = np.random.default_rng(3)
+    n = 5000
+    pat = np.sort(rng.integers(0, 40, n))
+    t = np.round(rng.uniform(0, 1000, n))  # many equal times: duplicates to drop
+    v = rng.integers(0, 5, n).astype(float)
+    for case in ("sorted", "late arrivals", "shuffled"):
+        if case == "sorted":
+            order = np.lexsort((v, t, pat))
+        elif case == "late arrivals":
+            order = np.lexsort((v, t, pat))
+            within = np.flatnonzero(pat[order][1:] == pat[order][:-1])  # patients stay grouped
+            for i in rng.choice(within, 30, replace=False):  # a few rows stored late
+                order[i], order[i + 1] = order[i + 1], order[i]
+        else:
+            order = rng.permutation(n)
+        got = Series.build(pat[order], t[order], v[order])
+        ref = np.lexsort((v, t, pat))
+        p, tt, vv = pat[ref], t[ref], v[ref]
+        first = np.r_[True, (p[1:] != p[:-1]) | (tt[1:] != tt[:-1])]
+        assert np.array_equal(got.pat, p[first]), case
+        assert np.array_equal(got.t, tt[first]), case
+        assert np.array_equal(got.v, vv[first]), case
