@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from alerting.series import F64, B
 from device_profiles.vocabulary import Route
 
 ROUTES = frozenset(r.value for r in Route)
+T = TypeVar("T")
 
 
 @dataclass
@@ -111,6 +113,36 @@ class Cohort:
             routing={i: r for i, r in routing.items() if r},
             confirm_rules={i: c for i, c in confirm.items() if c},
             monitored_since=floats(monitored_since),
+        )
+
+    def slice(self, lo: int, hi: int) -> Cohort:
+        """Patients ``lo`` to ``hi`` (exclusive) as a cohort of their own, indices renumbered from 0.
+
+        The sweep loads a region once and evaluates it in chunks: each chunk is a slice.
+        """
+        hi = min(hi, self.n)
+
+        def part(d: dict[int, dict[str, T]]) -> dict[int, dict[str, T]]:
+            return {i - lo: v for i, v in d.items() if lo <= i < hi}
+
+        overrides = {}
+        for key, (idx, vals) in self.overrides.items():
+            m = (idx >= lo) & (idx < hi)
+            if m.any():
+                overrides[key] = (idx[m] - lo, vals[m])
+        return Cohort(
+            patient_ids=self.patient_ids[lo:hi],
+            conditions={c: a[lo:hi] for c, a in self.conditions.items()},
+            dry_weight_kg=self.dry_weight_kg[lo:hi],
+            personal_best_pef=self.personal_best_pef[lo:hi],
+            hypercapnic=self.hypercapnic[lo:hi],
+            schedule={k: a[lo:hi] for k, a in self.schedule.items()},
+            overrides=overrides,
+            pseudonyms=self.pseudonyms[lo:hi] if self.pseudonyms is not None else None,
+            age_years=self.age_years[lo:hi] if self.age_years is not None else None,
+            routing=part(self.routing),
+            confirm_rules=part(self.confirm_rules),
+            monitored_since=self.monitored_since[lo:hi] if self.monitored_since is not None else None,
         )
 
     def has(self, *conditions: str) -> B:

@@ -36,6 +36,11 @@ EVALUATION_SECONDS = Histogram(
     ["trigger"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+SWEEP_LOAD_SECONDS = Histogram(
+    "egenmon_alerting_sweep_load_seconds",
+    "Loading the sweep's region (care plans and the window's observations) into arrays",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
 FINDINGS = Counter("egenmon_alerting_findings_total", "Rule findings", ["rule", "severity"])
 ALERTS = Counter("egenmon_alerting_alert_transitions_total", "Alert lifecycle transitions", ["transition"])
 OPEN_ALERTS = Gauge("egenmon_alerting_open_alerts", "Non-resolved alerts by severity", ["severity"])

@@ -45,9 +45,11 @@ class Series:
         tt = np.asarray(t, dtype=np.float64)
         vv = np.asarray(v, dtype=np.float64)
         keep = ~np.isnan(vv) & ~np.isnan(tt)
-        p, tt, vv = p[keep], tt[keep], vv[keep]
-        order = np.lexsort((vv, tt, p))
-        p, tt, vv = p[order], tt[order], vv[order]
+        if not keep.all():
+            p, tt, vv = p[keep], tt[keep], vv[keep]
+        order = _sort_order(p, tt, vv)
+        if order is not None:
+            p, tt, vv = p[order], tt[order], vv[order]
         if len(p) > 1:
             first = np.ones(len(p), dtype=bool)
             first[1:] = (p[1:] != p[:-1]) | (tt[1:] != tt[:-1])
@@ -116,6 +118,30 @@ class Series:
 
 
 Dataset = dict[str, Series]
+
+
+def _sort_order(p: I64, t: F64, v: F64) -> I64 | None:
+    """The (patient, time, value) order of the rows; None when they are in it already.
+
+    The sweep's loader groups rows by patient in numpy and leaves each patient's rows in
+    the order PostgreSQL stored them, which is time order but for late arrivals: only the
+    patients with a row out of order are sorted (their rows stay in their own positions).
+    """
+    n = len(p)
+    if n < 2:
+        return None
+    dp = np.diff(p)
+    if (dp < 0).any():
+        return np.lexsort((v, t, p))
+    same = dp == 0
+    dt = np.diff(t)
+    bad = same & ((dt < 0) | ((dt == 0) & (v[1:] < v[:-1])))
+    if not bad.any():
+        return None
+    rows = np.flatnonzero(np.isin(p, p[1:][bad]))
+    order = np.arange(n)
+    order[rows] = rows[np.lexsort((v[rows], t[rows], p[rows]))]
+    return order
 
 
 def same_patient_as_previous(pat: I64) -> B:

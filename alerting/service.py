@@ -26,12 +26,15 @@ from prometheus_client import start_http_server
 
 from alerting import metrics
 from alerting.claims import PatientClaims
+from alerting.cohort import Cohort
 from alerting.engine import evaluate
 from alerting.feedback import FeedbackPublisher
 from alerting.lifecycle import LifecycleStats, apply_findings, housekeeping
-from alerting.load import load_cohort, load_dataset
+from alerting.load import load_cohort, load_dataset, load_region
+from alerting.partitions import PartitionOwner
 from alerting.receipts import queue_receipts
 from alerting.rules import REGISTRY
+from alerting.series import Dataset
 from alerting.settings import AlertingSettings
 from alerting.triage_store import TRIAGED_RULES, triage_findings
 from device_profiles.messages import NEW_READINGS_CHANNEL
@@ -46,16 +49,21 @@ def evaluate_and_store(
     trigger: str = "manual",
     *,
     triage: bool = True,
+    loaded: tuple[Cohort, Dataset] | None = None,
 ) -> tuple[int, LifecycleStats]:
     """Load, evaluate and apply the lifecycle for the given patients (None: everyone active).
 
     ``triage=False`` leaves the gap rules out (a replay of the past: triage reads the
-    gateways' current state).
+    gateways' current state). ``loaded``: the cohort and data already loaded (a sweep
+    chunk sliced from its region), instead of loading ``patient_ids``.
     """
     t = time.time() if now is None else now
     started = time.perf_counter()
-    cohort = load_cohort(conn, patient_ids)
-    data = load_dataset(conn, cohort, t)
+    if loaded is None:
+        cohort = load_cohort(conn, patient_ids)
+        data = load_dataset(conn, cohort, t)
+    else:
+        cohort, data = loaded
     findings = evaluate(data, cohort, t)
     # The gap rules (NODATA, D10, HF9) are routed by missing-data triage (why is data
     # missing, who must act), not by severity: the lifecycle gets every other finding and
@@ -92,6 +100,10 @@ def evaluate_and_store(
         (time.perf_counter() - started) * 1e3,
     )
     return len(findings), stats
+
+
+def _fmt(partitions: frozenset[int]) -> str:
+    return ",".join(map(str, sorted(partitions))) or "-"
 
 
 def parse_payload(payload: str) -> list[str]:
@@ -159,23 +171,42 @@ class AlertingService:
         self.feedback = FeedbackPublisher(settings) if settings.mqtt_url else None
         self.claims = PatientClaims()
         self.queue = NotifyQueue()
+        # Which patients this worker evaluates (alerting/partitions.py); everyone by default.
+        self.owner = PartitionOwner(settings.database_url, settings.partitions)
+        self._sweep_soon = threading.Event()  # partitions gained: sweep them now
 
     def sweep(self, conn: psycopg.Connection[Any]) -> None:
         ids = [str(r[0]) for r in conn.execute("SELECT id::text FROM patient WHERE active ORDER BY id")]
+        ids = self.owner.mine(ids)
+        owned = self.owner.owned
         now = time.time()
+        # The whole window once for the region (one pass per load block), not once per chunk.
+        started = time.perf_counter()
+        region = load_region(conn, ids, now, block=self.settings.sweep_load_patients)
+        metrics.SWEEP_LOAD_SECONDS.observe(time.perf_counter() - started)
         step = self.settings.sweep_chunk
         queued = 0
-        for k in range(0, len(ids), step):
-            chunk = ids[k : k + step]
+        for k in range(0, region.cohort.n, step):
+            cohort, data = region.chunk(k, k + step)
+            chunk = cohort.patient_ids
             # Waits only for the notify evaluator's batch, if it holds some of these patients.
             if not self.claims.take_all(chunk, self.stop_event):
                 return
             try:
-                queued += evaluate_and_store(conn, chunk, now, trigger="sweep")[1].messages
+                with self.owner.use(chunk) as mine:
+                    # A partition given up since the region was loaded: only the rest, loaded anew.
+                    loaded = (cohort, data) if len(mine) == len(chunk) else None
+                    if mine:
+                        queued += evaluate_and_store(conn, mine, now, trigger="sweep", loaded=loaded)[1].messages
             finally:
                 self.claims.release(chunk)
         if queued and self.feedback is not None:
             self.feedback.wake.set()
+        if not self.owner.leads:  # partitioned: one worker runs the housekeeping
+            self._last_sweep = time.monotonic()
+            metrics.LAST_SWEEP.set(now)
+            log.info("sweep done patients=%d partitions=%s", len(ids), _fmt(owned))
+            return
         with self.claims.exclusive():  # housekeeping may touch any patient's alerts
             hk = housekeeping(conn, now, self.settings.escalation_deadlines_min)
         if hk.escalated:
@@ -187,7 +218,11 @@ class AlertingService:
         self._last_sweep = time.monotonic()
         metrics.LAST_SWEEP.set(now)
         log.info(
-            "sweep done patients=%d escalated=%d snoozes_ended=%d", len(ids), hk.escalated, hk.reopened_after_snooze
+            "sweep done patients=%d partitions=%s escalated=%d snoozes_ended=%d",
+            len(ids),
+            _fmt(owned),
+            hk.escalated,
+            hk.reopened_after_snooze,
         )
 
     def run(self) -> None:
@@ -224,6 +259,15 @@ class AlertingService:
                 replay_thread.join(timeout=10)
 
     def _evaluate(self, conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None, trigger: str) -> None:
+        if patient_ids is None:  # everyone: this worker's share of them
+            patient_ids = self.owner.mine(
+                [str(r[0]) for r in conn.execute("SELECT id::text FROM patient WHERE active ORDER BY id")]
+            )
+        with self.owner.use(patient_ids) as mine:
+            if mine:
+                self._evaluate_owned(conn, mine, trigger)
+
+    def _evaluate_owned(self, conn: psycopg.Connection[Any], patient_ids: Sequence[str], trigger: str) -> None:
         receipts = 0
         if trigger == "notify" and patient_ids and self.settings.receipts:
             # Before the evaluation: the receipt goes out ahead of a "measure again".
@@ -242,31 +286,54 @@ class AlertingService:
             listen_conn.execute(f"LISTEN {NEW_READINGS_CHANNEL}")
             metrics.LISTENING.set(1)
             log.info("listening on %s; sweep every %.0f s", NEW_READINGS_CHANNEL, self.settings.sweep_interval_s)
+            self._check_partitions()  # before the first sweep: what this worker owns
             workers = [
                 threading.Thread(target=self._sweep_loop, name="sweep", daemon=True),
                 threading.Thread(target=self._notify_loop, name="notify", daemon=True),
             ]
+            if self.settings.partitions > 1:
+                workers.append(threading.Thread(target=self._partition_loop, name="partitions", daemon=True))
             for w in workers:
                 w.start()
             try:
                 while not self.stop_event.is_set():
                     for note in listen_conn.notifies(timeout=1.0):
-                        self.queue.add(parse_payload(note.payload))
+                        self.queue.add(self.owner.mine(parse_payload(note.payload)))
                         if self.stop_event.is_set():
                             break
             finally:
                 self.stop_event.set()
                 for w in workers:
                     w.join(timeout=60)
+                self.owner.close()
         metrics.LISTENING.set(0)
         log.info("alerting service stopped")
 
     def _sweep_loop(self) -> None:
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
             while not self.stop_event.is_set():
+                self._sweep_soon.clear()
                 self._safe(self.sweep, conn)
-                wait = self.settings.sweep_interval_s - (time.monotonic() - self._last_sweep)
-                self.stop_event.wait(max(0.0, wait))
+                # Until the interval is over, or partitions were gained (a sweep of them now).
+                while not (self.stop_event.is_set() or self._sweep_soon.is_set()):
+                    wait = self.settings.sweep_interval_s - (time.monotonic() - self._last_sweep)
+                    if wait <= 0:
+                        break
+                    self.stop_event.wait(min(wait, 0.5))
+
+    def _check_partitions(self) -> None:
+        try:
+            gained, _ = self.owner.check()
+        except psycopg.Error as err:
+            metrics.ERRORS.labels("partitions").inc()
+            log.warning("partition check failed, owning none until the next: %s", err)
+            return
+        if gained:
+            self._sweep_soon.set()
+
+    def _partition_loop(self) -> None:
+        while not self.stop_event.wait(self.settings.partition_check_s):
+            self._check_partitions()
 
     def _notify_loop(self) -> None:
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn:

@@ -19,6 +19,17 @@ class AlertingSettings(BaseSettings):
     sweep_interval_s: float = Field(default=300.0, gt=0)
     # The sweep evaluates patients in chunks of this size: bounded memory and short transactions.
     sweep_chunk: int = Field(default=5000, ge=1)
+    # The sweep reads the observation window once per this many patients (one pass over the
+    # window each): bounds its memory, about 1.7 GB of arrays per 100,000 patients.
+    sweep_load_patients: int = Field(default=100_000, ge=1)
+    # Partitioned workers (alerting/partitions.py): patients fall into this many partitions
+    # by a hash of their id, and each running worker owns a fair share of them (PostgreSQL
+    # advisory locks). 1: no coordination, this worker evaluates everyone. Every worker of
+    # a deployment must use the same number; more partitions than workers (e.g. 16) lets
+    # the share even out when one is added or lost.
+    partitions: int = Field(default=1, ge=1, le=4096)
+    # How often a worker checks its share (and takes over the partitions of one that died).
+    partition_check_s: float = Field(default=2.0, gt=0)
     # Notifications arriving within this window are evaluated together (one query per kind group).
     debounce_s: float = Field(default=0.05, ge=0)
     # At most this many notified patients per evaluation: a burst (a gateway's backlog, a
