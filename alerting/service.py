@@ -1,6 +1,6 @@
 """The alerting service: evaluate on ingest's notifications, sweep everyone periodically.
 
-Ingest sends NOTIFY egenmon_new_readings '{"patients": [...]}' after each commit; the
+Ingest sends NOTIFY egenmon_new_readings '{"patients": [...]}' after each commit (schema.notify); the
 service LISTENs and evaluates the named patients (batched over ``debounce_s``, at most
 ``notify_batch_max`` at a time, duplicates coalesced) on a thread of its own, so their
 alerts are in the database within a second even while a sweep runs. Every ``sweep_interval_s`` it evaluates all
@@ -10,7 +10,6 @@ change) and runs housekeeping (ended snoozes, escalation deadlines).
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -37,7 +36,7 @@ from alerting.rules import REGISTRY
 from alerting.series import Dataset
 from alerting.settings import AlertingSettings
 from alerting.triage_store import TRIAGED_RULES, triage_findings
-from device_profiles.messages import NEW_READINGS_CHANNEL
+from schema.notify import NEW_READINGS_CHANNEL, decode_new_readings
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +108,8 @@ def _fmt(partitions: frozenset[int]) -> str:
 def parse_payload(payload: str) -> list[str]:
     """Patient ids from a notification; malformed payloads are logged and ignored."""
     try:
-        data = json.loads(payload)
-        patients = data["patients"]
-        if not isinstance(patients, list):
-            raise TypeError("patients is not a list")
-        return [str(p) for p in patients]
-    except (ValueError, KeyError, TypeError) as err:
+        return decode_new_readings(payload)
+    except ValueError as err:
         log.warning("ignoring malformed %s payload (%s)", NEW_READINGS_CHANNEL, err)
         metrics.ERRORS.labels("payload").inc()
         return []

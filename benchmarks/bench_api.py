@@ -39,7 +39,7 @@ from psycopg.types.json import Jsonb  # noqa: E402
 
 from clinic_api import demo_seed  # noqa: E402
 from deploy.localstack import LocalPostgres, free_port  # noqa: E402
-from ingest.schema import migrate  # noqa: E402
+from schema.migrate import migrate  # noqa: E402
 
 
 def seed(url: str, *, cgm_points: int, queue_patients: int) -> uuid.UUID:

@@ -33,7 +33,7 @@ import psycopg
 
 from alerting.service import evaluate_and_store
 from deploy.localstack import LocalMosquitto, LocalPostgres
-from ingest.schema import migrate
+from schema.migrate import migrate
 from simulators.cohort import CohortConfig, generate_cohort
 from simulators.fleet import Fleet, Publisher
 from simulators.scoring import format_rows, load_alerts, score

@@ -42,13 +42,13 @@ from fleet_publisher import FleetPublisher  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from deploy.localstack import LocalMosquitto, LocalPostgres, free_port_range, wait_for_port  # noqa: E402
-from device_profiles.messages import NEW_READINGS_CHANNEL  # noqa: E402
 from device_profiles.vocabulary import COMPONENTS, Kind  # noqa: E402
 from device_profiles.wire import DeviceInfo, Reading, ReadingBatch, Value, reading_id, readings_topic  # noqa: E402
 from ingest.copy_binary import OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows  # noqa: E402
 from ingest.prepare import PreparedReading  # noqa: E402
-from ingest.schema import migrate  # noqa: E402
 from ingest.store import weight_check_sql  # noqa: E402
+from schema.migrate import migrate  # noqa: E402
+from schema.notify import NEW_READINGS_CHANNEL  # noqa: E402
 
 # The weight check as it was before the literal batch bounds (the reference of
 # weight_check_trials): the same statement without its constant time window.

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from deploy.localstack import LocalMosquitto, LocalPostgres, free_port  # noqa: E402
 from device_profiles.vocabulary import Kind  # noqa: E402
 from device_profiles.wire import readings_topic  # noqa: E402
-from ingest.schema import migrate  # noqa: E402
+from schema.migrate import migrate  # noqa: E402
 from tests.ingest.helpers import Publisher, batch_bytes, make_reading  # noqa: E402
 
 

@@ -43,7 +43,7 @@ from alerting.series import SEC_PER_DAY, Dataset, Series
 from alerting.triage_store import TRIAGED_RULES, triage_findings
 from benchmarks.obs_copy import copy_observations, patient_ids
 from deploy.localstack import LocalPostgres
-from ingest.schema import migrate
+from schema.migrate import migrate
 from tests.alerting.reference import RULES, reference_findings
 
 NOW = 1_780_000_000.0  # a fixed Wednesday in 2026, so runs are comparable

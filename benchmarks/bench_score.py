@@ -40,8 +40,8 @@ from alerting.service import evaluate_and_store
 from deploy.localstack import LocalPostgres
 from device_profiles.vocabulary import WEIGHT_MAX_DAILY_CHANGE_KG, Kind
 from ingest.prepare import Incoming, prepare
-from ingest.schema import migrate
 from ingest.store import setup_connection, store
+from schema.migrate import migrate
 from simulators.baseline import baseline_alerts
 from simulators.cohort import Cohort, CohortConfig, generate_cohort
 from simulators.fleet import GatewayState, batches, gateway_readings, kind_readings

@@ -49,7 +49,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from clinic_api import demo_seed
 from deploy.localstack import LocalMosquitto, LocalPostgres, free_port, wait_for_port
 from device_profiles.vocabulary import Condition
-from ingest.schema import migrate
+from schema.migrate import migrate
 from simulators.ble.scenario import SCENARIO_ENV
 from simulators.cohort import (
     DEFAULT_MIX,

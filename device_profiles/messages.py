@@ -12,10 +12,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 
 from device_profiles.wire import GATEWAY_ID_PATTERN
 
-# PostgreSQL NOTIFY channel on which ingest names the patients that got new data after
-# each commit; payload: {"patients": ["<uuid>", ...]} (at most 7,000 bytes, split if longer).
-NEW_READINGS_CHANNEL = "egenmon_new_readings"
-
 OFFLINE_PAYLOAD = b"offline"
 
 

@@ -12,10 +12,10 @@ import typer
 
 from device_profiles.logs import configure
 from ingest.retention import prune_dead_letters
-from ingest.schema import migrate as migrate_schema
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
 from ingest.supervisor import SUPERVISOR_PID_ENV, Supervisor
+from schema.migrate import migrate as migrate_schema
 
 log = logging.getLogger(__name__)
 app = typer.Typer(add_completion=False, help="egenmon ingest: MQTT readings into PostgreSQL.", no_args_is_help=True)

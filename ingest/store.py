@@ -21,7 +21,6 @@ if) the rows commit.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -34,9 +33,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from device_profiles.messages import NEW_READINGS_CHANNEL
 from ingest.copy_binary import KEY_COLUMNS, OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows
 from ingest.prepare import DeadLetter, PreparedBatch, PreparedReading, reading_dead_letter
+from schema import tables
+from schema.notify import NEW_READINGS_CHANNEL, encode_new_readings
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,6 @@ DEAD_COLUMNS = (
 )
 DEAD_TYPES = ("text", "text", "int4", "text", "text", "bytea", "timestamptz", "int4", "bytea")
 
-# NOTIFY payloads must stay below 8000 bytes; the contract says at most 7,000.
-NOTIFY_MAX_BYTES = 7000
 
 _OBS_COLS = ", ".join(OBS_COLUMNS)
 _RAW_COLS = ", ".join(RAW_COLUMNS)
@@ -450,7 +448,7 @@ def _write_direct(conn: psycopg.Connection[Any], resolved: list[tuple[PreparedRe
     """COPY straight into the tables; False (nothing written) if any reading is already stored."""
     try:
         with conn.transaction():  # a savepoint: a refused COPY leaves the batch's transaction usable
-            _copy_batch(conn, resolved, "observation", "reading_raw", "reading_key")
+            _copy_batch(conn, resolved, tables.OBSERVATION, tables.READING_RAW, tables.READING_KEY)
     except psycopg.errors.UniqueViolation:
         return False
     return True
@@ -485,22 +483,8 @@ def _write_staged(
 
 
 def _notify(conn: psycopg.Connection[Any], patients: list[uuid.UUID]) -> None:
-    empty = len(_notify_payload([]))
-    chunk: list[str] = []
-    size = empty
-    for p in sorted(str(p) for p in patients):
-        item = len(p) + 3  # two quotes and a comma
-        if chunk and size + item > NOTIFY_MAX_BYTES:
-            conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, _notify_payload(chunk)))
-            chunk, size = [], empty
-        chunk.append(p)
-        size += item
-    if chunk:
-        conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, _notify_payload(chunk)))
-
-
-def _notify_payload(patients: list[str]) -> str:
-    return json.dumps({"patients": patients}, separators=(",", ":"))
+    for payload in encode_new_readings(patients):
+        conn.execute("SELECT pg_notify(%s, %s)", (NEW_READINGS_CHANNEL, payload))
 
 
 def store(
@@ -578,7 +562,7 @@ def store(
         if dead:
             _copy_rows(
                 conn,
-                "dead_letter",
+                tables.DEAD_LETTER,
                 DEAD_COLUMNS,
                 DEAD_TYPES,
                 (

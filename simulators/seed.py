@@ -2,7 +2,7 @@
 
 Writes care units, patients (with their Skatteverket test personal identity numbers in
 ``patient_identity``), version-1 care plans, gateways, time-bounded gateway assignments and
-devices, using the tables of ``ingest/migrations/versions/0001_initial.py``. Seeding is
+devices, using the tables of ``schema/migrations/versions/0001_initial.py``. Seeding is
 idempotent: running it twice with the same cohort changes nothing.
 
 No staff: the demo logins are the clinic's (``python -m clinic_api seed-demo

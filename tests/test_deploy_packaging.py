@@ -202,7 +202,7 @@ def test_version_is_written_in_one_place() -> None:
     assert _pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "device_profiles.__version__"}  # type: ignore[index]
     hits = [
         str(p.relative_to(ROOT))
-        for pkg in ("gateway", "ingest", "alerting", "clinic_api", "simulators", "deploy", "device_profiles")
+        for pkg in ("gateway", "schema", "ingest", "alerting", "clinic_api", "simulators", "deploy", "device_profiles")
         for p in (ROOT / pkg).rglob("*.py")
         if f'"{_declared_version()}"' in p.read_text()
     ]
@@ -242,3 +242,11 @@ def test_wheel_carries_the_version_and_the_extras(tmp_path: Path) -> None:
     assert 'Requires-Dist: numpy>=1.26; extra == "server"' in meta
     assert 'Requires-Dist: bleak>=0.22; extra == "gateway"' in meta
     assert "deploy/mosquitto/mosquitto.conf" in names
+    # The schema's migrations travel with the wheel (egenmon-schema upgrade runs from it).
+    versions = sorted(p.name for p in (ROOT / "schema" / "migrations" / "versions").glob("[0-9]*.py"))
+    assert versions
+    for name in ("schema/migrations/env.py", "schema/migrations/script.py.mako", "schema/notify.py"):
+        assert name in names, name
+    for v in versions:
+        assert f"schema/migrations/versions/{v}" in names, v
+    assert not [n for n in names if n.startswith("ingest/migrations/")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from ingest.schema import migrate, storage_mode
+from schema.migrate import migrate, storage_mode
 
 
 def test_schema_has_every_table_of_the_design(db: psycopg.Connection[tuple[object, ...]]) -> None:

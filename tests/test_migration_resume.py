@@ -19,7 +19,7 @@ import psycopg
 import pytest
 import sqlalchemy.exc
 
-from ingest.schema import MIGRATIONS_DIR, migrate
+from schema.migrate import MIGRATIONS_DIR, migrate
 from tests.fixtures.db import create_test_database, drop_test_database
 
 # A catalog fingerprint of the public schema: relations, columns, constraints, indexes,

@@ -15,9 +15,10 @@ import psycopg
 from alerting.receipts import backlog_text, queue_receipts, receipt_text
 from alerting.service import AlertingService
 from alerting.settings import AlertingSettings
-from device_profiles.messages import NEW_READINGS_CHANNEL, FeedbackAck, FeedbackMessage
+from device_profiles.messages import FeedbackAck, FeedbackMessage
 from gateway.outbox import Outbox
 from gateway.publisher import BrokerConfig, Publisher
+from schema.notify import NEW_READINGS_CHANNEL
 from tests.alerting.test_feedback import wait_for
 from tests.ingest.helpers import seed_patient
 

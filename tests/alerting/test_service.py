@@ -21,8 +21,8 @@ import pytest
 from alerting.service import AlertingService, evaluate_and_store, parse_payload
 from alerting.settings import AlertingSettings
 from deploy.localstack import free_port
-from device_profiles.messages import NEW_READINGS_CHANNEL
 from device_profiles.vocabulary import Kind
+from schema.notify import NEW_READINGS_CHANNEL
 from tests.alerting.dbdata import STAFF_LOWS, add_observation, make_patient
 from tests.alerting.helpers import MIN
 from tests.ingest.helpers import batch_bytes, make_reading, publish, purge_session, seed_patient, wait_until

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from deploy.localstack import LocalMosquitto, LocalPostgres
-from ingest.schema import migrate
+from schema.migrate import migrate
 from tests.ingest.helpers import (
     Publisher,
     purge_session,

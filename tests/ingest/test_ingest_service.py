@@ -11,12 +11,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from device_profiles.messages import NEW_READINGS_CHANNEL, OFFLINE_PAYLOAD, DeviceStatus, GatewayStatus
+from device_profiles.messages import OFFLINE_PAYLOAD, DeviceStatus, GatewayStatus
 from device_profiles.vocabulary import KINDS, Kind
 from device_profiles.wire import readings_topic, status_topic
 from ingest.prepare import Incoming, prepare
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from schema.notify import NEW_READINGS_CHANNEL
 from tests.ingest.helpers import (
     SAMPLE_VALUES,
     T0,

@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 
 from ingest.retention import prune_dead_letters
-from ingest.schema import migrate
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
+from schema.migrate import migrate
 from tests.fixtures.db import create_test_database, drop_test_database
 from tests.ingest.helpers import count, wait_until
 

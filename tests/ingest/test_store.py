@@ -12,12 +12,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from device_profiles.messages import NEW_READINGS_CHANNEL
 from device_profiles.vocabulary import Kind
 from device_profiles.wire import MAX_MESSAGE_BYTES
 from ingest.prepare import DEAD_LETTER_KEEP_BYTES, Incoming, prepare
 from ingest.store import (
-    NOTIFY_MAX_BYTES,
     DirectCopyGate,
     StoreResult,
     _assigned_patient,
@@ -25,6 +23,7 @@ from ingest.store import (
     setup_connection,
     store,
 )
+from schema.notify import NEW_READINGS_CHANNEL, NOTIFY_MAX_BYTES
 from tests.ingest.helpers import T0, Seed, batch_bytes, make_reading
 
 

@@ -1,4 +1,4 @@
-"""Applying the database schema: `egenmon-ingest migrate` runs Alembic to the newest revision."""
+"""Applying the database schema: Alembic to the newest revision (``python -m schema upgrade``)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,15 @@ def migrate(database_url: str, revision: str = "head") -> str:
     mode = storage_mode(database_url)
     log.info("schema at %s, storage: %s", revision, mode)
     return mode
+
+
+def current_revision(database_url: str) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+    with psycopg.connect(database_url) as conn:
+        if conn.execute("SELECT to_regclass('alembic_version')").fetchone() in (None, (None,)):
+            return None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return str(row[0]) if row else None
 
 
 def storage_mode(database_url: str) -> str:

@@ -26,7 +26,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-log = logging.getLogger("ingest.migrations")
+log = logging.getLogger("schema.migrations")
 
 RELATIONAL = """
 CREATE EXTENSION IF NOT EXISTS btree_gist;

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, pool
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
 if not url:
-    raise RuntimeError("sqlalchemy.url is not set; run migrations through `egenmon-ingest migrate`")
+    raise RuntimeError("sqlalchemy.url is not set; run them through `python -m schema upgrade`")
 
 engine = create_engine(url, poolclass=pool.NullPool)
 with engine.connect() as connection:

@@ -1,0 +1,5 @@
+"""``python -m schema``: the schema CLI."""
+
+from schema.cli import app
+
+app(prog_name="python -m schema")
