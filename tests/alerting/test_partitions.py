@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from alerting.partitions import PartitionOwner, partition_of
-from device_profiles.messages import NEW_READINGS_CHANNEL
+from schema.notify import NEW_READINGS_CHANNEL
 from tests.alerting.dbdata import STAFF_LOWS, add_observation, make_patient
 from tests.alerting.helpers import MIN
 from tests.ingest.helpers import wait_until
