@@ -46,7 +46,7 @@ from device_profiles.messages import NEW_READINGS_CHANNEL  # noqa: E402
 from device_profiles.vocabulary import COMPONENTS, Kind  # noqa: E402
 from device_profiles.wire import DeviceInfo, Reading, ReadingBatch, Value, reading_id, readings_topic  # noqa: E402
 from ingest.copy_binary import OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows  # noqa: E402
-from ingest.prepare import PreparedReading  # noqa: E402
+from ingest.pipeline import PreparedReading  # noqa: E402
 from ingest.schema import migrate  # noqa: E402
 from ingest.store import weight_check_sql  # noqa: E402
 

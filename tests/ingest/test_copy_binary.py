@@ -30,7 +30,7 @@ from ingest.copy_binary import (
     timestamptz_field,
     uuid_field,
 )
-from ingest.prepare import PreparedReading, clean_text, raw_bytes
+from ingest.pipeline import PreparedReading, clean_text, raw_bytes
 from tests.ingest.helpers import make_reading
 
 # Worked out by hand from PostgreSQL's documentation (COPY, "Binary Format") and the

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from device_profiles.vocabulary import Kind
 from device_profiles.wire import MAX_MESSAGE_BYTES, parse_envelope, parse_reading, readings_topic, status_topic
-from ingest.prepare import DEAD_LETTER_KEEP_BYTES, Incoming, prepare
+from ingest.pipeline import DEAD_LETTER_KEEP_BYTES, Incoming, prepare
 from tests.ingest.helpers import batch_bytes, make_reading
 
 GW = "gw-prepare-1"
