@@ -282,7 +282,11 @@ def run_raw_copy(
     """
     now = datetime.now(UTC)
     resolved = [
-        (PreparedReading(gw, readings_topic(gw), 0, r, "valid", None, None, now), patients[gw]) for gw, r in readings
+        (
+            PreparedReading(gw, readings_topic(gw), 0, r, "valid", None, None, now, r.measured_at, r.received_at),
+            patients[gw],
+        )
+        for gw, r in readings
     ]
     raw = bytearray(SIGNATURE)
     obs = b"".join(encode_rows(resolved, raw))

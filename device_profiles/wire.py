@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -309,8 +309,16 @@ class _TypedEnvelope(Envelope):
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the receiver refuses a reading: a short machine reason and a detail."""
+
+    reason: str
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RefusedReading:
-    """A reading of a message that could not be taken, with a short machine reason."""
+    """A reading of a message that could not be taken, with its reason."""
 
     index: int
     reason: str
@@ -319,29 +327,29 @@ class RefusedReading:
     doc: Any
 
 
+_View = TypeVar("_View")
+
+
 @dataclass(frozen=True, slots=True)
-class ReadingsMessage:
+class ReadingsMessage(Generic[_View]):
     """A decoded readings message: the typed readings and the refused ones, each by index."""
 
     gateway_id: str
     sent_at: datetime
     # (index in the message, the reading, its JSON as it came or None when the message
-    # was well-formed and validated in one pass).
-    readings: list[tuple[int, Reading, Any]]
+    # was well-formed and validated in one pass, what the receiver's ``accept`` made of it).
+    readings: list[tuple[int, Reading, Any, _View]]
     refused: list[RefusedReading]
 
 
-# A check of one typed reading by the receiver's own rules: (reason, detail) to refuse it.
-ReadingCheck = Callable[[Reading], "tuple[str, str] | None"]
-
-
-def decode_readings(topic: str, payload: bytes, check: ReadingCheck | None = None) -> ReadingsMessage:
+def decode_readings(topic: str, payload: bytes, accept: Callable[[Reading], Refusal | _View]) -> ReadingsMessage[_View]:
     """Decode a readings message once; raise WireFormatError when the message as a whole is bad.
 
     The topic's gateway id is authoritative (``bad_topic``, ``gateway_id_mismatch``). A
     reading is refused for any text holding NUL (``nul_in_text``, before its schema), for
-    failing the wire schema (``bad_reading``), or for whatever ``check`` says of it. Refused
-    readings carry their JSON as it came.
+    failing the wire schema (``bad_reading``), or when ``accept`` (the receiver's own rules,
+    run once on each typed reading) returns a :class:`Refusal`; whatever else ``accept``
+    returns is kept with the reading. Refused readings carry their JSON as it came.
     """
     gateway_id = gateway_id_from_topic(topic)
     if topic.rsplit("/", 1)[1] != "readings":
@@ -351,16 +359,19 @@ def decode_readings(topic: str, payload: bytes, check: ReadingCheck | None = Non
             env = _TypedEnvelope.model_validate_json(payload)
         except ValidationError:
             env = None
-        # Anything the receiver's check refuses (rare) goes the two-step way too, which
-        # keeps each refused reading's JSON as it came.
-        if (
-            env is not None
-            and env.gateway_id == gateway_id
-            and (check is None or not any(check(r) is not None for r in env.readings))
-        ):
-            return ReadingsMessage(gateway_id, env.sent_at, [(i, r, None) for i, r in enumerate(env.readings)], [])
+        if env is not None and env.gateway_id == gateway_id:
+            views = [accept(r) for r in env.readings]
+            # A reading the receiver refuses (rare) sends the message the two-step way too,
+            # which keeps each refused reading's JSON as it came.
+            if not any(isinstance(v, Refusal) for v in views):
+                return ReadingsMessage(
+                    gateway_id,
+                    env.sent_at,
+                    [(i, r, None, v) for i, (r, v) in enumerate(zip(env.readings, views, strict=True))],  # type: ignore[misc]
+                    [],
+                )
     plain = parse_envelope(payload, gateway_id)
-    readings: list[tuple[int, Reading, Any]] = []
+    readings: list[tuple[int, Reading, Any, _View]] = []
     refused: list[RefusedReading] = []
     for index, doc in enumerate(plain.readings):
         if has_nul(doc):
@@ -371,11 +382,11 @@ def decode_readings(topic: str, payload: bytes, check: ReadingCheck | None = Non
         except WireFormatError as err:
             refused.append(RefusedReading(index, err.reason, err.detail, doc))
             continue
-        problem = None if check is None else check(reading)
-        if problem is not None:
-            refused.append(RefusedReading(index, problem[0], problem[1], doc))
+        view = accept(reading)
+        if isinstance(view, Refusal):
+            refused.append(RefusedReading(index, view.reason, view.detail, doc))
             continue
-        readings.append((index, reading, doc))
+        readings.append((index, reading, doc, view))
     return ReadingsMessage(gateway_id, plain.sent_at, readings, refused)
 
 

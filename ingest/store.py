@@ -29,7 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -276,7 +276,8 @@ def gateway_routes(conn: psycopg.Connection[Any], readings: Iterable[PreparedRea
     routes = GatewayRoutes()
     for gw, patient, valid in rows:
         if patient is not None and not valid.isempty:
-            routes.add(gw, (patient, valid.lower, valid.upper, valid.lower_inc, valid.upper_inc))
+            lower, upper = (None if t is None else t.astimezone(UTC) for t in (valid.lower, valid.upper))
+            routes.add(gw, (patient, lower, upper, valid.lower_inc, valid.upper_inc))
         else:
             routes.add(gw, None)
     return routes
@@ -375,11 +376,17 @@ def _write_direct(conn: psycopg.Connection[Any], resolved: list[Resolved]) -> bo
 
 def _count_direct(result: StoreResult, resolved: list[Resolved]) -> None:
     patients: set[uuid.UUID] = set()
+    rows_by_status: dict[str, int] = {}
+    last_patient = None
     for r, patient in resolved:
         n_rows = len(r.reading.values)
-        result.rows_stored += n_rows
-        result.rows_by_status[r.status] += n_rows
-        patients.add(patient)
+        rows_by_status[r.status] = rows_by_status.get(r.status, 0) + n_rows
+        # A gateway's readings share one patient object: hash it (UUID.__hash__ is Python) once per run.
+        if patient is not last_patient:
+            patients.add(patient)
+            last_patient = patient
+    result.rows_by_status.update(rows_by_status)
+    result.rows_stored += sum(rows_by_status.values())
     result.patients = sorted(patients)
     result.readings_stored = len(resolved)
 

@@ -191,7 +191,9 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 
 
 def _prepared(reading: Reading, status: str = "valid", reason: str | None = None) -> PreparedReading:
-    return PreparedReading("gw-copy-1", "t", 0, reading, status, reason, None, datetime.now(UTC))
+    return PreparedReading(
+        "gw-copy-1", "t", 0, reading, status, reason, None, datetime.now(UTC), reading.measured_at, reading.received_at
+    )
 
 
 def _value(name: str, draw: st.DrawFn) -> Value:
