@@ -12,7 +12,8 @@ moment ingest has committed the last reading:
 
 Usage: ``python benchmarks/bench_ingest.py [--smoke] [--trials N] [--ingest-processes N]``.
 PostgreSQL runs durable (fsync on) unless BENCH_DURABLE=0.
-Targets (issue 2): batched >= 50 % of the raw COPY rate; 1-reading messages >= 5,000/s.
+Targets: batched >= 60 % of the raw COPY rate with one ingest process on plain PostgreSQL
+(issue 16; it was >= 50 % in issue 2); 1-reading messages >= 5,000/s.
 """
 
 from __future__ import annotations
@@ -521,7 +522,7 @@ def report(args: argparse.Namespace, mode: str, load_start: str, trials: list[Tr
     print(f"1 reading/message:    {args.single:>8} readings per trial, {single:10.0f} readings/s")
     print(f"100 readings/message: {args.batched:>8} readings per trial, {batched:10.0f} readings/s")
     print(f"raw binary COPY:      {args.batched:>8} readings per trial, {copy:10.0f} readings/s")
-    print(f"batched / raw COPY:   {100 * ratio:.0f} % (target >= 50 %)")
+    print(f"batched / raw COPY:   {100 * ratio:.0f} % (target >= 60 %)")
     print(f"1-reading messages:   {single:.0f} readings/s (target >= 5000)")
 
 
