@@ -12,7 +12,8 @@ moment ingest has committed the last reading:
 
 Usage: ``python benchmarks/bench_ingest.py [--smoke] [--trials N] [--ingest-processes N]``.
 PostgreSQL runs durable (fsync on) unless BENCH_DURABLE=0.
-Targets (issue 2): batched >= 50 % of the raw COPY rate; 1-reading messages >= 5,000/s.
+Targets: batched >= 60 % of the raw COPY rate with one ingest process on plain PostgreSQL
+(issue 16; it was >= 50 % in issue 2); 1-reading messages >= 5,000/s.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from deploy.localstack import LocalMosquitto, LocalPostgres, free_port_range, wa
 from device_profiles.vocabulary import COMPONENTS, Kind  # noqa: E402
 from device_profiles.wire import DeviceInfo, Reading, ReadingBatch, Value, reading_id, readings_topic  # noqa: E402
 from ingest.copy_binary import OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows  # noqa: E402
-from ingest.prepare import PreparedReading  # noqa: E402
+from ingest.pipeline import PreparedReading  # noqa: E402
 from ingest.store import weight_check_sql  # noqa: E402
 from schema.migrate import migrate  # noqa: E402
 from schema.notify import NEW_READINGS_CHANNEL  # noqa: E402
@@ -282,7 +283,11 @@ def run_raw_copy(
     """
     now = datetime.now(UTC)
     resolved = [
-        (PreparedReading(gw, readings_topic(gw), 0, r, "valid", None, None, now), patients[gw]) for gw, r in readings
+        (
+            PreparedReading(gw, readings_topic(gw), 0, r, "valid", None, None, now, r.measured_at, r.received_at),
+            patients[gw],
+        )
+        for gw, r in readings
     ]
     raw = bytearray(SIGNATURE)
     obs = b"".join(encode_rows(resolved, raw))
@@ -517,7 +522,7 @@ def report(args: argparse.Namespace, mode: str, load_start: str, trials: list[Tr
     print(f"1 reading/message:    {args.single:>8} readings per trial, {single:10.0f} readings/s")
     print(f"100 readings/message: {args.batched:>8} readings per trial, {batched:10.0f} readings/s")
     print(f"raw binary COPY:      {args.batched:>8} readings per trial, {copy:10.0f} readings/s")
-    print(f"batched / raw COPY:   {100 * ratio:.0f} % (target >= 50 %)")
+    print(f"batched / raw COPY:   {100 * ratio:.0f} % (target >= 60 %)")
     print(f"1-reading messages:   {single:.0f} readings/s (target >= 5000)")
 
 

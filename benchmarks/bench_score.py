@@ -39,7 +39,7 @@ from alerting import events
 from alerting.service import evaluate_and_store
 from deploy.localstack import LocalPostgres
 from device_profiles.vocabulary import WEIGHT_MAX_DAILY_CHANGE_KG, Kind
-from ingest.prepare import Incoming, prepare
+from ingest.pipeline import Incoming, prepare
 from ingest.store import setup_connection, store
 from schema.migrate import migrate
 from simulators.baseline import baseline_alerts

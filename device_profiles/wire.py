@@ -6,9 +6,11 @@ Topics::
     egenmon/v1/gw/{gateway_id}/status     gateway -> platform    QoS 1, retained, will "offline"
     egenmon/v1/gw/{gateway_id}/config     platform -> gateway    QoS 1, retained
 
-Ingest parses a message in two steps so that one bad reading never costs its neighbours:
-:func:`parse_envelope` checks the batch around the readings, :func:`parse_reading` checks
-each reading on its own.
+Ingest decodes a readings message with one call, :func:`decode_readings`: a well-formed
+message in one validation pass, anything else in two steps (:func:`parse_envelope` checks
+the batch around the readings, :func:`parse_reading` each reading on its own) so that one
+bad reading never costs its neighbours. Its result, a :class:`ReadingsMessage`, holds the
+typed readings and the refused ones with their reasons; nothing downstream parses again.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -266,6 +269,125 @@ def parse_reading(doc: Any) -> Reading:
         return Reading.model_validate(doc)
     except ValidationError as err:
         raise WireFormatError("bad_reading", detail=_explain(err)) from err
+
+
+# No text of wire v1 holds NUL: JSON allows it (as this escape, or invalid but seen, raw),
+# PostgreSQL text and jsonb, where readings end up, cannot hold it.
+_NUL_MARKERS = (b"\\u0000", b"\x00")
+NUL_DETAIL = "a text field holds a NUL character, which PostgreSQL cannot store"
+
+
+def has_nul(doc: Any) -> bool:
+    """Whether any string (key or value) in parsed JSON holds a NUL character."""
+    if isinstance(doc, str):
+        return "\x00" in doc
+    if isinstance(doc, dict):
+        return any("\x00" in k or has_nul(v) for k, v in doc.items())
+    if isinstance(doc, list):
+        return any(has_nul(v) for v in doc)
+    return False
+
+
+def may_hold_nul(payload: bytes) -> bool:
+    """False when ``payload`` surely holds no NUL in any JSON string.
+
+    Two substring scans at C speed; a hit (or a literal backslash-u0000 in some text) is
+    looked at properly by :func:`has_nul` on the parsed document.
+    """
+    return any(m in payload for m in _NUL_MARKERS)
+
+
+class _TypedEnvelope(Envelope):
+    """The envelope with its readings typed: one validation pass for a well-formed message.
+
+    Accepts exactly what ``parse_envelope`` plus ``parse_reading`` for every reading accept;
+    anything it refuses is parsed again the two-step way, which says what was wrong with
+    which reading and keeps the good ones.
+    """
+
+    readings: list[Reading] = Field(max_length=MAX_READINGS_PER_MESSAGE)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the receiver refuses a reading: a short machine reason and a detail."""
+
+    reason: str
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedReading:
+    """A reading of a message that could not be taken, with its reason."""
+
+    index: int
+    reason: str
+    detail: str | None
+    # The reading's JSON as it came.
+    doc: Any
+
+
+_View = TypeVar("_View")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingsMessage(Generic[_View]):
+    """A decoded readings message: the typed readings and the refused ones, each by index."""
+
+    gateway_id: str
+    sent_at: datetime
+    # (index in the message, the reading, its JSON as it came or None when the message
+    # was well-formed and validated in one pass, what the receiver's ``accept`` made of it).
+    readings: list[tuple[int, Reading, Any, _View]]
+    refused: list[RefusedReading]
+
+
+def decode_readings(topic: str, payload: bytes, accept: Callable[[Reading], Refusal | _View]) -> ReadingsMessage[_View]:
+    """Decode a readings message once; raise WireFormatError when the message as a whole is bad.
+
+    The topic's gateway id is authoritative (``bad_topic``, ``gateway_id_mismatch``). A
+    reading is refused for any text holding NUL (``nul_in_text``, before its schema), for
+    failing the wire schema (``bad_reading``), or when ``accept`` (the receiver's own rules,
+    run once on each typed reading) returns a :class:`Refusal`; whatever else ``accept``
+    returns is kept with the reading. Refused readings carry their JSON as it came.
+    """
+    gateway_id = gateway_id_from_topic(topic)
+    if topic.rsplit("/", 1)[1] != "readings":
+        raise WireFormatError("bad_topic", detail=topic)
+    if not may_hold_nul(payload):
+        try:
+            env = _TypedEnvelope.model_validate_json(payload)
+        except ValidationError:
+            env = None
+        if env is not None and env.gateway_id == gateway_id:
+            views = [accept(r) for r in env.readings]
+            # A reading the receiver refuses (rare) sends the message the two-step way too,
+            # which keeps each refused reading's JSON as it came.
+            if not any(isinstance(v, Refusal) for v in views):
+                return ReadingsMessage(
+                    gateway_id,
+                    env.sent_at,
+                    [(i, r, None, v) for i, (r, v) in enumerate(zip(env.readings, views, strict=True))],  # type: ignore[misc]
+                    [],
+                )
+    plain = parse_envelope(payload, gateway_id)
+    readings: list[tuple[int, Reading, Any, _View]] = []
+    refused: list[RefusedReading] = []
+    for index, doc in enumerate(plain.readings):
+        if has_nul(doc):
+            refused.append(RefusedReading(index, "nul_in_text", NUL_DETAIL, doc))
+            continue
+        try:
+            reading = parse_reading(doc)
+        except WireFormatError as err:
+            refused.append(RefusedReading(index, err.reason, err.detail, doc))
+            continue
+        view = accept(reading)
+        if isinstance(view, Refusal):
+            refused.append(RefusedReading(index, view.reason, view.detail, doc))
+            continue
+        readings.append((index, reading, doc, view))
+    return ReadingsMessage(gateway_id, plain.sent_at, readings, refused)
 
 
 _PLAUSIBLE: dict[str, tuple[float, float]] = {

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Final
 
-from ingest.prepare import PreparedReading, clean_text, raw_bytes
+from ingest.pipeline import PreparedReading, clean_text, raw_bytes
 
 SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER: Final = b"\xff\xff"
@@ -132,7 +132,7 @@ def encode_rows(
     for r, patient in resolved:
         rd = r.reading
         reading_id = uuid_field(rd.reading_id)
-        measured_at = timestamptz_field(rd.measured_at)
+        measured_at = timestamptz_field(r.measured_at)
         gateway = texts.get(r.gateway_id) or texts.setdefault(r.gateway_id, text_field(r.gateway_id))
         shared = b"".join(
             (
@@ -146,7 +146,7 @@ def encode_rows(
                 texts.get(r.status) or texts.setdefault(r.status, text_field(r.status)),
                 text_field(r.reject_reason),
                 flag_sets.get(tuple(rd.flags)) or flag_sets.setdefault(tuple(rd.flags), text_array_field(rd.flags)),
-                timestamptz_field(rd.received_at),
+                timestamptz_field(r.gateway_received_at),
             )
         )
         for name, v in rd.values.items():

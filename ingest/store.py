@@ -13,10 +13,11 @@ batch is stored once (the first) before any of this. Duplicates come in bursts (
 or broker re-delivers what was not acknowledged), so after one the :class:`DirectCopyGate`
 keeps batches on the safe way until a run of them came without duplicates.
 
-The patient of each reading is resolved here, inside the transaction, from the gateway's
-assignment valid at ``measured_at``. The notification naming the patients that got new
-rows is queued in the same transaction, so PostgreSQL delivers it exactly when (and only
-if) the rows commit.
+The patient of each reading is resolved inside the transaction, from the gateway's
+assignment valid at ``measured_at``: the assignments are read here, the routing itself is
+pure (:func:`ingest.pipeline.route`), and so is applying the weight check's verdicts. The
+notification naming the patients that got new rows is queued in the same transaction, so
+PostgreSQL delivers it exactly when (and only if) the rows commit.
 """
 
 from __future__ import annotations
@@ -24,17 +25,29 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from ingest.copy_binary import KEY_COLUMNS, OBS_COLUMNS, RAW_COLUMNS, SIGNATURE, TRAILER, encode_rows
-from ingest.prepare import DeadLetter, PreparedBatch, PreparedReading, reading_dead_letter
+from ingest.pipeline import (
+    DeviceKey,
+    DeviceRow,
+    GatewayRoutes,
+    PreparedBatch,
+    PreparedReading,
+    Resolved,
+    WeightVerdict,
+    apply_weight_verdicts,
+    device_rows,
+    route,
+    weight_candidates,
+)
 from schema import tables
 from schema.notify import NEW_READINGS_CHANNEL, encode_new_readings
 
@@ -225,10 +238,6 @@ class DirectCopyGate:
             self._staged_left = max(0, self._staged_left - 1)
 
 
-DeviceKey = tuple[str, str]
-DeviceRow = tuple[str, str, str, str | None, str | None, str | None, int | None, datetime, datetime]
-
-
 class DeviceCache:
     """Which device rows were written lately, so a stream of readings from one device does
     not rewrite its row every batch: ``last_seen_at`` may lag by up to ``ttl_s``."""
@@ -254,79 +263,22 @@ def setup_connection(conn: psycopg.Connection[Any]) -> None:
         conn.execute(STAGE_DDL)
 
 
-# An assignment as plain values: (patient, lower, upper, lower inclusive, upper inclusive);
-# comparing these inline is several times cheaper than psycopg's Range.__contains__.
-_Assignment = tuple[uuid.UUID, datetime | None, datetime | None, bool, bool]
-
-
-def _assigned_patient(assignments: list[_Assignment], t: datetime) -> uuid.UUID | None:
-    for patient, lower, upper, lower_inc, upper_inc in assignments:
-        if lower is not None and (t < lower or (t == lower and not lower_inc)):
-            continue
-        if upper is not None and (t > upper or (t == upper and not upper_inc)):
-            continue
-        return patient
-    return None
-
-
-def _resolve(
-    conn: psycopg.Connection[Any], readings: list[PreparedReading]
-) -> tuple[list[tuple[PreparedReading, uuid.UUID]], list[DeadLetter]]:
+def gateway_routes(conn: psycopg.Connection[Any], readings: Iterable[PreparedReading]) -> GatewayRoutes:
+    """The registered gateways among those of ``readings``, with their assignments."""
     gateways = sorted({r.gateway_id for r in readings})
     rows = conn.execute(
         "SELECT g.id, a.patient_id, a.valid FROM gateway g"
         " LEFT JOIN gateway_assignment a ON a.gateway_id = g.id WHERE g.id = ANY(%b)",
         (gateways,),
     ).fetchall()
-    known: set[str] = set()
-    assignments: dict[str, list[_Assignment]] = defaultdict(list)
+    routes = GatewayRoutes()
     for gw, patient, valid in rows:
-        known.add(gw)
         if patient is not None and not valid.isempty:
-            assignments[gw].append((patient, valid.lower, valid.upper, valid.lower_inc, valid.upper_inc))
-    resolved: list[tuple[PreparedReading, uuid.UUID]] = []
-    dead: list[DeadLetter] = []
-    for r in readings:
-        if r.gateway_id not in known:
-            dead.append(reading_dead_letter(r, "unknown_gateway", f"gateway {r.gateway_id} is not registered"))
-            continue
-        patient_id = _assigned_patient(assignments[r.gateway_id], r.measured_at)
-        if patient_id is None:
-            detail = f"gateway {r.gateway_id} has no patient at {r.measured_at.isoformat()}"
-            dead.append(reading_dead_letter(r, "unassigned_gateway", detail))
-            continue
-        resolved.append((r, patient_id))
-    return resolved, dead
-
-
-def _device_rows(resolved: list[tuple[PreparedReading, uuid.UUID]]) -> dict[DeviceKey, DeviceRow]:
-    """Per device: its latest reading's details, first and last time seen in the batch."""
-    seen: dict[DeviceKey, list[Any]] = {}  # [latest reading, first seen, last seen]
-    for r, _ in resolved:
-        at = r.reading.received_at
-        key = (r.gateway_id, r.reading.device.address)
-        entry = seen.get(key)
-        if entry is None:
-            seen[key] = [r, at, at]
-            continue
-        entry[1] = min(entry[1], at)
-        if at >= entry[2]:
-            entry[0], entry[2] = r, at
-    rows: dict[DeviceKey, DeviceRow] = {}
-    for key, (r, first, last) in seen.items():
-        d = r.reading.device
-        rows[key] = (
-            r.gateway_id,
-            d.address,
-            d.model,
-            d.serial,
-            d.firmware,
-            r.reading.kind.value,
-            d.battery_pct,
-            first,
-            last,
-        )
-    return rows
+            lower, upper = (None if t is None else t.astimezone(UTC) for t in (valid.lower, valid.upper))
+            routes.add(gw, (patient, lower, upper, valid.lower_inc, valid.upper_inc))
+        else:
+            routes.add(gw, None)
+    return routes
 
 
 def _copy(conn: psycopg.Connection[Any], table: str, columns: tuple[str, ...], data: Iterable[bytes]) -> None:
@@ -346,7 +298,7 @@ def _copy_rows(
 
 def _copy_batch(
     conn: psycopg.Connection[Any],
-    resolved: list[tuple[PreparedReading, uuid.UUID]],
+    resolved: list[Resolved],
     obs_table: str,
     raw_table: str,
     key_table: str,
@@ -361,20 +313,6 @@ def _copy_batch(
     keys += TRAILER
     _copy(conn, raw_table, RAW_COLUMNS, (bytes(raw),))
     _copy(conn, key_table, KEY_COLUMNS, (bytes(keys),))
-
-
-def _first_of_each(
-    resolved: list[tuple[PreparedReading, uuid.UUID]],
-) -> tuple[list[tuple[PreparedReading, uuid.UUID]], int]:
-    """The readings of a batch once per reading id (the first), and how many copies were dropped."""
-    seen: set[uuid.UUID] = set()
-    out: list[tuple[PreparedReading, uuid.UUID]] = []
-    for item in resolved:
-        rid = item[0].reading.reading_id
-        if rid not in seen:
-            seen.add(rid)
-            out.append(item)
-    return out, len(resolved) - len(out)
 
 
 def _weight_bounds(measured_at: list[datetime]) -> tuple[datetime, datetime]:
@@ -399,23 +337,17 @@ def weight_check_sql(measured_at: list[datetime], *, bounded: bool = True) -> sq
     )
 
 
-def _check_weights(
-    conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]], max_change_kg: float
-) -> list[tuple[PreparedReading, uuid.UUID]]:
+def _check_weights(conn: psycopg.Connection[Any], resolved: list[Resolved], max_change_kg: float) -> list[Resolved]:
     """``resolved`` with the weights of probably someone else rejected (see WEIGHT_CHECK)."""
-    candidates: list[tuple[int, PreparedReading, uuid.UUID, float]] = []
-    for i, (r, patient) in enumerate(resolved):
-        w = r.reading.values.get("weight")
-        if w is not None and w.value is not None and r.status != "rejected":
-            candidates.append((i, r, patient, w.value))
+    candidates = weight_candidates(resolved)
     if not candidates:
         return resolved
-    at = [c[1].measured_at for c in candidates]
+    at = [c.reading.measured_at for c in candidates]
     params = {
-        "ids": [c[1].reading.reading_id for c in candidates],
-        "patients": [c[2] for c in candidates],
+        "ids": [c.reading.reading.reading_id for c in candidates],
+        "patients": [c.patient_id for c in candidates],
         "at": at,
-        "kg": [c[3] for c in candidates],
+        "kg": [c.kg for c in candidates],
         "max_change": max_change_kg,
     }
     query = weight_check_sql(at)
@@ -424,27 +356,13 @@ def _check_weights(
     # is a sequential scan per weight, and stayed in use as the table grew - seen as
     # 60-80 s stalls per 200,000 readings. The literal bounds change every batch anyway.
     rows = conn.execute(query, params, prepare=False).fetchall()
-    if not rows:
-        return resolved
-    verdicts = {rid: (change, from_median, median) for rid, change, from_median, median in rows}
-    out = list(resolved)
-    for i, r, patient, _ in candidates:
-        v = verdicts.get(r.reading.reading_id)
-        if v is None:
-            continue
-        change, from_median, median = v
-        if change is not None and abs(change) > max_change_kg:
-            why = f"weight changed {change:+.1f} kg from the previous day"
-        else:
-            why = f"weight {from_median:+.1f} kg from the median {median:.1f} kg of the last {WEIGHT_MEDIAN_DAYS} days"
-        flags = sorted({*r.reading.flags, "probably_someone_else"})
-        reading = r.reading.model_copy(update={"flags": flags})
-        reason = f"probably_someone_else: {why} (likely another person)"
-        out[i] = (replace(r, reading=reading, status="rejected", reject_reason=reason), patient)
-    return out
+    verdicts: dict[uuid.UUID, WeightVerdict] = {rid: (change, off, median) for rid, change, off, median in rows}
+    return apply_weight_verdicts(
+        resolved, candidates, verdicts, max_change_kg=max_change_kg, median_days=WEIGHT_MEDIAN_DAYS
+    )
 
 
-def _write_direct(conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]]) -> bool:
+def _write_direct(conn: psycopg.Connection[Any], resolved: list[Resolved]) -> bool:
     """COPY straight into the tables; False (nothing written) if any reading is already stored."""
     try:
         with conn.transaction():  # a savepoint: a refused COPY leaves the batch's transaction usable
@@ -454,20 +372,24 @@ def _write_direct(conn: psycopg.Connection[Any], resolved: list[tuple[PreparedRe
     return True
 
 
-def _count_direct(result: StoreResult, resolved: list[tuple[PreparedReading, uuid.UUID]]) -> None:
+def _count_direct(result: StoreResult, resolved: list[Resolved]) -> None:
     patients: set[uuid.UUID] = set()
+    rows_by_status: dict[str, int] = {}
+    last_patient = None
     for r, patient in resolved:
         n_rows = len(r.reading.values)
-        result.rows_stored += n_rows
-        result.rows_by_status[r.status] += n_rows
-        patients.add(patient)
+        rows_by_status[r.status] = rows_by_status.get(r.status, 0) + n_rows
+        # A gateway's readings share one patient object: hash it (UUID.__hash__ is Python) once per run.
+        if patient is not last_patient:
+            patients.add(patient)
+            last_patient = patient
+    result.rows_by_status.update(rows_by_status)
+    result.rows_stored += sum(rows_by_status.values())
     result.patients = sorted(patients)
     result.readings_stored = len(resolved)
 
 
-def _write_staged(
-    conn: psycopg.Connection[Any], resolved: list[tuple[PreparedReading, uuid.UUID]], result: StoreResult
-) -> None:
+def _write_staged(conn: psycopg.Connection[Any], resolved: list[Resolved], result: StoreResult) -> None:
     _copy_batch(conn, resolved, "ingest_stage_obs", "ingest_stage_raw", "ingest_stage_key")
     row = conn.execute(INSERT_KEYS).fetchone()
     new = int(row[0]) if row else 0
@@ -508,12 +430,11 @@ def store(
     dead = list(batch.dead_letters)
     devices: dict[DeviceKey, DeviceRow] = {}
     with conn.transaction():
+        resolved: list[Resolved] = []
         if batch.readings:
-            resolved, unresolved = _resolve(conn, batch.readings)
-            dead.extend(unresolved)
-        else:
-            resolved = []
-        resolved, result.readings_duplicate = _first_of_each(resolved)
+            routed = route(batch.readings, gateway_routes(conn, batch.readings))
+            dead.extend(routed.dead_letters)
+            resolved, result.readings_duplicate = routed.resolved, routed.duplicates
         if resolved:
             resolved = _check_weights(conn, resolved, max_weight_change_kg)
             oldest = min(r.measured_at for r, _ in resolved)
@@ -523,7 +444,7 @@ def store(
             else:
                 result.path = "staged"
                 _write_staged(conn, resolved, result)
-            devices = _device_rows(resolved)
+            devices = device_rows(resolved)
         # Rows are locked in key order (statuses by gateway, stably; devices by key): two
         # writers storing overlapping batches then wait for each other, never deadlock.
         for s in sorted(batch.statuses, key=lambda st: st.gateway_id):

@@ -30,7 +30,7 @@ from ingest.copy_binary import (
     timestamptz_field,
     uuid_field,
 )
-from ingest.prepare import PreparedReading, clean_text, raw_bytes
+from ingest.pipeline import PreparedReading, clean_text, raw_bytes
 from tests.ingest.helpers import make_reading
 
 # Worked out by hand from PostgreSQL's documentation (COPY, "Binary Format") and the
@@ -191,7 +191,9 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 
 
 def _prepared(reading: Reading, status: str = "valid", reason: str | None = None) -> PreparedReading:
-    return PreparedReading("gw-copy-1", "t", 0, reading, status, reason, None, datetime.now(UTC))
+    return PreparedReading(
+        "gw-copy-1", "t", 0, reading, status, reason, None, datetime.now(UTC), reading.measured_at, reading.received_at
+    )
 
 
 def _value(name: str, draw: st.DrawFn) -> Value:

@@ -14,7 +14,7 @@ import pytest
 from device_profiles.messages import OFFLINE_PAYLOAD, DeviceStatus, GatewayStatus
 from device_profiles.vocabulary import KINDS, Kind
 from device_profiles.wire import readings_topic, status_topic
-from ingest.prepare import Incoming, prepare
+from ingest.pipeline import Incoming, prepare
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
 from schema.notify import NEW_READINGS_CHANNEL
@@ -300,11 +300,9 @@ def test_a_nul_in_one_message_never_costs_its_batch_the_single_transaction(
     bad = Incoming(seeded.topic, json.dumps(doc).encode(), 500, 1, 0, received)
     msgs = [*good[:250], bad, *good[250:]]
     try:
-        results = service._handle(msgs, prepare(msgs))
+        results = service.db.store_messages(msgs, prepare(msgs))
     finally:
-        for conn in service._conns.values():
-            if conn is not None:
-                conn.close()
+        service.db.close()
     assert results is not None
     assert len(results) == 1  # stored as one batch
     assert (results[0].readings_stored, results[0].dead_letters) == (500, {"nul_in_text": 1})

@@ -11,7 +11,7 @@ import psycopg
 
 from device_profiles.vocabulary import Kind
 from device_profiles.wire import Reading
-from ingest.prepare import Incoming, prepare
+from ingest.pipeline import Incoming, prepare
 from ingest.store import setup_connection, store
 from tests.ingest.helpers import Seed, batch_bytes, make_reading
 

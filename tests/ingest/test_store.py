@@ -14,11 +14,10 @@ import pytest
 
 from device_profiles.vocabulary import Kind
 from device_profiles.wire import MAX_MESSAGE_BYTES
-from ingest.prepare import DEAD_LETTER_KEEP_BYTES, Incoming, prepare
+from ingest.pipeline import DEAD_LETTER_KEEP_BYTES, Incoming, prepare
 from ingest.store import (
     DirectCopyGate,
     StoreResult,
-    _assigned_patient,
     _notify,
     setup_connection,
     store,
@@ -164,23 +163,6 @@ def test_the_weight_check_is_never_prepared(database_url: str, seeded: Seed) -> 
         prepared = [row[0] for row in conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
     assert prepared, "psycopg prepared none of the batch's statements: the test no longer tests anything"
     assert not [s for s in prepared if "change_kg" in s]
-
-
-def test_assignment_bounds_follow_the_range_they_came_from() -> None:
-    patient = uuid.uuid4()
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    t1 = datetime(2026, 11, 2, tzinfo=UTC)
-    half_open = [(patient, t0, t1, True, False)]  # [t0, t1), as assignments are stored
-    assert _assigned_patient(half_open, t0) == patient
-    assert _assigned_patient(half_open, t1) is None
-    assert _assigned_patient(half_open, t0 - timedelta(microseconds=1)) is None
-    assert _assigned_patient([(patient, t0, t1, False, True)], t0) is None
-    assert _assigned_patient([(patient, t0, t1, False, True)], t1) == patient
-    assert _assigned_patient([(patient, t0, None, True, False)], t1 + timedelta(days=999)) == patient
-    assert _assigned_patient([(patient, None, t1, False, False)], t0 - timedelta(days=999)) == patient
-    other = uuid.uuid4()
-    two = [(other, None, t0, False, False), (patient, t0, None, True, False)]  # a gateway handed on at t0
-    assert (_assigned_patient(two, t0 - timedelta(seconds=1)), _assigned_patient(two, t0)) == (other, patient)
 
 
 @pytest.mark.timescaledb

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from device_profiles.vocabulary import Kind
-from ingest.prepare import Incoming, prepare
+from ingest.pipeline import Incoming, prepare
 from ingest.store import (
     INSERT_KEYS,
     INSERT_OBS,
