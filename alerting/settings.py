@@ -19,6 +19,9 @@ class AlertingSettings(BaseSettings):
     sweep_interval_s: float = Field(default=300.0, gt=0)
     # The sweep evaluates patients in chunks of this size: bounded memory and short transactions.
     sweep_chunk: int = Field(default=5000, ge=1)
+    # A chunk is loaded and evaluated at once but written in batches of this many patients,
+    # each holding only its own patients: a notified patient waits at most for one batch.
+    sweep_write_batch: int = Field(default=250, ge=1)
     # Notifications arriving within this window are evaluated together (one query per kind group).
     debounce_s: float = Field(default=0.05, ge=0)
     # At most this many notified patients per evaluation: a burst (a gateway's backlog, a
