@@ -32,6 +32,7 @@ from alerting.engine import Finding, evaluate
 from alerting.feedback import FeedbackPublisher
 from alerting.lifecycle import LifecycleStats, apply_findings, housekeeping
 from alerting.load import load_cohort, load_dataset
+from alerting.notified import load_notified_cohort
 from alerting.receipts import queue_receipts
 from alerting.rules import REGISTRY
 from alerting.series import Dataset
@@ -44,10 +45,17 @@ log = logging.getLogger(__name__)
 
 
 def load_and_evaluate(
-    conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None, now: float
+    conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None, now: float, *, notified: bool = False
 ) -> tuple[Cohort, Dataset, list[Finding]]:
-    """The patients' care plans and readings as of ``now``, and every rule's findings (no writes)."""
-    cohort = load_cohort(conn, patient_ids)
+    """The patients' care plans and readings as of ``now``, and every rule's findings (no writes).
+
+    ``notified``: a few patients named by notifications, whose care plans are read by index
+    (``notified.load_notified_cohort``) instead of through the region-wide view.
+    """
+    if notified and patient_ids is not None:
+        cohort = load_notified_cohort(conn, patient_ids)
+    else:
+        cohort = load_cohort(conn, patient_ids)
     data = load_dataset(conn, cohort, now)
     return cohort, data, evaluate(data, cohort, now)
 
@@ -120,7 +128,7 @@ def evaluate_and_store(
     """
     t = time.time() if now is None else now
     started = time.perf_counter()
-    cohort, data, findings = load_and_evaluate(conn, patient_ids, t)
+    cohort, data, findings = load_and_evaluate(conn, patient_ids, t, notified=trigger == "notify")
     stats = store_findings(conn, cohort, data, findings, t, triage=triage)
     _log_evaluation(trigger, cohort.n, len(findings), stats, started)
     return len(findings), stats

@@ -89,6 +89,8 @@ def seed(url: str, n: int, history_days: float) -> tuple[list[tuple[str, str]], 
             pat = np.repeat(np.arange(n, dtype=np.int64), per_patient)
             v = np.round(rng.uniform(5.5, 9.0, size=pat.size), 1)
             rows = copy_observations(conn, [(CAPILLARY, pat, t.ravel(), v)], n)
+            # Stored as they arrived, not all just now (receipts look at what was ingested lately).
+            conn.execute("UPDATE observation SET ingested_at = received_at + interval '3 seconds'")
         conn.execute("VACUUM ANALYZE")
         people = [
             (str(r[0]), str(r[1]))
