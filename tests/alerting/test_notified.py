@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Any
 
 import numpy as np
 import psycopg
 
-from alerting.load import load_cohort
+from alerting.load import load_cohort, load_dataset
 from alerting.notified import NOTIFIED_COHORT_SQL, load_notified_cohort
+from tests.alerting.dbdata import add_observation, make_patient
 
 
 def _patient(db: psycopg.Connection[Any], pseudonym: str, *, active: bool = True) -> str:
@@ -82,3 +84,29 @@ def test_notified_cohort_query_probes_the_care_plan_index(db: psycopg.Connection
         ).fetchall()
     )
     assert "care_plan_patient_id_version_key" in plan
+
+
+def test_the_notify_paths_array_loader_gives_the_copy_loaders_dataset(db: psycopg.Connection[Any]) -> None:
+    """The notify path loads readings with method="arrays": the same series as the sweep's binary COPY."""
+    now = time.time()
+    a = make_patient(db, ["diabetes_t1", "heart_failure"])
+    b = make_patient(db, ["copd"])
+    for k in range(6):
+        add_observation(db, a, "glucose_cgm", "glucose_interstitial", now - k * 300, 5.0 - k * 0.5)
+        add_observation(db, a, "glucose_capillary", "glucose", now - k * 7200, 2.5 + k)
+        add_observation(db, b, "spo2", "spo2", now - k * 3600, 90.0 + k)
+    add_observation(db, a, "glucose_cgm", "glucose_interstitial", now - 1800 - 1, None, censored="low")
+    add_observation(db, b, "spo2", "spo2", now - 60, 50.0, status="rejected")
+    add_observation(db, b, "weight", "weight", now - 20 * 86400, 80.0, unit="kg")
+    add_observation(db, b, "spo2", "pulse_rate", now - 100, 71.0, unit="bpm")  # a component no rule reads
+    cohort = load_notified_cohort(db, [a, b])
+    copied = load_dataset(db, cohort, now, method="copy")
+    arrays = load_dataset(db, cohort, now, method="arrays")
+    assert copied.keys() == arrays.keys()
+    assert {"glucose_cgm.glucose_interstitial", "glucose_capillary.glucose", "spo2.spo2"} <= copied.keys()
+    for key, s in copied.items():
+        assert s.pat.tolist() == arrays[key].pat.tolist(), key
+        assert s.t.tolist() == arrays[key].t.tolist(), key
+        assert s.v.tolist() == arrays[key].v.tolist(), key
+    assert float("-inf") in copied["glucose_cgm.glucose_interstitial"].v.tolist()
+    assert 50.0 not in copied["spo2.spo2"].v.tolist()
