@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -275,6 +276,8 @@ def main() -> None:
                 f"  {trigger:6s} evaluations {len(n):4d}: patients p50 {np.median(n):6.0f} max {max(n):6d}; "
                 f"elapsed p50 {np.median(ms):8.1f} ms  p99 {np.percentile(ms, 99):8.1f} ms  max {max(ms):8.1f} ms"
             )
+        left = sum(int(m) for m in re.findall(r"left_to_notify=(\d+)", alert_log.read_text()))
+        print(f"  sweep batches left {left} patients to the notify path (evaluated after the sweep loaded them)")
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
     finally:
         stop.set()
