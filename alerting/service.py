@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import timedelta
@@ -26,19 +27,93 @@ from prometheus_client import start_http_server
 from alerting import metrics
 from alerting.claims import PatientClaims
 from alerting.cohort import Cohort
-from alerting.engine import evaluate
+from alerting.engine import Finding, evaluate
 from alerting.feedback import FeedbackPublisher
 from alerting.lifecycle import LifecycleStats, apply_findings, housekeeping
 from alerting.load import load_cohort, load_dataset, load_region
+from alerting.notified import load_notified_cohort
 from alerting.partitions import PartitionOwner
 from alerting.receipts import queue_receipts
 from alerting.rules import REGISTRY
 from alerting.series import Dataset
 from alerting.settings import AlertingSettings
+from alerting.subset import take
 from alerting.triage_store import TRIAGED_RULES, triage_findings
 from schema.notify import NEW_READINGS_CHANNEL, decode_new_readings
 
 log = logging.getLogger(__name__)
+
+
+def load_and_evaluate(
+    conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None, now: float, *, notified: bool = False
+) -> tuple[Cohort, Dataset, list[Finding]]:
+    """The patients' care plans and readings as of ``now``, and every rule's findings (no writes).
+
+    ``notified``: a few patients named by notifications, whose care plans are read by index
+    (``notified.load_notified_cohort``) instead of through the region-wide view, and whose
+    readings come as one array row per series and patient: for a few patients that is far
+    fewer protocol messages than binary COPY's one per reading (the same dataset).
+    """
+    if notified and patient_ids is not None:
+        cohort = load_notified_cohort(conn, patient_ids)
+        data = load_dataset(conn, cohort, now, method="arrays")
+    else:
+        cohort = load_cohort(conn, patient_ids)
+        data = load_dataset(conn, cohort, now)
+    return cohort, data, evaluate(data, cohort, now)
+
+
+def store_findings(
+    conn: psycopg.Connection[Any],
+    cohort: Cohort,
+    data: Dataset,
+    findings: Sequence[Finding],
+    now: float,
+    *,
+    triage: bool = True,
+) -> LifecycleStats:
+    """Triage the gap findings and apply the lifecycle to the others (``load_and_evaluate``'s result)."""
+    # The gap rules (NODATA, D10, HF9) are routed by missing-data triage (why is data
+    # missing, who must act), not by severity: the lifecycle gets every other finding and
+    # leaves the triage events alone (alerting/README.md, "Missing-data triage").
+    gaps = triage_findings(conn, cohort, data, findings, now) if triage else LifecycleStats()
+    stats = apply_findings(
+        conn,
+        cohort,
+        [f for f in findings if f.rule_id not in TRIAGED_RULES],
+        now,
+        rules=[r for r in REGISTRY if r not in TRIAGED_RULES],
+        data=data,
+    )
+    stats.opened += gaps.opened
+    stats.updated += gaps.updated
+    stats.messages += gaps.messages
+    if metrics.live():
+        for f in findings:
+            metrics.FINDINGS.labels(f.rule_id, f.severity).inc()
+        for name, count in asdict(stats).items():
+            if count:
+                metrics.ALERTS.labels(name).inc(count)
+    return stats
+
+
+def _log_evaluation(
+    trigger: str, n: int, findings: int, stats: LifecycleStats, started: float, *, extra: str = ""
+) -> None:
+    metrics.EVALUATIONS.labels(trigger).inc()
+    metrics.EVALUATED_PATIENTS.labels(trigger).inc(n)
+    metrics.EVALUATION_SECONDS.labels(trigger).observe(time.perf_counter() - started)
+    log.info(
+        "evaluated trigger=%s patients=%d findings=%d opened=%d updated=%d suggested=%d %selapsed_ms=%.1f",
+        trigger,
+        n,
+        findings,
+        stats.opened,
+        stats.updated,
+        stats.resolution_suggested,
+        extra,
+        (time.perf_counter() - started) * 1e3,
+    )
 
 
 def evaluate_and_store(
@@ -59,45 +134,12 @@ def evaluate_and_store(
     t = time.time() if now is None else now
     started = time.perf_counter()
     if loaded is None:
-        cohort = load_cohort(conn, patient_ids)
-        data = load_dataset(conn, cohort, t)
+        cohort, data, findings = load_and_evaluate(conn, patient_ids, t, notified=trigger == "notify")
     else:
         cohort, data = loaded
-    findings = evaluate(data, cohort, t)
-    # The gap rules (NODATA, D10, HF9) are routed by missing-data triage (why is data
-    # missing, who must act), not by severity: the lifecycle gets every other finding and
-    # leaves the triage events alone (alerting/README.md, "Missing-data triage").
-    gaps = triage_findings(conn, cohort, data, findings, t) if triage else LifecycleStats()
-    stats = apply_findings(
-        conn,
-        cohort,
-        [f for f in findings if f.rule_id not in TRIAGED_RULES],
-        t,
-        rules=[r for r in REGISTRY if r not in TRIAGED_RULES],
-        data=data,
-    )
-    stats.opened += gaps.opened
-    stats.updated += gaps.updated
-    stats.messages += gaps.messages
-    if metrics.live():
-        for f in findings:
-            metrics.FINDINGS.labels(f.rule_id, f.severity).inc()
-        for name, count in asdict(stats).items():
-            if count:
-                metrics.ALERTS.labels(name).inc(count)
-    metrics.EVALUATIONS.labels(trigger).inc()
-    metrics.EVALUATED_PATIENTS.labels(trigger).inc(cohort.n)
-    metrics.EVALUATION_SECONDS.labels(trigger).observe(time.perf_counter() - started)
-    log.info(
-        "evaluated trigger=%s patients=%d findings=%d opened=%d updated=%d suggested=%d elapsed_ms=%.1f",
-        trigger,
-        cohort.n,
-        len(findings),
-        stats.opened,
-        stats.updated,
-        stats.resolution_suggested,
-        (time.perf_counter() - started) * 1e3,
-    )
+        findings = evaluate(data, cohort, t)
+    stats = store_findings(conn, cohort, data, findings, t, triage=triage)
+    _log_evaluation(trigger, cohort.n, len(findings), stats, started)
     return len(findings), stats
 
 
@@ -175,6 +217,9 @@ class AlertingService:
         ids = self.owner.mine(ids)
         owned = self.owner.owned
         now = time.time()
+        # Taken before the region is read: a patient the notify path evaluates after this has
+        # a decision from newer readings than the sweep's, and the sweep leaves it alone.
+        mark = self.claims.mark()
         # The whole window once for the region (one pass per load block), not once per chunk.
         started = time.perf_counter()
         region = load_region(conn, ids, now, block=self.settings.sweep_load_patients)
@@ -183,18 +228,17 @@ class AlertingService:
         queued = 0
         for k in range(0, region.cohort.n, step):
             cohort, data = region.chunk(k, k + step)
-            chunk = cohort.patient_ids
-            # Waits only for the notify evaluator's batch, if it holds some of these patients.
-            if not self.claims.take_all(chunk, self.stop_event):
-                return
-            try:
-                with self.owner.use(chunk) as mine:
+            with self.owner.use(cohort.patient_ids) as mine:
+                if not mine:
+                    continue
+                if len(mine) != cohort.n:
                     # A partition given up since the region was loaded: only the rest, loaded anew.
-                    loaded = (cohort, data) if len(mine) == len(chunk) else None
-                    if mine:
-                        queued += evaluate_and_store(conn, mine, now, trigger="sweep", loaded=loaded)[1].messages
-            finally:
-                self.claims.release(chunk)
+                    cohort = load_cohort(conn, mine)
+                    data = load_dataset(conn, cohort, now)
+                stats = self._sweep_chunk(conn, cohort, data, now, mark)
+            if stats is None:
+                return
+            queued += stats.messages
         if queued and self.feedback is not None:
             self.feedback.wake.set()
         if not self.owner.leads:  # partitioned: one worker runs the housekeeping
@@ -219,6 +263,53 @@ class AlertingService:
             hk.escalated,
             hk.reopened_after_snooze,
         )
+
+    def _sweep_chunk(
+        self, conn: psycopg.Connection[Any], cohort: Cohort, data: Dataset, now: float, mark: int
+    ) -> LifecycleStats | None:
+        """Evaluate a loaded chunk holding no claims, then write it in ``sweep_write_batch`` batches.
+
+        Each batch claims only its patients that the notify evaluator has not evaluated since
+        ``mark`` (taken before the region was loaded; ``PatientClaims.take_unevaluated``); the
+        others already have decisions from newer readings and are left out. So a notification
+        never waits for the sweep's load or evaluation, at most for one batch of its writes.
+        None: stopping.
+        """
+        started = time.perf_counter()
+        findings = evaluate(data, cohort, now)
+        loaded = time.perf_counter()
+        findings = sorted(findings, key=lambda f: f.patient)
+        at = [f.patient for f in findings]
+        stats = LifecycleStats()
+        left = 0
+        step = self.settings.sweep_write_batch
+        for lo in range(0, cohort.n, step):
+            hi = min(lo + step, cohort.n)
+            kept = self.claims.take_unevaluated(cohort.patient_ids[lo:hi], mark, self.stop_event)
+            if kept is None:
+                return None
+            try:
+                left += hi - lo - len(kept)
+                if not kept:
+                    continue
+                wanted = set(kept)
+                keep = [i for i in range(lo, hi) if cohort.patient_ids[i] in wanted]
+                part = findings[bisect_left(at, lo) : bisect_left(at, hi)]
+                sub, sub_data, sub_findings = take(cohort, data, part, keep)
+                done = store_findings(conn, sub, sub_data, sub_findings, now)
+            finally:
+                self.claims.release(kept)
+            for name, count in asdict(done).items():
+                setattr(stats, name, getattr(stats, name) + count)
+        _log_evaluation(
+            "sweep",
+            cohort.n,
+            len(findings),
+            stats,
+            started,
+            extra=f"left_to_notify={left} evaluate_ms={(loaded - started) * 1e3:.1f} ",
+        )
+        return stats
 
     def run(self) -> None:
         if self.settings.metrics_port:

@@ -30,6 +30,9 @@ class AlertingSettings(BaseSettings):
     partitions: int = Field(default=1, ge=1, le=4096)
     # How often a worker checks its share (and takes over the partitions of one that died).
     partition_check_s: float = Field(default=2.0, gt=0)
+    # A chunk is loaded and evaluated at once but written in batches of this many patients,
+    # each holding only its own patients: a notified patient waits at most for one batch.
+    sweep_write_batch: int = Field(default=250, ge=1)
     # Notifications arriving within this window are evaluated together (one query per kind group).
     debounce_s: float = Field(default=0.05, ge=0)
     # At most this many notified patients per evaluation: a burst (a gateway's backlog, a

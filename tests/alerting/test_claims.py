@@ -80,3 +80,38 @@ def test_notify_queue_coalesces_and_keeps_the_first_time() -> None:
     assert q.pop(["a", "b"]) == first
     assert len(q) == 0
     assert q.wait(timeout=0.01) is None
+
+
+def test_take_unevaluated_leaves_out_patients_notified_since_the_mark() -> None:
+    claims = PatientClaims()
+    assert claims.take_free(["busy"], limit=1) == ["busy"]  # a notify batch under way at the mark
+    mark = claims.mark()
+    assert claims.take_free(["new"], limit=1) == ["new"]  # notified while the sweep loads
+    claims.release(["new"])
+    # Neither is written by the sweep (their decisions come from newer readings), and the
+    # sweep waits for neither; the rest are claimed.
+    assert claims.take_unevaluated(["a", "busy", "new", "b"], mark) == ["a", "b"]
+    assert claims.take_free(["a", "new"], limit=5) == ["new"]
+    claims.release(["a", "b", "busy", "new"])
+    assert claims.held() == 0
+    # A later mark no longer leaves them out.
+    assert claims.take_unevaluated(["busy", "new"], claims.mark()) == ["busy", "new"]
+
+
+def test_take_unevaluated_waits_out_exclusive_and_gives_up_when_stopping() -> None:
+    claims = PatientClaims()
+    mark = claims.mark()
+    got: list[list[str] | None] = []
+    with claims.exclusive():
+        th = threading.Thread(target=lambda: got.append(claims.take_unevaluated(["a"], mark)))
+        th.start()
+        time.sleep(0.1)
+        assert got == []
+    th.join(timeout=5)
+    assert got == [["a"]]
+    claims.release(["a"])
+    stop = threading.Event()
+    stop.set()
+    with claims.exclusive():
+        assert claims.take_unevaluated(["b"], mark, stop) is None
+    assert claims.take_free(["b"], limit=1) == ["b"]  # the reservation went with it
