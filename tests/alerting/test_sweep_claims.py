@@ -30,7 +30,9 @@ def test_the_sweep_leaves_out_patients_a_notify_batch_holds_and_writes_the_rest_
         AlertingSettings(database_url=database_url, sweep_chunk=5, sweep_write_batch=2, metrics_port=0)
     )
     assert service.claims.take_free([held], limit=1) == [held]  # a notify batch under way
-    sweep = threading.Thread(target=service.sweep, args=(db,))
+    # The sweep on a connection of its own, as in the service: the test polls on ``db``.
+    sweep_conn = psycopg.connect(database_url, autocommit=True)
+    sweep = threading.Thread(target=service.sweep, args=(sweep_conn,))
     sweep.start()
     try:
         # The chunk's writes do not wait for the held patient; everyone else gets D4 high.
@@ -43,6 +45,7 @@ def test_the_sweep_leaves_out_patients_a_notify_batch_holds_and_writes_the_rest_
     finally:
         service.claims.release([held])
         sweep.join(timeout=60)
+        sweep_conn.close()
     assert not sweep.is_alive()
     assert held not in _d4(db)  # left to the notify evaluation that held it
     assert service.claims.held() == 0
