@@ -311,7 +311,7 @@ def alert_action_page(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "clinical data needs the nurse or physician role")
     action = action.replace("-", "_")
     if action not in queries.ACTIONS:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown action")
+        raise NotFound("action", detail="unknown action")
     detail_url = f"/ui/alerts/{alert_id}"
     # Only same-site relative paths are followed back.
     target = back if back and back.startswith("/ui/") and not back.startswith("//") else "/ui/alerts"

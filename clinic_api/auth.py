@@ -2,9 +2,9 @@
 
 Tokens (API bearer tokens and the ID tokens of the pages' sign-in) are RS256/ES256/PS256
 JWTs checked for signature (issuer's JWKS), issuer, audience and expiry. The staff row is
-looked up by the token's ``sub`` (or the configured subject claim, e.g. an HSA-id); roles and
-care units come from the database, never from the token, so a region's IdP only has to say
-who someone is.
+looked up (``queries.staff.load_staff``) by the token's ``sub`` (or the configured subject
+claim, e.g. an HSA-id); roles and care units come from the database, never from the token,
+so a region's IdP only has to say who someone is.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jwt
-import psycopg
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from clinic_api.errors import AuthError, ClinicError
@@ -163,26 +162,3 @@ class TokenVerifier:
 
     def subject(self, token: str) -> str:
         return self.subject_of(self.claims(token))
-
-
-def load_staff(conn: psycopg.Connection[Any], subject: str, remote_addr: str | None) -> Staff | None:
-    row = conn.execute(
-        """
-        SELECT s.id, s.subject, s.display_name, s.roles,
-               coalesce(array_agg(su.unit_id) FILTER (WHERE su.unit_id IS NOT NULL), '{}')
-        FROM staff s LEFT JOIN staff_unit su ON su.staff_id = s.id
-        WHERE s.subject = %s AND s.active
-        GROUP BY s.id
-        """,
-        (subject,),
-    ).fetchone()
-    if row is None:
-        return None
-    return Staff(
-        id=row[0],
-        subject=row[1],
-        display_name=row[2],
-        roles=frozenset(row[3]),
-        unit_ids=tuple(row[4]),
-        remote_addr=remote_addr,
-    )

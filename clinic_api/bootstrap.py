@@ -16,6 +16,7 @@ import psycopg
 
 from clinic_api import audit
 from clinic_api.errors import ClinicError
+from clinic_api.queries import staff as staff_queries
 
 ACTOR = "cli"
 
@@ -48,41 +49,25 @@ def create_admin(
     if not subject or not name or not unit_code:
         raise BootstrapError("subject, name and unit must not be empty")
     with conn.transaction():
-        unit = conn.execute("SELECT id FROM care_unit WHERE code = %s", (unit_code,)).fetchone()
-        if unit is None:
+        unit_id = staff_queries.unit_id_by_code(conn, unit_code)
+        if unit_id is None:
             if not unit_name:
                 raise BootstrapError(f"no care unit {unit_code!r}; pass --unit-name to create it")
-            unit = conn.execute(
-                "INSERT INTO care_unit (code, name) VALUES (%s, %s) RETURNING id", (unit_code, unit_name.strip())
-            ).fetchone()
-            assert unit is not None
-            audit.record(conn, None, "create", f"care_unit/{unit[0]}", actor=ACTOR, detail=_detail())
-        row = conn.execute(
-            "SELECT id, display_name, roles, active FROM staff WHERE subject = %s FOR UPDATE", (subject,)
-        ).fetchone()
+            unit_id = staff_queries.create_unit(conn, unit_code, unit_name.strip())
+            audit.record(conn, None, "create", f"care_unit/{unit_id}", actor=ACTOR, detail=_detail())
+        row = staff_queries.by_subject_for_update(conn, subject)
         if row is None:
-            created = conn.execute(
-                "INSERT INTO staff (subject, display_name, roles) VALUES (%s, %s, ARRAY['admin']) RETURNING id, roles",
-                (subject, name),
-            ).fetchone()
-            assert created is not None
-            staff_id, roles, was_created = created[0], created[1], True
+            staff_id, roles = staff_queries.insert_admin(conn, subject, name)
+            was_created = True
         else:
-            if row[1] != name and not force:
+            if row["display_name"] != name and not force:
                 raise BootstrapError(
-                    f"subject {subject!r} already belongs to {row[1]!r}; check the subject, or pass --force to rename"
+                    f"subject {subject!r} already belongs to {row['display_name']!r}; "
+                    "check the subject, or pass --force to rename"
                 )
-            updated = conn.execute(
-                """UPDATE staff SET display_name = %s, active = true,
-                          roles = CASE WHEN 'admin' = ANY(roles) THEN roles ELSE roles || ARRAY['admin'] END
-                   WHERE id = %s RETURNING roles""",
-                (name, row[0]),
-            ).fetchone()
-            assert updated is not None
-            staff_id, roles, was_created = row[0], updated[0], False
-        conn.execute(
-            "INSERT INTO staff_unit (staff_id, unit_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", (staff_id, unit[0])
-        )
+            staff_id, was_created = row["id"], False
+            roles = staff_queries.promote_admin(conn, staff_id, name)
+        staff_queries.add_to_unit(conn, staff_id, unit_id)
         audit.record(
             conn,
             None,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 
+from clinic_api.queries import gateways
 from device_profiles.wire import GATEWAY_ID_PATTERN
 
 _GATEWAY_ID_RE = re.compile(GATEWAY_ID_PATTERN)
@@ -39,7 +40,7 @@ class ExportResult:
 
 def gateway_entries(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[dict[str, str], set[str]]:
     """(enrolled gateway id -> hash, every gateway id the database knows)."""
-    rows = conn.execute("SELECT id, credential_hash FROM gateway ORDER BY id").fetchall()
+    rows = gateways.credential_hashes(conn)
     entries: dict[str, str] = {}
     known: set[str] = set()
     for gid, chash in rows:

@@ -10,8 +10,9 @@ from fastapi import Depends, HTTPException, Request, status
 from psycopg_pool import ConnectionPool
 
 from clinic_api import sessions
-from clinic_api.auth import Staff, TokenVerifier, load_staff
+from clinic_api.auth import Staff, TokenVerifier
 from clinic_api.errors import AuthError
+from clinic_api.queries.staff import load_staff
 from clinic_api.settings import Settings
 
 # The pages' session: a signed value (clinic_api.sessions) naming the staff subject, set by

@@ -29,9 +29,10 @@ class PageProblem(StarletteHTTPException):
 class NotFound(ClinicError):  # noqa: N818 - the name the issue and the callers use; "NotFoundError" says nothing more
     """A row that does not exist or belongs to a care unit the staff member does not work in
     (the two are not told apart, so other units' data is not revealed). app.py answers 404:
-    ``{"detail": "<what> not found"}`` on the API, the Swedish page on /ui."""
+    ``{"detail": "<what> not found"}`` on the API, the Swedish page on /ui. ``detail`` replaces
+    that sentence where clients already read another (e.g. "unknown enrollment code")."""
 
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what} not found")
+    def __init__(self, what: str, *, detail: str | None = None) -> None:
         self.what = what
-        self.detail = f"{what} not found"
+        self.detail = detail or f"{what} not found"
+        super().__init__(self.detail)

@@ -3,7 +3,7 @@
 Pure: the readings come in as values per (kind, component) for the month and the month
 before, and out comes a ``MonthlySummary`` with counts, mean/min/max, the trend against
 the previous month in words, CGM time in range and the weight change. ``load`` is the thin
-database shell; ``paragraph`` turns one kind into the plain Swedish the patient reads.
+shell over ``queries.letters``; ``paragraph`` turns one kind into the plain Swedish the patient reads.
 
 Trend rule (documented in clinic_api/README.md): the difference of this month's mean and
 the previous month's mean of a component is compared with that component's noticeable
@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 
 from clinic_api.labels import MONTHS_LONG, TZ, UNIT_DECIMALS, number, unit
+from clinic_api.queries import letters
 
 # What a month is called in the letter.
 MONTH_NAMES = MONTHS_LONG
@@ -378,31 +379,12 @@ def planned_days(month: Month, now: dt.datetime) -> int:
 
 def load(conn: psycopg.Connection[Any], patient: Mapping[str, Any], month: Month, now: dt.datetime) -> MonthlySummary:
     """Read the month and the one before for ``patient`` (a ``queries.patient_for`` row) and summarise."""
-    prev = month.previous()
     kinds = [k.kind for k in LETTER_KINDS]
-    current: dict[tuple[str, str], list[float]] = {}
-    previous: dict[tuple[str, str], list[float]] = {}
-    rows = conn.execute(
-        """SELECT kind, component, measured_at >= %(start)s, value FROM observation
-           WHERE patient_id = %(patient)s AND measured_at >= %(prev)s AND measured_at < %(end)s
-             AND kind = ANY(%(kinds)s) AND status <> 'rejected' AND value IS NOT NULL
-           ORDER BY measured_at""",
-        {"patient": patient["id"], "prev": prev.start, "start": month.start, "end": month.end, "kinds": kinds},
-        binary=True,
-    ).fetchall()
-    for kind, component, this_month, v in rows:
-        (current if this_month else previous).setdefault((kind, component), []).append(float(v))
-    readings = {
-        str(kind): int(n)
-        for kind, n in conn.execute(
-            """SELECT kind, count(DISTINCT reading_id) FROM observation
-               WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s AND kind = ANY(%s)
-                 AND status <> 'rejected' GROUP BY kind""",
-            (patient["id"], month.start, month.end, kinds),
-        ).fetchall()
-    }
-    plan = conn.execute("SELECT schedule FROM care_plan_current WHERE patient_id = %s", (patient["id"],)).fetchone()
-    schedule = {str(k): int(v.get("per_day", 1)) for k, v in ((plan[0] if plan else None) or {}).items()}
+    current, previous = letters.month_values(
+        conn, patient["id"], kinds, previous_start=month.previous().start, start=month.start, end=month.end
+    )
+    readings = letters.readings_per_kind(conn, patient["id"], kinds, month.start, month.end)
+    schedule = letters.schedule_per_day(conn, patient["id"])
     return summarise(
         patient_id=patient["id"],
         display_name=patient["display_name"],

@@ -2,12 +2,12 @@
 function scopes by the staff member's care units; callers write the audit row.
 
 The names below are re-exported so callers write ``queries.alert_queue(...)`` without
-knowing which module holds it; admin, enrollment, analytics and replays are used as
-modules (``queries.admin.list_units``). A missing or other-unit row raises
+knowing which module holds it; admin, analytics, audit, enrollment, letters, replays and
+staff are used as modules (``queries.admin.list_units``). A missing or other-unit row raises
 ``clinic_api.errors.NotFound``; app.py turns it into the 404.
 """
 
-from clinic_api.queries import admin, analytics, enrollment, replays
+from clinic_api.queries import admin, analytics, audit, enrollment, letters, replays, staff
 from clinic_api.queries._db import Row, _row, _rows
 from clinic_api.queries.alerts import (
     ACTION_STATUS,
@@ -59,6 +59,7 @@ __all__ = [
     "alert_queue",
     "alerts_active_between",
     "analytics",
+    "audit",
     "care_plan_current",
     "care_plan_history",
     "clinical_colleagues",
@@ -69,6 +70,7 @@ __all__ = [
     "gateway_for",
     "gateway_kits",
     "gateways_for",
+    "letters",
     "new_care_plan",
     "observations_between",
     "patient_for",
@@ -77,6 +79,7 @@ __all__ = [
     "rejected_readings",
     "replays",
     "series",
+    "staff",
     "summaries",
     "undo_seconds_left",
     "values_since",

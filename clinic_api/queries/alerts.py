@@ -332,7 +332,7 @@ def alert_action(
         details.update(to=None, by=str(staff.id), previous=str(alert["assigned_to"]))
         event = "unassigned"
     else:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown action {action!r}")
+        raise NotFound("action", detail=f"unknown action {action!r}")
     conn.execute(
         "INSERT INTO alert_event (alert_id, event, staff_id, comment, details) VALUES (%s, %s, %s, %s, %s)",
         (alert_id, event, staff.id, comment, Jsonb(details)),

@@ -167,7 +167,7 @@ def redeem_code(
         (code_hash,),
     ).fetchone()
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown enrollment code")
+        raise NotFound("enrollment code", detail="unknown enrollment code")
     gateway_id, patient_id, expires_at, used_at = row
     if used_at is not None:
         raise HTTPException(status.HTTP_410_GONE, "enrollment code already used")

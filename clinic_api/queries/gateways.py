@@ -78,3 +78,12 @@ def gateway_kits(conn: psycopg.Connection[Any]) -> list[Row]:
                       AS assigned
            FROM gateway g ORDER BY g.id""",
     )
+
+
+def credential_hashes(conn: psycopg.Connection[Any]) -> list[tuple[str, str | None]]:
+    """Every gateway's (id, credential hash or None when not enrolled), by id: what the broker's
+    password file is written from (``broker_credentials``)."""
+    return [
+        (str(gid), None if h is None else str(h))
+        for gid, h in conn.execute("SELECT id, credential_hash FROM gateway ORDER BY id").fetchall()
+    ]

@@ -21,7 +21,7 @@ from clinic_api.models import (
     SeverityName,
     SnoozeIn,
 )
-from clinic_api.schemas import AlertDetail, AlertListItem
+from clinic_api.schemas import AlertDetail, AlertListItem, AlertOut, documented
 from device_profiles.vocabulary import Condition
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -92,54 +92,63 @@ def _act(conn: DbConn, staff: ClinicalStaff, alert_id: int, action: str, **kw: A
     return row
 
 
-@router.post("/{alert_id}/acknowledge")
+@router.post("/{alert_id}/acknowledge", **documented(AlertOut))
 def acknowledge(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId, body: CommentIn | None = None) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "acknowledge", comment=body.comment if body else None)
 
 
-@router.post("/{alert_id}/comment")
+@router.post("/{alert_id}/comment", **documented(AlertOut))
 def comment(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId, body: RequiredCommentIn) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "comment", comment=body.comment)
 
 
-@router.post("/{alert_id}/snooze")
+@router.post("/{alert_id}/snooze", **documented(AlertOut))
 def snooze(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId, body: SnoozeIn) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "snooze", comment=body.comment, until=body.until)
 
 
-@router.post("/{alert_id}/escalate", summary="Escalate to a named physician or to a role, with a reason")
+@router.post(
+    "/{alert_id}/escalate", **documented(AlertOut), summary="Escalate to a named physician or to a role, with a reason"
+)
 def escalate(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId, body: EscalateIn) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "escalate", comment=body.reason, to=body.to, role=body.role)
 
 
-@router.post("/{alert_id}/resolve", summary="Close the alert with a structured reason")
+@router.post("/{alert_id}/resolve", **documented(AlertOut), summary="Close the alert with a structured reason")
 def resolve(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId, body: ResolveIn) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "resolve", comment=body.comment, reason=body.reason)
 
 
 @router.post(
     "/{alert_id}/undo-resolve",
+    **documented(AlertOut),
     summary="Take back one's own resolution within the undo window (409 after it)",
 )
 def undo_resolve(conn: DbConn, staff: ClinicalStaff, settings: AppSettings, alert_id: AlertId) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "undo_resolve", undo_window_s=settings.undo_resolve_s)
 
 
-@router.post("/{alert_id}/claim", summary="Take the alert (assigned to me)")
+@router.post("/{alert_id}/claim", **documented(AlertOut), summary="Take the alert (assigned to me)")
 def claim(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "claim")
 
 
-@router.post("/{alert_id}/assign", summary="Assign the alert to a nurse or physician of its unit")
+@router.post(
+    "/{alert_id}/assign", **documented(AlertOut), summary="Assign the alert to a nurse or physician of its unit"
+)
 def assign(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId, body: AssignIn) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "assign", to=body.to, comment=body.comment)
 
 
-@router.post("/{alert_id}/unassign", summary="Leave the alert (nobody assigned)")
+@router.post("/{alert_id}/unassign", **documented(AlertOut), summary="Leave the alert (nobody assigned)")
 def unassign(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId, body: CommentIn | None = None) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "unassign", comment=body.comment if body else None)
 
 
-@router.post("/{alert_id}/handover", summary="A handover note for the next shift, optionally to a colleague")
+@router.post(
+    "/{alert_id}/handover",
+    **documented(AlertOut),
+    summary="A handover note for the next shift, optionally to a colleague",
+)
 def handover(conn: DbConn, staff: ClinicalStaff, alert_id: AlertId, body: HandoverIn) -> dict[str, Any]:
     return _act(conn, staff, alert_id, "handover", comment=body.comment, to=body.to)

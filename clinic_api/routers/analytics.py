@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from clinic_api import audit
 from clinic_api.deps import ClinicalStaff, DbConn
 from clinic_api.queries import analytics
+from clinic_api.schemas import AlertBurden, documented
 
 router = APIRouter(prefix="/units", tags=["analytics"])
 
@@ -19,7 +20,11 @@ Days = Annotated[
 ]
 
 
-@router.get("/{unit_id}/alert-burden", summary="Alert burden of one of my units: alerts per event type and rule")
+@router.get(
+    "/{unit_id}/alert-burden",
+    **documented(AlertBurden),
+    summary="Alert burden of one of my units: alerts per event type and rule",
+)
 def alert_burden(conn: DbConn, staff: ClinicalStaff, unit_id: uuid.UUID, days: Days = 30) -> dict[str, Any]:
     out = analytics.alert_burden(conn, staff, unit_id, days)
     # Aggregates only, no patient is named; the read of the unit's figures is still recorded.

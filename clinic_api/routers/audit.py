@@ -10,11 +10,12 @@ from fastapi import APIRouter, Query
 
 from clinic_api import audit
 from clinic_api.deps import AuditorStaff, DbConn
+from clinic_api.schemas import AuditRow, documented
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-@router.get("", summary="Search the audit log (auditor)")
+@router.get("", **documented(list[AuditRow]), summary="Search the audit log (auditor)")
 def search(
     *,
     conn: DbConn,

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from clinic_api import queries
 from clinic_api.auth import DevIssuerKeys
 from clinic_api.deps import AppSettings, DbConn
+from clinic_api.errors import NotFound
 from clinic_api.models import SafeStr
 from clinic_api.oidc import pkce_matches
 from clinic_api.pages import templates
@@ -187,7 +188,7 @@ def token(
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "expected {'subject': ...}") from err
         name = queries.admin.active_staff_name(conn, subject)
         if name is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no demo staff with this subject")
+            raise NotFound("demo staff", detail="no demo staff with this subject")
         return JSONResponse(_tokens(request, settings, subject, name, None))
     try:
         grant = CodeGrantIn.model_validate(body)

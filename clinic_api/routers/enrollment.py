@@ -12,13 +12,19 @@ from fastapi import APIRouter, HTTPException, Request, status
 from clinic_api import audit, queries, secrets_util
 from clinic_api.deps import AppSettings, DbConn, EnrollerStaff
 from clinic_api.models import EnrollmentCodeOut, GatewayAssignIn, PatientIn, no_nul
+from clinic_api.schemas import GatewayAssigned, GatewayAssignmentEnded, PatientCreated, documented
 from device_profiles.messages import EnrollmentRequest, EnrollmentResponse
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["enrollment"])
 
 
-@router.post("/patients", status_code=201, summary="Enrol a patient (personnummer stored once, separately)")
+@router.post(
+    "/patients",
+    **documented(PatientCreated, 201),
+    status_code=201,
+    summary="Enrol a patient (personnummer stored once, separately)",
+)
 def create_patient(conn: DbConn, staff: EnrollerStaff, body: PatientIn) -> dict[str, Any]:
     patient = queries.enrollment.create_patient(conn, staff, body)
     audit.record(conn, staff, "create", "patient", patient_id=patient["id"])
@@ -26,7 +32,12 @@ def create_patient(conn: DbConn, staff: EnrollerStaff, body: PatientIn) -> dict[
     return patient
 
 
-@router.post("/patients/{patient_id}/gateway", status_code=201, summary="Assign a gateway kit to the patient")
+@router.post(
+    "/patients/{patient_id}/gateway",
+    **documented(GatewayAssigned, 201),
+    status_code=201,
+    summary="Assign a gateway kit to the patient",
+)
 def assign_gateway(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID, body: GatewayAssignIn) -> dict[str, Any]:
     row = queries.enrollment.assign_gateway(conn, staff, patient_id, body.gateway_id)
     audit.record(
@@ -40,7 +51,11 @@ def assign_gateway(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID, bo
     return row
 
 
-@router.delete("/patients/{patient_id}/gateway", summary="End the patient's gateway kit now (frees the kit)")
+@router.delete(
+    "/patients/{patient_id}/gateway",
+    **documented(GatewayAssignmentEnded),
+    summary="End the patient's gateway kit now (frees the kit)",
+)
 def end_assignment(conn: DbConn, staff: EnrollerStaff, patient_id: uuid.UUID) -> dict[str, Any]:
     row = queries.enrollment.end_assignment(conn, staff, patient_id)
     audit.record(

@@ -18,6 +18,7 @@ from clinic_api.deps import AppSettings, ClinicalStaff, DbConn
 from clinic_api.fhir_summary import summary_report
 from clinic_api.routers.letters import MonthParam, month_param
 from clinic_api.routers.patients import check_range
+from clinic_api.schemas import FhirBundle, FhirDiagnosticReport, documented
 from device_profiles.vocabulary import COMPONENTS
 
 router = APIRouter(tags=["fhir"])
@@ -79,7 +80,11 @@ def flag_resource(alert: dict[str, Any], patient_ref: str) -> dict[str, Any]:
     }
 
 
-@router.get("/patients/{patient_id}/fhir", summary="FHIR R4 Bundle of the patient's observations in a period")
+@router.get(
+    "/patients/{patient_id}/fhir",
+    **documented(FhirBundle),
+    summary="FHIR R4 Bundle of the patient's observations in a period",
+)
 def export_bundle(
     *,
     conn: DbConn,
@@ -141,6 +146,7 @@ def export_bundle(
 
 @router.get(
     "/patients/{patient_id}/fhir/summary",
+    **documented(FhirDiagnosticReport),
     summary="FHIR R4 DiagnosticReport: the patient's monthly summary (the letter's numbers)",
 )
 def monthly_summary(

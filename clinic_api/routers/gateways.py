@@ -11,6 +11,7 @@ from clinic_api import audit, queries
 from clinic_api.auth import Staff
 from clinic_api.deps import AdminStaff, CurrentStaff, DbConn
 from clinic_api.models import GatewayIn
+from clinic_api.schemas import GatewayCreated, GatewayDetail, GatewayListItem, documented
 
 router = APIRouter(prefix="/gateways", tags=["gateways"])
 GatewayId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,62}$")]
@@ -21,7 +22,9 @@ def _require_gateway_reader(staff: Staff) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "needs a clinical or admin role")
 
 
-@router.get("", summary="Gateways with status (online, last heartbeat, outbox, devices)")
+@router.get(
+    "", **documented(list[GatewayListItem]), summary="Gateways with status (online, last heartbeat, outbox, devices)"
+)
 def list_gateways(conn: DbConn, staff: CurrentStaff) -> list[dict[str, Any]]:
     _require_gateway_reader(staff)
     rows = queries.gateways_for(conn, staff)
@@ -30,7 +33,7 @@ def list_gateways(conn: DbConn, staff: CurrentStaff) -> list[dict[str, Any]]:
     return rows
 
 
-@router.get("/{gateway_id}", summary="One gateway with its devices")
+@router.get("/{gateway_id}", **documented(GatewayDetail), summary="One gateway with its devices")
 def get_gateway(conn: DbConn, staff: CurrentStaff, gateway_id: GatewayId) -> dict[str, Any]:
     _require_gateway_reader(staff)
     row = queries.gateway_for(conn, staff, gateway_id)
@@ -39,7 +42,7 @@ def get_gateway(conn: DbConn, staff: CurrentStaff, gateway_id: GatewayId) -> dic
     return row
 
 
-@router.post("", status_code=201, summary="Register a gateway kit (admin)")
+@router.post("", **documented(GatewayCreated, 201), status_code=201, summary="Register a gateway kit (admin)")
 def create_gateway(conn: DbConn, staff: AdminStaff, body: GatewayIn) -> dict[str, Any]:
     row = queries.enrollment.register_gateway(conn, body)
     audit.record(conn, staff, "create", f"gateway/{body.id}")

@@ -17,11 +17,12 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clinic_api import audit, sessions
-from clinic_api.auth import TokenVerifier, load_staff
+from clinic_api.auth import TokenVerifier
 from clinic_api.deps import COOKIE_NAME, AppSettings, DbConn
 from clinic_api.errors import AuthError
 from clinic_api.oidc import OidcClient, OidcError, authorization_url, check_id_token_claims, end_session_url, new_pkce
 from clinic_api.pages import templates
+from clinic_api.queries.staff import load_staff
 from clinic_api.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,15 @@ from clinic_api import audit, queries
 from clinic_api.deps import ClinicalStaff, DbConn
 from clinic_api.jsonresp import json_response
 from clinic_api.models import CarePlanIn
-from clinic_api.schemas import PatientListItem
+from clinic_api.schemas import (
+    CarePlanOut,
+    CarePlanVersion,
+    ObservationSeries,
+    PatientDetail,
+    PatientListItem,
+    PatientSummary,
+    documented,
+)
 from device_profiles.vocabulary import COMPONENTS
 
 router = APIRouter(prefix="/patients", tags=["patients"])
@@ -34,7 +42,9 @@ def list_patients(conn: DbConn, staff: ClinicalStaff, unit: uuid.UUID | None = N
     return rows
 
 
-@router.get("/{patient_id}", summary="Patient detail: care plan, gateway, devices, open alerts")
+@router.get(
+    "/{patient_id}", **documented(PatientDetail), summary="Patient detail: care plan, gateway, devices, open alerts"
+)
 def get_patient(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID) -> dict[str, Any]:
     patient = queries.patient_for(conn, staff, patient_id)
     gw = queries.current_gateway(conn, patient_id)
@@ -74,7 +84,11 @@ def check_range(
     return start, end
 
 
-@router.get("/{patient_id}/observations", summary="One component over a time range, downsampled when long")
+@router.get(
+    "/{patient_id}/observations",
+    **documented(ObservationSeries),
+    summary="One component over a time range, downsampled when long",
+)
 def observations(
     *,
     conn: DbConn,
@@ -115,7 +129,11 @@ def observations(
     )
 
 
-@router.get("/{patient_id}/summary", summary="Condition summaries: TIR, 7-day BP, weight trend, PEF % of best")
+@router.get(
+    "/{patient_id}/summary",
+    **documented(PatientSummary),
+    summary="Condition summaries: TIR, 7-day BP, weight trend, PEF % of best",
+)
 def summary(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID) -> dict[str, Any]:
     queries.patient_for(conn, staff, patient_id)
     now = dt.datetime.now(dt.UTC)
@@ -124,7 +142,7 @@ def summary(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID) -> dict[s
     return {"patient_id": patient_id, "at": now, **out}
 
 
-@router.get("/{patient_id}/care-plans", summary="Care-plan history, newest first")
+@router.get("/{patient_id}/care-plans", **documented(list[CarePlanVersion]), summary="Care-plan history, newest first")
 def care_plans(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID) -> list[dict[str, Any]]:
     queries.patient_for(conn, staff, patient_id)
     rows = queries.care_plan_history(conn, patient_id)
@@ -132,7 +150,12 @@ def care_plans(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID) -> lis
     return rows
 
 
-@router.post("/{patient_id}/care-plans", status_code=201, summary="Edit the care plan (adds a new version)")
+@router.post(
+    "/{patient_id}/care-plans",
+    **documented(CarePlanOut, 201),
+    status_code=201,
+    summary="Edit the care plan (adds a new version)",
+)
 def edit_care_plan(conn: DbConn, staff: ClinicalStaff, patient_id: uuid.UUID, body: CarePlanIn) -> dict[str, Any]:
     queries.patient_for(conn, staff, patient_id)
     row = queries.new_care_plan(conn, staff, patient_id, body)

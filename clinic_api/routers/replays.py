@@ -15,6 +15,7 @@ from clinic_api import audit
 from clinic_api.deps import ClinicalStaff, DbConn
 from clinic_api.models import ReplayIn
 from clinic_api.queries import replays
+from clinic_api.schemas import ReplayListItem, ReplayOut, ReplayQueued, documented
 
 router = APIRouter(tags=["replays"])
 
@@ -23,6 +24,7 @@ ReplayId = Annotated[int, Path(ge=1, le=2**62)]
 
 @router.post(
     "/units/{unit_id}/replays",
+    **documented(ReplayQueued, 202),
     status_code=status.HTTP_202_ACCEPTED,
     summary="Queue a replay of proposed thresholds over the unit's last N days (run by the alerting service)",
 )
@@ -38,14 +40,18 @@ def create_replay(conn: DbConn, staff: ClinicalStaff, unit_id: uuid.UUID, body: 
     return row
 
 
-@router.get("/units/{unit_id}/replays", summary=f"The unit's latest {replays.LIST_LIMIT} replay requests")
+@router.get(
+    "/units/{unit_id}/replays",
+    **documented(list[ReplayListItem]),
+    summary=f"The unit's latest {replays.LIST_LIMIT} replay requests",
+)
 def list_replays(conn: DbConn, staff: ClinicalStaff, unit_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = replays.list_for_unit(conn, staff, unit_id)
     audit.record(conn, staff, "read", f"care_unit/{unit_id}/replays")
     return rows
 
 
-@router.get("/replays/{replay_id}", summary="One replay request with its result once done")
+@router.get("/replays/{replay_id}", **documented(ReplayOut), summary="One replay request with its result once done")
 def get_replay(conn: DbConn, staff: ClinicalStaff, replay_id: ReplayId) -> dict[str, Any]:
     row = replays.get(conn, staff, replay_id)
     # The result names past alerts' patients (by pseudonym): the read is audited under their ids.

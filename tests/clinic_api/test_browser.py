@@ -44,7 +44,8 @@ def test_nurse_works_the_queue(browser: Browser, server: str, fresh_seed: Seed) 
     expect(items.first.locator(".badge")).to_have_text("Medel")
     expect(items.first.get_by_role("heading", level=2)).to_have_text("Viktökning > 2 kg på 3 dygn")
     expect(items.first.locator(".latest")).to_contain_text("Vikt 85,2\u00a0kg")
-    expect(items.first.locator(".age")).to_have_text("för 5 h sedan")
+    # Opened 5 h before the seed; a loaded machine may take a minute or more to get here.
+    expect(items.first.locator(".age")).to_have_text(re.compile(r"^för 5 h( [1-9] min)? sedan$"))
     expect(page.get_by_text("SpO2 < 88 % i vila")).to_have_count(0)
     _shot(page, "02-alert-queue")
 

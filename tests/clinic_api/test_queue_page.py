@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from clinic_api import labels, queue_view
+from clinic_api import labels, pages, queue_view
 from tests.clinic_api.conftest import ADMIN, NURSE, NURSE_SYD, PHYSICIAN, Seed, TestClient
 
 Auth = Callable[[str], dict[str, str]]
@@ -368,3 +368,24 @@ def test_ago_in_swedish() -> None:
     assert labels.ago(None) == ""
     assert labels.reading(142.4, "mm[Hg]") == "142\u00a0mmHg"
     assert labels.reading(37.85, "Cel") == "37,9\u00a0°C"
+
+
+def test_cached_cards_are_the_cards_rendered_afresh(client: TestClient, auth: Auth, queue: Queue) -> None:
+    """Cards are rendered once per content (pages.card_html): a cached answer is byte for byte
+    what a fresh render gives, and a change to the alert renders its card anew."""
+    pages._CARD_CACHE.clear()
+    first = client.get("/ui/alerts/fragment", headers=auth(PHYSICIAN)).text
+    cached = len(pages._CARD_CACHE)
+    assert cached, "the cards went through the cache"
+    again = client.get("/ui/alerts/fragment", headers=auth(PHYSICIAN)).text
+    # The second answer came from the cache (a card whose age just passed a minute may not).
+    assert len(pages._CARD_CACHE) <= cached + cached // 2
+    pages._CARD_CACHE.clear()
+    fresh = client.get("/ui/alerts/fragment", headers=auth(PHYSICIAN)).text
+    strip = re.compile(r"för \d+ min sedan|nyss")  # the age may move on between requests
+    assert strip.sub("", first) == strip.sub("", again) == strip.sub("", fresh)
+    aid = queue.ids["crit_mine"]
+    assert client.post(f"/api/v1/alerts/{aid}/acknowledge", headers=auth(PHYSICIAN), json={}).status_code == 200
+    after = client.get("/ui/alerts/fragment", headers=auth(PHYSICIAN), params={"status": "acknowledged"}).text
+    assert "Kvittera larm" not in _card(after, aid)  # the acknowledged card, not the cached open one
+    assert "Kvittera larm" in _card(fresh, aid)
