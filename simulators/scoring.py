@@ -379,14 +379,16 @@ def score_by_route(
     *,
     windows: dict[Condition, Window] | None = None,
     not_detections: frozenset[str] = frozenset(),
+    by_label: bool = False,
 ) -> list[StaffScore]:
     """As :func:`score_staff`, each episode detected through the route its grade is meant to take.
 
     An episode whose ``route`` is "staff" (a level 2 or prolonged low, a prolonged high, every
     slow deterioration) is detected only by a staff alert; one whose route is "patient" (a
     level 1 low, a brief high: ``series.ROUTE_OF_GRADE``) by a staff alert or a message to the
-    patient (``patient_alerts``, e.g. :func:`load_patient_detections`). Types are reported by
-    ``Episode.label`` (type, grade and route). Staff load counts ``staff_alerts`` only.
+    patient (``patient_alerts``, e.g. :func:`load_patient_detections`). Per-type figures are by
+    type (each episode through its own route), or with ``by_label`` by ``Episode.label`` (type,
+    grade and route). Staff load counts ``staff_alerts`` only.
     """
     shown = [a for a in staff_alerts if a.shown_at is not None and a.rule_id not in not_detections]
     told = [a for a in patient_alerts if a.shown_at is not None and a.rule_id not in not_detections]
@@ -410,12 +412,13 @@ def score_by_route(
         detected = 0
         for k in ep_idx:
             ep = episodes[k]
-            per_type[ep.label][1] += 1
+            key = ep.label if by_label else ep.type
+            per_type[key][1] += 1
             hits = [a for a in matching.alerts_of_episode[k] if ep.route == "patient" or is_staff[a]]
             if not hits:
                 continue
             detected += 1
-            per_type[ep.label][0] += 1
+            per_type[key][0] += 1
             first = min(records[a].opened_at for a in hits)
             delays.append((first - ep.start).total_seconds() / 3600)
             leads.append((ep.end - first).total_seconds() / 3600)

@@ -129,7 +129,9 @@ def test_per_grade_breakdown_by_label() -> None:
     staff = [StaffAlert("A", "D2", T0 + k * D, T0 + k * D) for k in range(0, 40, 2)]  # every level 2
     told = [StaffAlert("A", "D1", T0 + k * D, T0 + k * D, "patient") for k in range(1, 40, 4)]  # half the level 1s
     conditions: dict[str, tuple[Condition, ...]] = {"A": (Condition.DIABETES_T1,)}
-    (row,) = score_by_route(staff, told, eps, conditions, 45)
+    (typed,) = score_by_route(staff, told, eps, conditions, 45)
+    assert typed.sensitivity_by_type == {"hypoglycaemia": (30, 40)}  # each through its own route
+    (row,) = score_by_route(staff, told, eps, conditions, 45, by_label=True)
     assert row.sensitivity_by_type == {
         "hypoglycaemia level_1 (patient)": (10, 20),
         "hypoglycaemia level_2 (staff)": (20, 20),
