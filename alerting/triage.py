@@ -94,6 +94,9 @@ class Gap:
     since: float  # the last reading of the kind (or the window start)
     gap_h: float
     severity: str
+    # The patient's newest reading of any other kind (nan: none): a patient whose scale and
+    # BP monitor still send has not gone silent, only skipped a form (see ``route``).
+    other_last: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -169,9 +172,28 @@ def _display(kind: str) -> str:
         return kind
 
 
-def route(c: Classification, kind: str, gap_h: float, contact_care_after_h: float, staff_after_h: float) -> Routing:
-    """Who must act on one gap of ``gap_h`` hours with cause ``c``."""
+def route(
+    c: Classification,
+    kind: str,
+    gap_h: float,
+    contact_care_after_h: float,
+    staff_after_h: float,
+    *,
+    other_gap_h: float = math.inf,
+) -> Routing:
+    """Who must act on one gap of ``gap_h`` hours with cause ``c``.
+
+    ``other_gap_h``: hours since the patient's newest reading of any other kind. A gap in a
+    form the patient answers without a device (``DEVICELESS_KINDS``: the symptom form) while
+    their devices keep sending (``other_gap_h`` under the staff limit) stays the patient's:
+    reminders and "contact care", never the staff queue. The patient is measuring; they skipped
+    the form. On the hard cohort these gaps were 1.61 of heart failure's 1.69 missing-data
+    staff alerts per patient-month (the form is filled on ~70 % of days). A patient silent in
+    every kind reaches staff at the limit as before.
+    """
     staff = gap_h >= staff_after_h
+    if kind in DEVICELESS_KINDS and c.cause is Cause.PATIENT_DID_NOT_MEASURE and other_gap_h < staff_after_h:
+        staff = False
     what = _display(kind)
     if c.cause is Cause.PATIENT_DID_NOT_MEASURE:
         if gap_h >= contact_care_after_h:
@@ -240,6 +262,17 @@ def gaps_for(
         began = float(cohort.monitored_since[i]) if cohort.monitored_since is not None else math.nan
         return t if math.isnan(began) else max(t, began)
 
+    per_key: dict[str, np.ndarray] = {}
+
+    def other_last(i: int, kind: str) -> float:
+        newest = math.nan
+        for key, s in data.items():
+            if key.split(".", 1)[0] != kind:
+                if key not in per_key:
+                    per_key[key] = s.last_time(cohort.n)
+                newest = float(np.fmax(newest, per_key[key][i]))
+        return newest
+
     gaps: list[Gap] = []
     for f in findings:
         i = f.patient
@@ -258,7 +291,8 @@ def gaps_for(
             continue
         for k in kinds:
             since = last(k)
-            gaps.append(Gap(i, f.rule_id, k, since, (now - since) / SEC_PER_HOUR, f.severity))
+            others = other_last(i, k) if k in DEVICELESS_KINDS else math.nan
+            gaps.append(Gap(i, f.rule_id, k, since, (now - since) / SEC_PER_HOUR, f.severity, others))
     return gaps
 
 
@@ -273,7 +307,8 @@ def decide(
     for g in gaps:
         c = classify(g.kind, now, states.get(g.patient), s)
         contact, staff = _limits(cohort, g.rule_id, g.patient)
-        out.append(Decision(g, c, route(c, g.kind, g.gap_h, contact, staff), staff, contact))
+        other_h = math.inf if math.isnan(g.other_last) else (now - g.other_last) / SEC_PER_HOUR
+        out.append(Decision(g, c, route(c, g.kind, g.gap_h, contact, staff, other_gap_h=other_h), staff, contact))
     return out
 
 

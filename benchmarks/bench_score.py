@@ -39,12 +39,13 @@ from alerting import events
 from alerting.service import evaluate_and_store
 from deploy.localstack import LocalPostgres
 from device_profiles.vocabulary import WEIGHT_MAX_DAILY_CHANGE_KG, Kind
+from device_profiles.wire import status_topic
 from ingest.pipeline import Incoming, prepare
 from ingest.store import setup_connection, store
 from schema.migrate import migrate
 from simulators.baseline import baseline_alerts
 from simulators.cohort import Cohort, CohortConfig, generate_cohort
-from simulators.fleet import GatewayState, batches, gateway_readings, kind_readings
+from simulators.fleet import GatewayState, batches, gateway_readings, kind_readings, status_message
 from simulators.repeats import DEFAULT_COMPLIANCE, repeat_reading
 from simulators.scoring import (
     format_rows,
@@ -53,6 +54,7 @@ from simulators.scoring import (
     load_patient_detections,
     load_staff_alerts,
     score,
+    score_by_route,
     score_staff,
 )
 from simulators.seed import seed_database
@@ -134,14 +136,39 @@ class RepeatingPatients:
             self.answered += 1
 
 
-def replay(url: str, cohort: Cohort, days: int, step_h: float, patients: RepeatingPatients | None = None) -> int:
+def publish_status(conn: psycopg.Connection[Any], cohort: Cohort, t: float) -> None:
+    """Every gateway's heartbeat at ``t``, stored by ingest's own path (as a real gateway's is).
+
+    Without it the gateways look silent, and missing-data triage blames every gap on a
+    gateway outage (no reminder to the patient, a technical event). The simulated gateways
+    are online and hear their devices (``simulators.fleet.status_message``, as the fleet's).
+    """
+    at = datetime.fromtimestamp(t, UTC)
+    uptime = t - cohort.config.start.timestamp()
+    msgs = [
+        Incoming(status_topic(p.gateway_id), status_message(p, at, uptime), k, 1, 0, at)
+        for k, p in enumerate(cohort.patients)
+    ]
+    store(conn, prepare(msgs), max_weight_change_kg=WEIGHT_MAX_DAILY_CHANGE_KG)
+
+
+def replay(
+    url: str,
+    cohort: Cohort,
+    days: int,
+    step_h: float,
+    patients: RepeatingPatients | None = None,
+    *,
+    gateway_status: bool = True,
+) -> int:
     t = cohort.config.start.timestamp() + 86_400
     end = cohort.config.start.timestamp() + days * 86_400
     steps = 0
     with psycopg.connect(url, autocommit=True) as conn:
-        if patients is not None:
-            setup_connection(conn)
+        setup_connection(conn)
         while t <= end:
+            if gateway_status:
+                publish_status(conn, cohort, t)
             evaluate_and_store(conn, None, now=t, trigger="replay")
             if patients is not None:
                 patients.answer(conn, t)
@@ -208,6 +235,12 @@ def main() -> None:
         default=DEFAULT_COMPLIANCE,
         help="share of patients who measure again when asked (0: nobody, every wait times out)",
     )
+    parser.add_argument(
+        "--gateway-status",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="publish every gateway's heartbeat before each evaluation (off: gaps look like gateway outages)",
+    )
     parser.add_argument("--dump-staff", type=Path, help="write every staff alert (with its evidence) to this CSV")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args()
@@ -230,7 +263,7 @@ def main() -> None:
         t_store = time.perf_counter() - t0
         t0 = time.perf_counter()
         repeating = RepeatingPatients(cohort, args.compliance, args.seed)
-        steps = replay(pg.url, cohort, args.days, args.step_hours, repeating)
+        steps = replay(pg.url, cohort, args.days, args.step_hours, repeating, gateway_status=args.gateway_status)
         t_replay = time.perf_counter() - t0
         conditions = {p.pseudonym: p.conditions for p in cohort.patients}
         staff_alerts = load_staff_alerts(pg.url)
@@ -240,6 +273,8 @@ def main() -> None:
         # Sensitivity counting the patient channel too (staff load stays the staff alerts'):
         told = load_patient_detections(pg.url, GAP_RULES)
         acted = score_staff([*staff_alerts, *told], cohort.episodes(), conditions, args.days, not_detections=GAP_RULES)
+        # Each episode by the route its grade is meant to take (a level 1 low: the patient).
+        routed = score_by_route(staff_alerts, told, cohort.episodes(), conditions, args.days, not_detections=GAP_RULES)
         lo = int(cohort.config.start.timestamp())
         base_alerts = baseline_alerts(((p, cohort.series(p)) for p in cohort.patients), lo, lo + args.days * 86_400)
         fixed = score_staff(base_alerts, cohort.episodes(), conditions, args.days)
@@ -261,6 +296,10 @@ def main() -> None:
                 "staff_or_patient": [
                     dict(zip(format_staff(acted, "acted")[0], c, strict=True)) for c in format_staff(acted, "acted")[1:]
                 ],
+                "intended_route": [
+                    dict(zip(format_staff(routed, "route")[0], c, strict=True))
+                    for c in format_staff(routed, "route")[1:]
+                ],
                 "baseline": [
                     dict(zip(format_staff(fixed, "fixed")[0], c, strict=True)) for c in format_staff(fixed, "fixed")[1:]
                 ],
@@ -279,6 +318,25 @@ def main() -> None:
         print("sensitivity counting messages to the patient as well (staff/pm above is staff only):")
         for cells in format_staff(acted, "staff or patient")[1:]:
             print(" | ".join(cells[:8]))
+        print()
+        print("sensitivity by the route each episode's grade is meant to take (staff, or patient for a level 1 low")
+        print("or a brief high; simulators/series.py ROUTE_OF_GRADE):")
+        for cells in format_staff(routed, "intended route")[1:]:
+            print(" | ".join(cells[:8]))
+        graded = score_staff(
+            staff_alerts, cohort.episodes(), conditions, args.days, not_detections=GAP_RULES, by_label=True
+        )
+        routed_graded = score_by_route(
+            staff_alerts, told, cohort.episodes(), conditions, args.days, not_detections=GAP_RULES, by_label=True
+        )
+        print("per grade (>= 20 episodes), staff only vs intended route:")
+        for only, via in zip(graded, routed_graded, strict=True):
+            for label, (d, n) in via.sensitivity_by_type.items():
+                d0, _ = only.sensitivity_by_type[label]
+                print(
+                    f"  {via.condition.value} {label}: staff only {100 * d0 / n:.0f}%,"
+                    f" intended route {100 * d / n:.0f}% of {n}"
+                )
         print()
         print(
             f"measure again: {repeating.asked} asked, {repeating.answered} repeats taken"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -240,7 +240,14 @@ class Cohort:
         for p in self.patients:
             for span in self.series(p).episodes:
                 out.append(
-                    Episode(p.pseudonym, span.condition, span.type, to_datetime(span.start_s), to_datetime(span.end_s))
+                    Episode(
+                        p.pseudonym,
+                        span.condition,
+                        span.type,
+                        to_datetime(span.start_s),
+                        to_datetime(span.end_s),
+                        span.grade,
+                    )
                 )
         return out
 
@@ -281,7 +288,7 @@ def shift_to_recent_episode(
         habits=config.habits,
         gateway_prefix=config.gateway_prefix,
     )
-    return moved, Episode(best.patient, best.condition, best.type, best.start + shift, best.end + shift)
+    return moved, replace(best, start=best.start + shift, end=best.end + shift)
 
 
 def write_labels(cohort: Cohort, path: Path) -> int:

@@ -22,9 +22,10 @@ is the return to the normal range.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from device_profiles.vocabulary import Condition, Kind
 from simulators.series import (
@@ -203,6 +204,39 @@ def _meal_kernel() -> FloatArray:
     return np.asarray(tau * np.exp(1.0 - tau), dtype=np.float64)
 
 
+# Consensus levels (Battelino 2019; International Hypoglycaemia Study Group 2017), mmol/L.
+LEVEL_1_BELOW = 3.9
+LEVEL_2_BELOW = 3.0
+HIGH_ABOVE = 13.9
+LEVEL_2_MIN_S = 15 * MINUTE_S  # a CGM level 2 event: at least 15 consecutive minutes
+PROLONGED_LOW_S = 120 * MINUTE_S  # D3: more than 120 min below 3.9
+PROLONGED_HIGH_S = 120 * MINUTE_S  # D7 medium: 2 h above 13.9
+
+
+def _longest_run_s(mask: npt.NDArray[np.bool_], step_s: int) -> int:
+    """The longest run of True in ``mask`` (samples ``step_s`` apart), in seconds."""
+    best = run = 0
+    for m in mask.tolist():
+        run = run + 1 if m else 0
+        best = max(best, run)
+    return best * step_s
+
+
+def glycaemic_grade(kind: str, t: IntArray, g: FloatArray, start_s: int, end_s: int) -> str:
+    """The grade (``series.ROUTE_OF_GRADE``) of a glycaemic episode, from the true glucose ``g``."""
+    inside = (t >= start_s) & (t <= end_s)
+    gi = g[inside]
+    if kind == "hypoglycaemia":
+        if _longest_run_s(gi < LEVEL_2_BELOW, CGM_STEP_S) >= LEVEL_2_MIN_S:
+            return "level_2"
+        if _longest_run_s(gi < LEVEL_1_BELOW, CGM_STEP_S) > PROLONGED_LOW_S:
+            return "prolonged_low"
+        return "level_1"
+    if kind == "hyperglycaemia":
+        return "prolonged_high" if _longest_run_s(gi > HIGH_ABOVE, CGM_STEP_S) >= PROLONGED_HIGH_S else "brief_high"
+    return ""
+
+
 def simulate_diabetes(
     rng: np.random.Generator, params: Params, start_s: int, days: int, habits: Habits = Habits()
 ) -> PatientSeries:
@@ -260,6 +294,8 @@ def simulate_diabetes(
         w = envelope(t, a, b - 90 * MINUTE_S, rise_s=60 * MINUTE_S, power=1.0, recover_s=90 * MINUTE_S)
         g = g * (1 - w) + peak * w
         spans.append(EpisodeSpan("hyperglycaemia", condition, a, b))
+    # Grade each episode from the true glucose (series.ROUTE_OF_GRADE: the consensus levels).
+    spans = [replace(sp, grade=glycaemic_grade(sp.type, t, g, sp.start_s, sp.end_s)) for sp in spans]
 
     # CGM: sensor noise, the sensor's range, warm-up after sensor changes, dropouts.
     cgm = np.clip(g + rng.normal(0.0, 0.25, size=n), 2.2, 22.2)

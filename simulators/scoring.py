@@ -306,8 +306,12 @@ def score_staff(
     windows: dict[Condition, Window] | None = None,
     ignore_rules: frozenset[str] = frozenset(),
     not_detections: frozenset[str] = frozenset(),
+    by_label: bool = False,
 ) -> list[StaffScore]:
     """Per condition: sensitivity, delay and staff load, counting only alerts shown to staff.
+
+    ``by_label``: the per-type figures by ``Episode.label`` (type, grade and intended route)
+    instead of the type alone.
 
     Detection uses the shown time (an alert in a patient or record route detects nothing);
     an alert detects an episode when shown inside the episode's window (:data:`DEFAULT_WINDOWS`).
@@ -337,12 +341,13 @@ def score_staff(
         detected = 0
         for k in ep_idx:
             ep = episodes[k]
-            per_type[ep.type][1] += 1
+            key = ep.label if by_label else ep.type
+            per_type[key][1] += 1
             hits = matching.alerts_of_episode[k]
             if not hits:
                 continue
             detected += 1
-            per_type[ep.type][0] += 1
+            per_type[key][0] += 1
             first = min(detecting[a].opened_at for a in hits)
             delays.append((first - ep.start).total_seconds() / 3600)
             leads.append((ep.end - first).total_seconds() / 3600)
@@ -360,6 +365,79 @@ def score_staff(
                 median_lead_h=statistics.median(leads) if leads else None,
                 staff_per_pm=n_staff / (len(patients) * months) if months else 0.0,
                 false_staff_per_pm_stable=n_false_stable / (len(stable) * months) if stable and months else 0.0,
+            )
+        )
+    return out
+
+
+def score_by_route(
+    staff_alerts: Sequence[StaffAlert],
+    patient_alerts: Sequence[StaffAlert],
+    episodes: Sequence[Episode],
+    conditions: dict[str, tuple[Condition, ...]],
+    days: float,
+    *,
+    windows: dict[Condition, Window] | None = None,
+    not_detections: frozenset[str] = frozenset(),
+    by_label: bool = False,
+) -> list[StaffScore]:
+    """As :func:`score_staff`, each episode detected through the route its grade is meant to take.
+
+    An episode whose ``route`` is "staff" (a level 2 or prolonged low, a prolonged high, every
+    slow deterioration) is detected only by a staff alert; one whose route is "patient" (a
+    level 1 low, a brief high: ``series.ROUTE_OF_GRADE``) by a staff alert or a message to the
+    patient (``patient_alerts``, e.g. :func:`load_patient_detections`). Per-type figures are by
+    type (each episode through its own route), or with ``by_label`` by ``Episode.label`` (type,
+    grade and route). Staff load counts ``staff_alerts`` only.
+    """
+    shown = [a for a in staff_alerts if a.shown_at is not None and a.rule_id not in not_detections]
+    told = [a for a in patient_alerts if a.shown_at is not None and a.rule_id not in not_detections]
+    detecting = [*shown, *told]
+    is_staff = [True] * len(shown) + [False] * len(told)
+    records = [AlertRecord(a.patient, a.rule_id, a.shown_at) for a in detecting if a.shown_at is not None]
+    matching = match_alerts(records, episodes, windows)
+    months = days / DAYS_PER_MONTH
+    with_episode = {e.patient for e in episodes}
+    load = [a for a in staff_alerts if a.shown_at is not None]
+    out: list[StaffScore] = []
+    for condition in Condition:
+        patients = {p for p, cs in conditions.items() if condition in cs}
+        if not patients:
+            continue
+        stable = patients - with_episode
+        ep_idx = [k for k, e in enumerate(episodes) if e.condition is condition and e.patient in patients]
+        delays: list[float] = []
+        leads: list[float] = []
+        per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        detected = 0
+        for k in ep_idx:
+            ep = episodes[k]
+            key = ep.label if by_label else ep.type
+            per_type[key][1] += 1
+            hits = [a for a in matching.alerts_of_episode[k] if ep.route == "patient" or is_staff[a]]
+            if not hits:
+                continue
+            detected += 1
+            per_type[key][0] += 1
+            first = min(records[a].opened_at for a in hits)
+            delays.append((first - ep.start).total_seconds() / 3600)
+            leads.append((ep.end - first).total_seconds() / 3600)
+        out.append(
+            StaffScore(
+                condition=condition,
+                patients=len(patients),
+                stable_patients=len(stable),
+                episodes=len(ep_idx),
+                detected=detected,
+                sensitivity_by_type={t: (d, n) for t, (d, n) in sorted(per_type.items()) if n >= MIN_EPISODES_PER_TYPE},
+                median_delay_h=statistics.median(delays) if delays else None,
+                median_lead_h=statistics.median(leads) if leads else None,
+                staff_per_pm=sum(1 for a in load if a.patient in patients) / (len(patients) * months)
+                if months
+                else 0.0,
+                false_staff_per_pm_stable=(
+                    sum(1 for a in load if a.patient in stable) / (len(stable) * months) if stable and months else 0.0
+                ),
             )
         )
     return out

@@ -74,6 +74,28 @@ class KindSeries:
         )
 
 
+# Glycaemic episodes are graded by the international consensus on CGM metrics (Battelino et
+# al., Diabetes Care 2019, doi:10.2337/dci19-0028) and the International Hypoglycaemia
+# Study Group 2017 (doi:10.2337/dc16-2215), as in CLINICAL_RULES.md "Diabetes", from the
+# simulated true glucose:
+# * ``level_1``: below 3.9 mmol/L, never below 3.0 for 15 min, not longer than 120 min
+#   below 3.9: the "alert value" the patient treats at once (15 g glucose, check again after
+#   15 min) -> the patient is told (feedback through the gateway);
+# * ``level_2``: below 3.0 for at least 15 consecutive minutes: clinically significant -> staff;
+# * ``prolonged_low``: level 1 lasting more than 120 min below 3.9 -> staff (D3);
+# * ``brief_high``: above 13.9 for less than 2 h (a post-meal peak) -> the patient;
+# * ``prolonged_high``: above 13.9 for at least 2 h (a missed dose, an illness) -> staff.
+# "" (the default): the episode type has one grade, meant for staff (the slow deteriorations).
+ROUTE_OF_GRADE: dict[str, str] = {
+    "": "staff",
+    "level_1": "patient",
+    "level_2": "staff",
+    "prolonged_low": "staff",
+    "brief_high": "patient",
+    "prolonged_high": "staff",
+}
+
+
 @dataclass(frozen=True)
 class EpisodeSpan:
     """A labelled deterioration injected into one patient's series (times in epoch s)."""
@@ -82,10 +104,19 @@ class EpisodeSpan:
     condition: Condition
     start_s: int
     end_s: int
+    # How severe the episode is in the clinical definitions (``GRADES``), and so whom the
+    # platform is meant to tell (``ROUTE_OF_GRADE``): "" for episodes that have one grade.
+    grade: str = ""
 
     def __post_init__(self) -> None:
         if self.end_s <= self.start_s:
             raise ValueError("episode must end after it starts")
+        if self.grade not in ROUTE_OF_GRADE:
+            raise ValueError(f"unknown episode grade {self.grade!r}")
+
+    @property
+    def route(self) -> str:
+        return ROUTE_OF_GRADE[self.grade]
 
 
 @dataclass(frozen=True)
@@ -108,6 +139,21 @@ class Episode:
     type: str
     start: datetime
     end: datetime
+    grade: str = ""  # see ROUTE_OF_GRADE
+
+    def __post_init__(self) -> None:
+        if self.grade not in ROUTE_OF_GRADE:
+            raise ValueError(f"unknown episode grade {self.grade!r}")
+
+    @property
+    def route(self) -> str:
+        """Who the platform is meant to tell: "staff", or "patient" for a level 1 low or a brief high."""
+        return ROUTE_OF_GRADE[self.grade]
+
+    @property
+    def label(self) -> str:
+        """The type with its grade and intended route, e.g. "hypoglycaemia level_1 (patient)"."""
+        return self.type if not self.grade else f"{self.type} {self.grade} ({self.route})"
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -116,6 +162,8 @@ class Episode:
             "type": self.type,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
+            "grade": self.grade,
+            "route": self.route,
         }
 
     @classmethod
@@ -126,6 +174,7 @@ class Episode:
             type=doc["type"],
             start=datetime.fromisoformat(doc["start"]),
             end=datetime.fromisoformat(doc["end"]),
+            grade=doc.get("grade", ""),  # labels written before grades: one grade, for staff
         )
 
 

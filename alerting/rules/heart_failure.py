@@ -254,7 +254,15 @@ def hf8(ctx: Context, p: Params) -> Occurrences:
     sym = symptom_days(ctx, SYMPTOM_HF)
     hf1_fired, _ = _hf1_grid(ctx, p("weight_gain_kg"))
     sev = max_severity((sym, MEDIUM), (sym & hf1_fired, HIGH))
-    return Occurrences.from_grid(sev, symptom_times(ctx, SYMPTOM_HF), sym.astype(np.float64))
+    # The value says how well the worse answers confirm each other: the larger of the items
+    # answered "worse" that day and the days in a row (up to that day) with a worse answer.
+    # A single worse item on a single day (1) goes to the patient (events.PATIENT_BELOW_VALUE);
+    # two items, or a second day, reach staff.
+    items = sum(symptom_days(ctx, SYMPTOM_HF[k : k + 1]).astype(np.float64) for k in range(len(SYMPTOM_HF)))
+    run = np.zeros_like(items)
+    for d in range(sym.shape[1]):
+        run[:, d] = np.where(sym[:, d], (run[:, d - 1] if d else 0.0) + 1.0, 0.0)
+    return Occurrences.from_grid(sev, symptom_times(ctx, SYMPTOM_HF), np.maximum(items, run))
 
 
 @rule(
