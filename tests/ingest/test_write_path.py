@@ -158,7 +158,7 @@ def test_a_100_reading_backlog_into_a_compressed_chunk_stays_within_the_bound(
         )
         conn.execute(
             "INSERT INTO reading_raw (reading_id, measured_at, gateway_id, device)"
-            " SELECT gen_random_uuid(), %s + (n * interval '20 seconds'), 'gw-' || (n % 300), '{}'"
+            " SELECT gen_random_uuid(), %s + (n * interval '20 seconds'), 'gw-' || (n %% 300), '{}'"
             " FROM generate_series(1, 30000) n",
             (week,),
         )
