@@ -63,6 +63,14 @@ def test_every_staged_insert_names_the_primary_key_as_its_conflict_target(
 def test_the_weight_check_carries_the_batch_bounds_as_constants(db: psycopg.Connection[Any]) -> None:
     at = [T0, T0 + timedelta(hours=5)]
     lower, upper = _weight_bounds(at)
+    # A weight in the window: on TimescaleDB an empty hypertable has no chunk to scan, and
+    # the plan is then a bare "One-Time Filter: false" without the constants.
+    db.execute(
+        "INSERT INTO observation (reading_id, component, measured_at, patient_id, gateway_id, device_address,"
+        " kind, value, unit, received_at) VALUES (gen_random_uuid(), 'weight', %s, gen_random_uuid(), 'gw', 'AA',"
+        " 'weight', 80, 'kg', %s)",
+        (T0 - timedelta(hours=12), T0),
+    )
     query = sql.SQL("EXPLAIN (VERBOSE, COSTS OFF) ") + weight_check_sql(at)
     params = {"ids": [uuid.uuid4()] * 2, "patients": [uuid.uuid4()] * 2, "at": at, "kg": [80.0, 81.0], "max_change": 5}
     plan = "\n".join(r[0] for r in db.execute(query, params).fetchall())
