@@ -83,6 +83,12 @@ def load_cohort(conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None
         rows = conn.execute(COHORT_SQL.format(where="")).fetchall()
     else:
         rows = conn.execute(COHORT_SQL.format(where="AND p.id = ANY(%s::uuid[])"), (list(patient_ids),)).fetchall()
+    return cohort_from_rows(rows)
+
+
+def cohort_from_rows(rows: Sequence[Sequence[Any]]) -> Cohort:
+    """A Cohort from rows in ``COHORT_SQL``'s column order (id, pseudonym, conditions,
+    thresholds, schedule, dry weight, personal best PEF, COPD phenotype, age, monitored since)."""
     # Sorted in Python, not by the server's collation: the loader maps ids with searchsorted.
     rows = sorted(rows, key=lambda r: str(r[0]))
     return Cohort.build(

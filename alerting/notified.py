@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from alerting.cohort import Cohort
-from alerting.load import _schedule_per_day
+from alerting.load import cohort_from_rows
 
 NOTIFIED_COHORT_SQL = """
 SELECT p.id::text, p.pseudonym, cp.conditions, cp.thresholds, cp.schedule,
@@ -35,17 +35,4 @@ WHERE p.active
 def load_notified_cohort(conn: psycopg.Connection[Any], patient_ids: Sequence[str]) -> Cohort:
     """The active named patients with a care plan, as ``load.load_cohort(conn, patient_ids)`` gives them."""
     rows = conn.execute(NOTIFIED_COHORT_SQL, (sorted(set(patient_ids)),)).fetchall()
-    # Sorted in Python, not by the server's collation: the loader maps ids with searchsorted.
-    rows = sorted(rows, key=lambda r: str(r[0]))
-    return Cohort.build(
-        [r[0] for r in rows],
-        [r[2] or [] for r in rows],
-        dry_weight_kg=[r[5] for r in rows],
-        personal_best_pef=[r[6] for r in rows],
-        hypercapnic=[r[7] == "hypercapnic" for r in rows],
-        thresholds=[r[3] if isinstance(r[3], dict) else {} for r in rows],
-        schedule=[_schedule_per_day(r[4]) for r in rows],
-        pseudonyms=[r[1] for r in rows],
-        age_years=[r[8] for r in rows],
-        monitored_since=[r[9] for r in rows],
-    )
+    return cohort_from_rows(rows)
