@@ -264,7 +264,9 @@ class DeviceCollector:
         while not self._lost.is_set() and time.monotonic() < deadline:
             self._activity.clear()
             try:
-                await asyncio.wait_for(self._activity.wait(), timeout=self.cfg.idle_timeout_s)
+                # asyncio.timeout: wait_for on 3.11 can drop a cancel (gateway.service.finish_tasks).
+                async with asyncio.timeout(self.cfg.idle_timeout_s):
+                    await self._activity.wait()
             except TimeoutError:
                 return
 

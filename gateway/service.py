@@ -55,6 +55,23 @@ def build_registry(settings: GatewaySettings) -> Registry:
     return registry_with_dirs(settings.vendor_profile_dirs) if settings.vendor_profile_dirs else default_registry()
 
 
+async def finish_tasks(tasks: list[asyncio.Task[None]], every_s: float = 0.5) -> None:
+    """Cancel ``tasks`` and wait until all have ended, cancelling again every ``every_s``.
+
+    Once is not always enough: a cancel can be swallowed (``asyncio.wait_for`` on Python
+    3.11 does so when its awaitable completes at the same moment), and a task that lost its
+    cancel would keep the gateway running after SIGTERM. Exceptions are logged, not raised.
+    """
+    pending = set(tasks)
+    while pending:
+        for t in pending:
+            t.cancel()
+        done, pending = await asyncio.wait(pending, timeout=every_s)
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                logger.warning("task_failed_at_stop task=%s error=%r", t.get_name(), t.exception())
+
+
 @dataclass
 class Gateway:
     settings: GatewaySettings
@@ -328,8 +345,12 @@ class Gateway:
                         break
                     self.publisher.publish_batch(batch)
             self._wakeup.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that
+            # arrives as the wakeup fires, and this loop then never ends (a gateway that
+            # ignored SIGTERM, seen once in the benchmark smoke test).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=0.5)
+                async with asyncio.timeout(0.5):
+                    await self._wakeup.wait()
 
     async def _patient_ticks(self, channel: PatientChannel) -> None:
         while True:
@@ -394,11 +415,7 @@ class Gateway:
             await (stop or self._stopping).wait()
         finally:
             await scanner.stop()
-            for t in [*workers, *self._tasks]:
-                t.cancel()
-            for t in [*workers, *self._tasks]:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+            await finish_tasks([*workers, *self._tasks])
             self.publisher.stop()
             self.write_status_file()
             if self.channel is not None:
