@@ -94,7 +94,11 @@ def apply_findings(
     rule_ids = list(rules if rules is not None else REGISTRY)
     at_now = _ts(now)
     conditions_of = _conditions_of(cohort)
-    routed = [(f, events.route(f.rule_id, f.severity, cohort.routing.get(f.patient), f.value)) for f in findings]
+    routing = cohort.routing
+    routed = [
+        (f, events.route(f.rule_id, f.severity, routing.get(f.patient), f.value, conditions_of.get(f.patient, ())))
+        for f in findings
+    ]
     staff = [f for f, r in routed if r is Route.STAFF]
     # A patient-routed finding of an event that also reaches staff (a level 1 low beside a
     # level 2 one) is part of that card's evidence; the patient still gets their message.

@@ -211,6 +211,9 @@ HIGH_ABOVE = 13.9
 LEVEL_2_MIN_S = 15 * MINUTE_S  # a CGM level 2 event: at least 15 consecutive minutes
 PROLONGED_LOW_S = 120 * MINUTE_S  # D3: more than 120 min below 3.9
 PROLONGED_HIGH_S = 120 * MINUTE_S  # D7 medium: 2 h above 13.9
+SUSTAINED_HIGH_S = 360 * MINUTE_S  # D7 high: 6 h above 13.9
+RECURRENT_WITHIN_S = 7 * DAY_S  # D11: the 3rd level 2 low within 7 days
+RECURRENT_COUNT = 3
 
 
 def _longest_run_s(mask: npt.NDArray[np.bool_], step_s: int) -> int:
@@ -233,8 +236,31 @@ def glycaemic_grade(kind: str, t: IntArray, g: FloatArray, start_s: int, end_s: 
             return "prolonged_low"
         return "level_1"
     if kind == "hyperglycaemia":
-        return "prolonged_high" if _longest_run_s(gi > HIGH_ABOVE, CGM_STEP_S) >= PROLONGED_HIGH_S else "brief_high"
+        above = _longest_run_s(gi > HIGH_ABOVE, CGM_STEP_S)
+        if above >= SUSTAINED_HIGH_S:
+            return "sustained_high"
+        return "prolonged_high" if above >= PROLONGED_HIGH_S else "brief_high"
     return ""
+
+
+def type1_low_grades(spans: list[EpisodeSpan], t: IntArray, g: FloatArray) -> list[EpisodeSpan]:
+    """Type 1 lows regraded by who acts (``series.ROUTE_OF_GRADE``): a level 2 low is the
+    patient's to treat unless it lasts (``prolonged_low``) or is the 3rd within 7 days
+    (``level_2_recurrent``); ``spans`` keep their order."""
+    level_2_starts: list[int] = []
+    out = list(spans)
+    for k in sorted(range(len(spans)), key=lambda k: spans[k].start_s):
+        sp = spans[k]
+        if sp.type == "hypoglycaemia" and sp.grade == "level_2":
+            gi = g[(t >= sp.start_s) & (t <= sp.end_s)]
+            recent = [s0 for s0 in level_2_starts if sp.start_s - s0 <= RECURRENT_WITHIN_S]
+            level_2_starts.append(sp.start_s)
+            if _longest_run_s(gi < LEVEL_1_BELOW, CGM_STEP_S) > PROLONGED_LOW_S:
+                sp = replace(sp, grade="prolonged_low")
+            else:
+                sp = replace(sp, grade="level_2_recurrent" if len(recent) + 1 >= RECURRENT_COUNT else "level_2_single")
+            out[k] = sp
+    return out
 
 
 def simulate_diabetes(
@@ -296,6 +322,8 @@ def simulate_diabetes(
         spans.append(EpisodeSpan("hyperglycaemia", condition, a, b))
     # Grade each episode from the true glucose (series.ROUTE_OF_GRADE: the consensus levels).
     spans = [replace(sp, grade=glycaemic_grade(sp.type, t, g, sp.start_s, sp.end_s)) for sp in spans]
+    if type1:
+        spans = type1_low_grades(spans, t, g)
 
     # CGM: sensor noise, the sensor's range, warm-up after sensor changes, dropouts.
     cgm = np.clip(g + rng.normal(0.0, 0.25, size=n), 2.2, 22.2)

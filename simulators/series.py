@@ -81,18 +81,28 @@ class KindSeries:
 # * ``level_1``: below 3.9 mmol/L, never below 3.0 for 15 min, not longer than 120 min
 #   below 3.9: the "alert value" the patient treats at once (15 g glucose, check again after
 #   15 min) -> the patient is told (feedback through the gateway);
-# * ``level_2``: below 3.0 for at least 15 consecutive minutes: clinically significant -> staff;
-# * ``prolonged_low``: level 1 lasting more than 120 min below 3.9 -> staff (D3);
+# * ``level_2``: below 3.0 for at least 15 consecutive minutes: clinically significant; in type 2
+#   diabetes (rare, usually too much insulin or sulfonylurea, in older patients) -> staff;
+# * in type 1 diabetes, where level 2 lows are a weekly event the patient is trained to treat at
+#   once and staff cannot treat faster, a level 2 low is ``level_2_single`` -> the patient, unless
+#   it is the 3rd within 7 days (``level_2_recurrent``: the pattern that calls for a change of
+#   treatment, D11) -> staff, or lasts (``prolonged_low``);
+# * ``prolonged_low``: more than 120 min below 3.9 -> staff (D3);
 # * ``brief_high``: above 13.9 for less than 2 h (a post-meal peak) -> the patient;
-# * ``prolonged_high``: above 13.9 for at least 2 h (a missed dose, an illness) -> staff.
+# * ``prolonged_high``: above 13.9 for 2 to 6 h (a missed dose, an illness: check ketones, take
+#   a correction dose under the sick-day plan) -> the patient;
+# * ``sustained_high``: above 13.9 for at least 6 h (the corrections have not worked) -> staff.
 # "" (the default): the episode type has one grade, meant for staff (the slow deteriorations).
 ROUTE_OF_GRADE: dict[str, str] = {
     "": "staff",
     "level_1": "patient",
     "level_2": "staff",
+    "level_2_single": "patient",
+    "level_2_recurrent": "staff",
     "prolonged_low": "staff",
     "brief_high": "patient",
-    "prolonged_high": "staff",
+    "prolonged_high": "patient",
+    "sustained_high": "staff",
 }
 
 

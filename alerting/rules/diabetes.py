@@ -88,6 +88,66 @@ def d2(ctx: Context, p: Params) -> Occurrences:
     return _cgm_episode(ctx, p, above=False, strictly_longer=False, sev=HIGH)
 
 
+# A level 2 episode ends as a hypoglycaemic event does (ATTD 2019 consensus, Battelino et al.):
+# when glucose is back at or above 3.9 for at least 15 minutes. Onsets closer together than this
+# are one troubled period (a CGM bobbing around 3.0 is not two lows), counted once.
+D11_SAME_EPISODE_S = 2 * 3600.0
+
+
+def _level_2_onsets(ctx: Context, p: Params, hours: float) -> tuple[I64, F64]:
+    """(patient, time) of each level 2 onset in the last ``hours``, sorted: a CGM run < 3.0
+    reaching ``min_duration_min``, or a capillary reading < 3.0; onsets within
+    ``D11_SAME_EPISODE_S`` of the previous one are the same episode and dropped."""
+    s = ctx.s(CGM, hours)
+    cond = s.v < p("threshold_mmol_l")[s.pat]
+    since = run_start_times(s, cond, CGM_MAX_GAP_S)
+    with np.errstate(invalid="ignore"):
+        qual = cond & (s.t - since >= p("min_duration_min")[s.pat] * SEC_PER_MIN)
+    first = qual.copy()
+    if len(s) > 1:
+        # The first qualifying reading of its run: the previous one is not in the same qualified run.
+        first[1:] &= ~(qual[:-1] & (since[1:] == since[:-1]) & (s.pat[1:] == s.pat[:-1]))
+    c = ctx.s(CAPILLARY, hours)
+    cap = c.v < p("threshold_mmol_l")[c.pat]
+    pat = np.concatenate([s.pat[first], c.pat[cap]])
+    t = np.concatenate([s.t[first], c.t[cap]])
+    order = np.lexsort((t, pat))
+    pat, t = pat[order], t[order]
+    new = np.ones(len(t), dtype=bool)
+    if len(t) > 1:
+        new[1:] = (pat[1:] != pat[:-1]) | (t[1:] - t[:-1] > D11_SAME_EPISODE_S)
+    return pat[new], t[new]
+
+
+@rule(
+    "D11",
+    "Recurrent level 2 hypoglycaemia (≥ 3 episodes < 3.0 mmol/L in 7 days)",
+    conditions=DIABETES,
+    reads=(CGM, CAPILLARY),
+    window_days=7,
+    lookback_h=24,
+    hysteresis_h=0.25,
+    params={"threshold_mmol_l": 3.0, "min_duration_min": 15, "episodes": 3, "days": 7},
+    severities=(
+        "high, at the onset of the 3rd (and each later) level 2 episode within `days`: CGM < 3.0 for"
+        " 15 min or a capillary < 3.0; onsets within 2 h are one episode. Value: the episodes counted"
+    ),
+)
+def d11(ctx: Context, p: Params) -> Occurrences:
+    days = p("days")
+    pat, t = _level_2_onsets(ctx, p, float(np.max(days, initial=7.0)) * 24 + LOOKBACK_MARGIN_H)
+    if len(t) == 0:
+        return Occurrences.of(pat, NONE, t, t)
+    # Episodes of the same patient within ``days`` before each onset, itself included: one
+    # searchsorted over a (patient, time) key, monotone because onsets are sorted.
+    t0 = float(t.min())
+    span = float(t.max()) - t0 + float(np.max(days)) * SEC_PER_DAY + 1.0
+    key = pat.astype(np.float64) * span + (t - t0)
+    count = np.arange(len(t)) - np.searchsorted(key, key - days[pat] * SEC_PER_DAY, side="left") + 1
+    fired = count >= p("episodes")[pat]
+    return Occurrences.of(pat, np.where(fired, HIGH, NONE), t, count.astype(np.float64))
+
+
 @rule(
     "D3",
     "Prolonged hypoglycaemia (CGM < 3.9 mmol/L > 120 min)",
@@ -207,8 +267,17 @@ def d5(ctx: Context, p: Params) -> Occurrences:
     window_days=1,
     lookback_h=24,
     hysteresis_h=0.25,
-    params={"threshold_mmol_l": 13.9, "min_duration_min": 15, "type1_duration_min": 120, "type2_duration_min": 120},
-    severities="≥ 15 min low (the patient's); ≥ 2 h medium (type 1: prompt ketone check)",
+    params={
+        "threshold_mmol_l": 13.9,
+        "min_duration_min": 15,
+        "type1_duration_min": 120,
+        "type2_duration_min": 120,
+        "sustained_duration_min": 360,
+    },
+    severities=(
+        "≥ 15 min low; ≥ 2 h medium (ketone check and a correction dose: both the patient's);"
+        " ≥ 6 h high (the corrections have not worked: staff)"
+    ),
 )
 def d7(ctx: Context, p: Params) -> Occurrences:
     s = ctx.s(CGM, CGM_RECENT_H)
@@ -223,6 +292,7 @@ def d7(ctx: Context, p: Params) -> Occurrences:
         sev = max_severity(
             (cond & (dur >= p("min_duration_min")[s.pat] * SEC_PER_MIN), LOW),
             (cond & (dur >= long_min * SEC_PER_MIN), MEDIUM),
+            (cond & (dur >= p("sustained_duration_min")[s.pat] * SEC_PER_MIN), HIGH),
         )
     return Occurrences.of(s.pat, sev, s.t, s.v, since)
 
@@ -270,7 +340,9 @@ def d9(ctx: Context, p: Params) -> Occurrences:
     reads=(CGM,),
     window_days=14,
     lookback_h=24,
-    hysteresis_h=0,
+    # A 14-day metric moves slowly and hovers near its target: resolution is suggested after 3
+    # days in target, not the first (the reviewed card then absorbs the next day out of target).
+    hysteresis_h=72,
     params={
         "tir_min_pct": 70,
         "tbr_3_9_max_pct": 4,

@@ -106,6 +106,31 @@ def d3(pt: Patient) -> list[Occ]:
     return _episode(pt, "D3", 3.9, 120, True, HIGH)
 
 
+def d11(pt: Patient) -> list[Occ]:
+    """Every level 2 onset (CGM < 3.0 for 15 min, or a capillary < 3.0) in time order, onsets
+    within 2 h of the previous one merged; fires at the 3rd within 7 days and each later one."""
+    thr = pt.p("D11", "threshold_mmol_l", 3.0)
+    need = pt.p("D11", "min_duration_min", 15) * MIN
+    days = pt.p("D11", "days", 7)
+    horizon = pt.now - (days * 24 + 26) * HOUR
+    rs = [x for x in pt.r("glucose_cgm.glucose_interstitial") if x[0] > horizon]
+    onsets = []
+    counted_run = None
+    for (t, _), since in zip(rs, _runs_since(rs, lambda x: x < thr, 20 * MIN), strict=True):
+        if since is not None and t - since >= need and since != counted_run:
+            onsets.append(t)
+            counted_run = since
+    onsets += [t for t, v in pt.r("glucose_capillary.glucose") if t > horizon and v < thr]
+    onsets.sort()
+    merged = [t for k, t in enumerate(onsets) if k == 0 or t - onsets[k - 1] > 2 * HOUR]
+    out = []
+    for k, t in enumerate(merged):
+        count = sum(1 for u in merged[: k + 1] if u >= t - days * DAY)
+        if count >= pt.p("D11", "episodes", 3):
+            out.append((HIGH, t, float(count)))
+    return out
+
+
 def d4(pt: Patient) -> list[Occ]:
     out = []
     for t, v in pt.r("glucose_capillary.glucose"):
@@ -145,7 +170,9 @@ def d7(pt: Patient) -> list[Occ]:
         long_min = (
             pt.p("D7", "type1_duration_min", 120) if pt.has("diabetes_t1") else pt.p("D7", "type2_duration_min", 120)
         )
-        if dur >= long_min * MIN:
+        if dur >= pt.p("D7", "sustained_duration_min", 360) * MIN:
+            out.append((HIGH, t, v))
+        elif dur >= long_min * MIN:
             out.append((MEDIUM, t, v))
         elif dur >= pt.p("D7", "min_duration_min", 15) * MIN:
             out.append((LOW, t, v))
@@ -458,6 +485,7 @@ RULES: dict[str, tuple[tuple[str, ...], float, Callable[[Patient], list[Occ]]]] 
     "D8": (DIABETES, 24, d8),
     "D9": (DIABETES, 24, d9),
     "D10": (DIABETES, 24 * 365, d10),
+    "D11": (DIABETES, 24, d11),
     "HF1": (("heart_failure",), 36, hf1),
     "HF2": (("heart_failure",), 36, hf2),
     "HF3": (("heart_failure",), 36, hf3),

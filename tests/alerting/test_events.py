@@ -29,7 +29,8 @@ def staff_alerts(db: psycopg.Connection[Any], pid: str) -> list[tuple[Any, ...]]
 
 
 def test_one_hypoglycaemia_is_one_alert_with_every_rules_evidence(db: psycopg.Connection[Any]) -> None:
-    pid = make_patient(db, ["diabetes_t1"])
+    # Type 2: each level 2 low reaches staff (type 1's are the patient's, the test below).
+    pid = make_patient(db, ["diabetes_t2"])
     # 40 minutes below 3.0 (D1 and D2), confirmed by a capillary 2.8 (D4 high).
     cgm(db, pid, NOW - 2 * HOUR, [6.0, 5.0, 4.4])
     cgm(db, pid, NOW - 45 * MIN, [2.9, 2.8, 2.7, 2.7, 2.8, 2.8, 2.9, 2.9, 2.9])
@@ -63,6 +64,51 @@ def test_one_hypoglycaemia_is_one_alert_with_every_rules_evidence(db: psycopg.Co
     assert len(staff_alerts(db, pid)) == 1
     again = db.execute("SELECT count(*) FROM alert_finding WHERE patient_id = %s", (pid,)).fetchone()
     assert again == (len(found),)
+
+
+def _level_2_low(db: psycopg.Connection[Any], pid: str, end: float) -> None:
+    cgm(db, pid, end - 60 * MIN, [6.0, 5.0, 4.4, 2.9, 2.8, 2.7, 2.7, 2.8, 2.9, 4.5, 5.5, 6.0])
+
+
+def test_a_type_1_level_2_low_is_the_patients_and_the_third_in_a_week_reaches_staff(
+    db: psycopg.Connection[Any],
+) -> None:
+    pid = make_patient(db, ["diabetes_t1"])
+    for days_ago in (5, 2):
+        _level_2_low(db, pid, NOW - days_ago * 24 * HOUR)
+        evaluate_and_store(db, [pid], NOW - days_ago * 24 * HOUR)
+        evaluate_and_store(db, [pid], NOW - days_ago * 24 * HOUR + 26 * HOUR)  # out of the lookback: cleared
+    # Two level 2 lows: the patient was told to treat each, staff have seen nothing.
+    assert staff_alerts(db, pid) == []
+    routes = dict(db.execute("SELECT rule_id, route FROM alert_finding WHERE patient_id = %s", (pid,)).fetchall())
+    assert routes.get("D2") == "patient"
+    texts = [r[0] for r in db.execute("SELECT message_sv FROM patient_message WHERE patient_id = %s", (pid,))]
+    assert sum("mycket lågt" in t for t in texts) == 2
+    # The third within 7 days is a pattern that needs a change of treatment: one staff card.
+    _level_2_low(db, pid, NOW)
+    evaluate_and_store(db, [pid], NOW)
+    rows = staff_alerts(db, pid)
+    assert [(r[0], r[1], r[2]) for r in rows] == [("hypoglycaemia", "D11", "high")]
+    evidence = rows[0][5]
+    assert evidence["value"] == 3
+    assert {r["rule"] for r in evidence["rules"]} >= {"D11", "D2"}  # the low itself joins as evidence
+    # A care plan can send every level 2 low of this patient to staff again.
+    other = make_patient(db, ["diabetes_t1"], thresholds={"routing": {"D2": "staff"}})
+    _level_2_low(db, other, NOW)
+    evaluate_and_store(db, [other], NOW)
+    assert [(r[0], r[1]) for r in staff_alerts(db, other)] == [("hypoglycaemia", "D2")]
+
+
+def test_hours_above_13_9_are_the_patients_until_the_corrections_fail(db: psycopg.Connection[Any]) -> None:
+    pid = make_patient(db, ["diabetes_t1"])
+    cgm(db, pid, NOW - 3 * HOUR, [15.5] * 37)  # 3 h above 13.9: D7 medium
+    evaluate_and_store(db, [pid], NOW)
+    assert staff_alerts(db, pid) == []
+    texts = [r[0] for r in db.execute("SELECT message_sv FROM patient_message WHERE patient_id = %s", (pid,))]
+    assert any("ketoner" in t for t in texts)
+    cgm(db, pid, NOW + 5 * MIN, [15.5] * 37)  # 6 h: D7 high, staff
+    evaluate_and_store(db, [pid], NOW + 3 * HOUR + 5 * MIN)
+    assert [(r[0], r[1], r[2]) for r in staff_alerts(db, pid)] == [("hyperglycaemia", "D7", "high")]
 
 
 def test_different_events_stay_apart(db: psycopg.Connection[Any]) -> None:
@@ -122,14 +168,27 @@ def test_routing_table() -> None:
     assert events.route("NODATA", "info") is Route.PATIENT
     assert events.route("NODATA", "low") is Route.STAFF
     assert events.route("D6", "medium") is Route.PATIENT
-    # Level 1 lows and brief highs are the patient's; level 2, prolonged ones are staff's.
-    assert events.route("D1", "medium") is Route.PATIENT
-    assert events.route("D4", "medium") is Route.PATIENT
-    assert events.route("D4", "high") is Route.STAFF
-    assert events.route("D2", "high") is Route.STAFF
+    # In type 1, lows are the patient's to treat (level 1 and level 2); in type 2 staff see level 2
+    # and any low a finger-prick confirms.
+    t1, t2 = ("diabetes_t1",), ("diabetes_t2",)
+    assert events.route("D1", "medium", conditions=t1) is Route.PATIENT
+    assert events.route("D4", "medium", conditions=t1) is Route.PATIENT
+    assert events.route("D1", "medium", conditions=t2) is Route.PATIENT  # a CGM dip: the patient's in both
+    assert events.route("D4", "medium", conditions=t2) is Route.STAFF
+    assert events.route("D4", "high", conditions=t2) is Route.STAFF
+    assert events.route("D2", "high") is Route.STAFF  # the safety net: CGM without a diabetes care plan
+    assert events.route("D3", "high", conditions=t1) is Route.STAFF  # a low that lasts
     assert events.route("D7", "low") is Route.PATIENT
-    assert events.route("D7", "medium") is Route.STAFF
-    assert events.route("D1", "medium", {"D1": "staff"}) is Route.STAFF
+    # Hours above 13.9 are the patient's sick-day plan; six hours is staff's.
+    assert events.route("D7", "medium") is Route.PATIENT
+    assert events.route("D7", "high") is Route.STAFF
+    # A level 2 low is the patient's in type 1 only; the pattern (D11) is staff's.
+    assert events.route("D2", "high", conditions=("diabetes_t1",)) is Route.PATIENT
+    assert events.route("D4", "high", conditions=("diabetes_t1", "hypertension")) is Route.PATIENT
+    assert events.route("D2", "high", conditions=("diabetes_t2",)) is Route.STAFF
+    assert events.route("D2", "high", {"D2": "staff"}, conditions=("diabetes_t1",)) is Route.STAFF
+    assert events.route("D11", "high", conditions=("diabetes_t1",)) is Route.STAFF
+    assert events.route("D1", "medium", {"D1": "staff"}, conditions=t1) is Route.STAFF
     # Critical always reaches staff, whatever a care plan says.
     assert events.route("A3", "critical", {"A3": "record"}) is Route.STAFF
     assert events.event_type("NEWS2", ("copd",)) is EventType.COPD_EXACERBATION

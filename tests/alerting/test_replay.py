@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _history(db: psycopg.Connection[Any]) -> dict[str, str]:
     """Three patients over two days: a level 2 low, a BP crisis, and nothing."""
-    low = make_patient(db, ["diabetes_t1"])
+    low = make_patient(db, ["diabetes_t1"], thresholds={"routing": {"D2": "staff"}})  # every level 2 low to staff
     for k in range(12 * 24 * 2):  # CGM every 5 min, 5.5–7 mmol/L ...
         t = NOW - 48 * HOUR + k * 5 * MIN
         v = 6.2 + 0.8 * ((k % 24) / 24)

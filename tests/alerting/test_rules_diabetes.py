@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 
 from alerting.rules import CAPILLARY, CGM
-from tests.alerting.helpers import DAY, HIGH_CENSORED, HOUR, LOW_CENSORED, MIN, cgm, cohort, fire, series, severity
+from tests.alerting.helpers import (
+    DAY,
+    HIGH_CENSORED,
+    HOUR,
+    LOW_CENSORED,
+    MIN,
+    NOW,
+    cgm,
+    cohort,
+    fire,
+    series,
+    severity,
+)
 
 T1 = cohort("diabetes_t1")
 T2 = cohort("diabetes_t2")
@@ -102,6 +114,59 @@ def test_d7_hyper_low_then_medium_in_type_1() -> None:
     )
     assert severity("D7", {CGM: cgm([HIGH_CENSORED] * 4)}, T1) == "low"
     assert severity("D7", {CGM: cgm([13.9] * 30)}, T1) is None
+
+
+def test_d7_high_after_six_hours_above_13_9() -> None:
+    assert severity("D7", {CGM: cgm([15.0] * 72)}, T1) == "medium"  # 355 min
+    assert severity("D7", {CGM: cgm([15.0] * 73)}, T1) == "high"  # 360 min
+    assert severity("D7", {CGM: cgm([15.0] * 73)}, T2) == "high"
+    plan = cohort("diabetes_t1", thresholds={"D7": {"sustained_duration_min": 480}})
+    assert severity("D7", {CGM: cgm([15.0] * 73)}, plan) == "medium"
+
+
+def _lows(days_ago: list[float], minutes: int = 20, value: float = 2.8) -> dict[str, object]:
+    """CGM at 6.0 with one level 2 low of ``minutes`` ending each of ``days_ago`` days before NOW."""
+    readings: list[tuple[float, float]] = []
+    for d in sorted(days_ago, reverse=True):
+        end = d * DAY
+        readings += [(end + 60 * MIN - k * 5 * MIN, 6.0) for k in range(6)]  # an hour of normal first
+        readings += [(end + minutes * MIN - k * 5 * MIN, value) for k in range(minutes // 5 + 1)]
+        readings += [(end - (k + 1) * 5 * MIN, 6.0) for k in range(6)]
+    return {CGM: series(sorted(readings, key=lambda r: -r[0]))}
+
+
+def test_d11_fires_at_the_third_level_2_low_within_7_days() -> None:
+    f = fire("D11", _lows([6.0, 3.0, 0.1]), T1)
+    assert f is not None
+    assert (f.severity, f.value) == ("high", 3.0)
+    assert severity("D11", _lows([3.0, 0.1]), T1) is None  # two lows are not yet a pattern
+    assert severity("D11", _lows([7.5, 3.0, 0.1]), T1) is None  # the first is more than 7 days before
+    assert severity("D11", _lows([6.0, 3.0, 0.1], minutes=10), T1) is None  # < 3.0 too briefly: level 1
+    assert severity("D11", _lows([6.0, 3.0, 0.1], value=3.0), T1) is None  # 3.0 is not < 3.0
+    assert severity("D11", _lows([6.0, 3.0, 0.1]), T2) == "high"  # the rule is the same in type 2
+    # The care plan's count: a patient whose pattern staff want to see at the 2nd low.
+    assert severity("D11", _lows([3.0, 0.1]), cohort("diabetes_t1", thresholds={"D11": {"episodes": 2}})) == "high"
+    # The 3rd low was more than a day ago: the pattern was told then (D11 looks back 24 h).
+    assert severity("D11", _lows([6.0, 4.0, 2.0]), T1) is None
+
+
+def test_d11_counts_a_capillary_low_and_merges_onsets_within_two_hours() -> None:
+    data = _lows([6.0, 3.0])
+    cap = series([(1 * HOUR, 2.7)])
+    f = fire("D11", {**data, CAPILLARY: cap}, T1)
+    assert f is not None
+    assert f.value == 3.0
+    # A capillary check of the same low (within 2 h of its CGM onset) is the same episode.
+    same = series([(3.0 * DAY + 10 * MIN, 2.7)])
+    assert severity("D11", {**_lows([6.0, 3.0]), CAPILLARY: same}, T1) is None
+    # A CGM bobbing around 3.0: two runs < 3.0 of 15 min an hour apart are one episode, so
+    # with one earlier low that makes two, not three.
+    bob = [(0.1 * DAY + m * MIN, 2.8 if (m // 5) % 12 < 4 else 3.2) for m in range(0, 120, 5)]
+    one = _lows([3.0])[CGM]
+    earlier = [(float(NOW - t), float(v)) for t, v in zip(one.t, one.v, strict=True)]
+    merged = series(sorted([*earlier, *bob], key=lambda r: -r[0]))
+    assert severity("D11", {CGM: merged}, T1) is None
+    assert severity("D11", {CGM: merged}, cohort("diabetes_t1", thresholds={"D11": {"episodes": 2}})) == "high"
 
 
 def _two_weeks(value_fn: object, every: int = 1) -> object:

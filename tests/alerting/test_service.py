@@ -160,7 +160,7 @@ def test_mqtt_through_ingest_to_alert(
     """A reading published on MQTT → ``python -m ingest run`` → NOTIFY → alert row."""
     seed = seed_patient(db)
     db.execute(
-        "INSERT INTO care_plan (patient_id, version, conditions) VALUES (%s, 1, %s)", (seed.patient_id, ["diabetes_t1"])
+        "INSERT INTO care_plan (patient_id, version, conditions) VALUES (%s, 1, %s)", (seed.patient_id, ["diabetes_t2"])
     )
     client_id = f"ingest-alerting-{uuid.uuid4().hex[:8]}"
     metrics_port = free_port()

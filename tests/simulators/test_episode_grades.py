@@ -9,7 +9,7 @@ import pytest
 
 from device_profiles.vocabulary import Condition, Kind
 from simulators.cohort import CohortConfig, generate_cohort, shift_to_recent_episode
-from simulators.physiology import CGM_STEP_S, MODELS, Habits, glycaemic_grade
+from simulators.physiology import CGM_STEP_S, MODELS, Habits, glycaemic_grade, type1_low_grades
 from simulators.scoring import StaffAlert, score_by_route, score_staff
 from simulators.series import HOUR_S, MINUTE_S, ROUTE_OF_GRADE, Episode, EpisodeSpan
 
@@ -20,11 +20,11 @@ D = timedelta(days=1)
 
 
 def _grade(kind: str, level: float, minutes: int) -> str:
-    t = T0_S + np.arange(0, 6 * HOUR_S, CGM_STEP_S, dtype=np.int64)
+    t = T0_S + np.arange(0, 8 * HOUR_S, CGM_STEP_S, dtype=np.int64)
     g = np.full(t.size, 6.0)
     inside = (t >= T0_S + HOUR_S) & (t < T0_S + HOUR_S + minutes * MINUTE_S)
     g[inside] = level
-    return glycaemic_grade(kind, t, g, T0_S, T0_S + 6 * HOUR_S)
+    return glycaemic_grade(kind, t, g, T0_S, T0_S + 8 * HOUR_S)
 
 
 def test_hypoglycaemia_grades_follow_the_consensus_levels() -> None:
@@ -34,14 +34,28 @@ def test_hypoglycaemia_grades_follow_the_consensus_levels() -> None:
     assert _grade("hypoglycaemia", 3.4, 125) == "prolonged_low"  # > 120 min below 3.9
     assert _grade("hypoglycaemia", 3.4, 120) == "level_1"
     assert _grade("hyperglycaemia", 16.0, 120) == "prolonged_high"  # >= 2 h above 13.9
+    assert _grade("hyperglycaemia", 16.0, 355) == "prolonged_high"
+    assert _grade("hyperglycaemia", 16.0, 360) == "sustained_high"  # >= 6 h: the corrections failed
     assert _grade("hyperglycaemia", 16.0, 115) == "brief_high"
     assert _grade("decompensation", 0.0, 0) == ""
 
 
 def test_grades_carry_their_intended_route() -> None:
-    assert {g: ROUTE_OF_GRADE[g] for g in ("level_1", "brief_high")} == {"level_1": "patient", "brief_high": "patient"}
-    for g in ("", "level_2", "prolonged_low", "prolonged_high"):
+    for g in ("level_1", "level_2_single", "brief_high", "prolonged_high"):
+        assert ROUTE_OF_GRADE[g] == "patient"
+    for g in ("", "level_2", "level_2_recurrent", "prolonged_low", "sustained_high"):
         assert ROUTE_OF_GRADE[g] == "staff"
+    assert set(ROUTE_OF_GRADE) == {
+        "",
+        "level_1",
+        "level_2",
+        "level_2_single",
+        "level_2_recurrent",
+        "prolonged_low",
+        "brief_high",
+        "prolonged_high",
+        "sustained_high",
+    }
     with pytest.raises(ValueError, match="unknown episode grade"):
         EpisodeSpan("hypoglycaemia", Condition.DIABETES_T1, 0, 1, "level_3")
     ep = Episode("A", Condition.DIABETES_T1, "hypoglycaemia", T0, T0 + H, "level_1")
@@ -72,18 +86,45 @@ def test_simulated_hypos_are_graded_by_their_true_nadir() -> None:
         for ep in sim.episodes:
             grades[ep.grade] = grades.get(ep.grade, 0) + 1
             if ep.type != "hypoglycaemia":
-                assert ep.grade == "prolonged_high"  # the model's highs last 4-8 h above 15
+                assert ep.grade in ("prolonged_high", "sustained_high")  # the model's highs last 4-8 h
                 continue
             inside = (cgm.t_s >= ep.start_s) & (cgm.t_s <= ep.end_s)
             lowest = float(np.min(cgm.values["glucose_interstitial"][inside]))
             if ep.grade == "level_1":
                 assert lowest > 2.5  # the sensor (noise 0.25) may dip below 3.0, the true glucose did not
-            else:
-                assert ep.grade == "level_2"
+            elif ep.grade != "prolonged_low":
+                assert ep.grade in ("level_2_single", "level_2_recurrent")  # type 1: who acts
                 assert lowest < 3.2
     # Type 1 nadirs span 2.4-3.4 mmol/L: both levels occur.
     assert grades.get("level_1", 0) > 0
-    assert grades.get("level_2", 0) > 0
+    assert grades.get("level_2_single", 0) + grades.get("level_2_recurrent", 0) > 0
+
+
+def _low(start_s: int, nadir: float, minutes: int) -> tuple[EpisodeSpan, np.ndarray, np.ndarray]:
+    t = start_s + np.arange(0, 3 * HOUR_S, CGM_STEP_S, dtype=np.int64)
+    g = np.where((t >= start_s + 30 * MINUTE_S) & (t < start_s + (30 + minutes) * MINUTE_S), nadir, 6.0)
+    return EpisodeSpan("hypoglycaemia", Condition.DIABETES_T1, start_s, start_s + 3 * HOUR_S, "level_2"), t, g
+
+
+def test_type_1_level_2_lows_are_the_patients_until_the_third_in_a_week() -> None:
+    days = [0, 2, 5, 13]
+    parts = [_low(T0_S + d * 86_400, 2.7, 40) for d in days]
+    spans = [p[0] for p in parts]
+    t = np.concatenate([p[1] for p in parts])
+    g = np.concatenate([p[2] for p in parts])
+    hyper = EpisodeSpan("hyperglycaemia", Condition.DIABETES_T1, T0_S + 1, T0_S + 2, "brief_high")
+    regraded = type1_low_grades([spans[2], hyper, spans[0], spans[1], spans[3]], t, g)
+    # Order kept; the 3rd within 7 days is recurrent; 13 days is alone again (day 5 + 7 < 13).
+    assert [sp.grade for sp in regraded] == [
+        "level_2_recurrent",
+        "brief_high",
+        "level_2_single",
+        "level_2_single",
+        "level_2_single",
+    ]
+    long_low, t2, g2 = _low(T0_S, 3.4, 10)
+    g2 = np.where((t2 >= T0_S + 20 * MINUTE_S) & (t2 < T0_S + 150 * MINUTE_S), 2.9, g2)  # 130 min < 3.9
+    assert type1_low_grades([long_low], t2, g2)[0].grade == "prolonged_low"
 
 
 def test_cohort_episodes_keep_their_grade_when_shifted() -> None:
@@ -93,7 +134,7 @@ def test_cohort_episodes_keep_their_grade_when_shifted() -> None:
     assert all(e.condition in (Condition.DIABETES_T1, Condition.DIABETES_T2) for e in graded)
     _, ep = shift_to_recent_episode(config, T0 + 60 * D, ("hypoglycaemia",))
     assert ep is not None
-    assert ep.grade in ("level_1", "level_2", "prolonged_low")
+    assert ep.grade in ("level_1", "level_2", "level_2_single", "level_2_recurrent", "prolonged_low")
 
 
 def test_sensitivity_by_intended_route() -> None:
