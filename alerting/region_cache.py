@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from alerting.cohort import Cohort
 from alerting.load import (
     KIND_GROUPS,
     KNOWN_KEYS,
@@ -272,7 +273,9 @@ class RegionCache:
 
     ``load`` returns the region as of ``now``, equal to ``load_region(conn, patient_ids,
     now)``; the returned region is never modified afterwards (a later load builds new
-    arrays), so findings built from it stay valid.
+    arrays), so findings built from it stay valid. The cache holds the arrays in a dict of
+    its own and lets go of each series as its successor is built, so a sweep that no longer
+    holds the previous region needs memory for the region plus one series, not two regions.
     """
 
     def __init__(
@@ -287,7 +290,8 @@ class RegionCache:
         self.overlap_s = overlap_s
         self.block = block
         self.clock = clock
-        self.region: Region | None = None
+        self._cohort: Cohort | None = None
+        self._data: Dataset = {}
         self.now = math.nan  # the ``now`` the region is as of
         self.watermark = math.nan  # the server's clock (epoch s) just before the region's reads
         self.scope: Hashable = None
@@ -296,12 +300,17 @@ class RegionCache:
         self._failed = False
         self._ids: tuple[list[str], np.ndarray] = ([], np.zeros(0, dtype="S16"))
 
+    @property
+    def region(self) -> Region | None:
+        """The region of the last load (None: none, or the last one failed)."""
+        return None if self._cohort is None else Region(self._cohort, dict(self._data))
+
     def invalidate(self) -> None:
         """The next load is a full one."""
-        self.region = None
+        self._cohort, self._data = None, {}
 
     def _full_reason(self, now: float, scope: Hashable) -> str:
-        if self.region is None:
+        if self._cohort is None:
             return "first load" if self.last is None else "after a failed load" if self._failed else "invalidated"
         if scope != self.scope:
             return "scope changed"
@@ -321,10 +330,12 @@ class RegionCache:
         """
         started = time.perf_counter()
         reason = self._full_reason(now, scope)
-        old, self.region = self.region, None  # invalid until this load succeeds
+        old = self._cohort
+        self._cohort = None  # invalid until this load succeeds
         self._failed = True
         mark = _server_clock(conn)
         if reason or old is None:
+            self._data = {}
             region = load_region(conn, patient_ids, now, block=self.block)
             report = LoadReport(True, reason, sum(len(s) for s in region.data.values()))
             self._full_at = self.clock()
@@ -332,7 +343,8 @@ class RegionCache:
             region, report = self._update(conn, old, patient_ids, now)
         self._failed = False
         report.seconds = time.perf_counter() - started
-        self.region, self.now, self.watermark, self.scope, self.last = region, now, mark, scope, report
+        self._cohort, self._data = region.cohort, dict(region.data)
+        self.now, self.watermark, self.scope, self.last = now, mark, scope, report
         log.debug(
             "region %s: %d rows read, %d patients added, %d removed in %.3f s",
             f"full load ({reason})" if report.full else "update",
@@ -349,16 +361,16 @@ class RegionCache:
         return self._ids[1]
 
     def _update(
-        self, conn: psycopg.Connection[Any], old: Region, patient_ids: Sequence[str] | None, now: float
+        self, conn: psycopg.Connection[Any], old: Cohort, patient_ids: Sequence[str] | None, now: float
     ) -> tuple[Region, LoadReport]:
         cohort = load_cohort(conn, patient_ids)
         ids = cohort.patient_ids
         old_to_new: I64 | None = None
         added: list[str] = []
         removed = 0
-        if ids != old.cohort.patient_ids:
+        if ids != old.patient_ids:
             new_text = np.asarray(ids, dtype=str)
-            old_to_new = _lookup(new_text, np.asarray(old.cohort.patient_ids, dtype=str))
+            old_to_new = _lookup(new_text, np.asarray(old.patient_ids, dtype=str))
             is_added = np.ones(len(ids), dtype=bool)
             is_added[old_to_new[old_to_new >= 0]] = False
             added = [ids[i] for i in np.flatnonzero(is_added)]
@@ -373,17 +385,17 @@ class RegionCache:
                 mapped = Series(at[s.pat], s.t, s.v)  # ``at`` ascends: still sorted
                 fresh[key] = merge_series(mapped, fresh.get(key), -math.inf)
         data: Dataset = {}
-        for key in sorted(set(old.data) | set(fresh)):
-            merged = merge_series(old.data.get(key), fresh.get(key), now - _kind_days(key) * SEC_PER_DAY, old_to_new)
+        for key in sorted(set(self._data) | set(fresh)):
+            cached = self._data.pop(key, None)  # let go of it once its successor is built
+            merged = merge_series(cached, fresh.get(key), now - _kind_days(key) * SEC_PER_DAY, old_to_new)
+            del cached
             if len(merged):
                 data[key] = merged
         return Region(cohort, data), LoadReport(False, "", rows, len(added), removed)
 
-    def _read_since(self, conn: psycopg.Connection[Any], ids: list[str], now: float) -> tuple[Dataset, int]:
-        """The rows since the watermark (and measured since the last ``now``) of the cohort's
-        patients, as sorted series on the cohort's index; and how many rows were read."""
-        if not ids:
-            return {}, 0
+    def since_queries(self, now: float) -> tuple[str, str, dict[str, Any]]:
+        """The incremental read's queries (the rows; the components no rule reads, by name) and
+        their parameters, for ``now`` after the cached region's."""
         windows, params = window_sql()
         params.update(
             keys=KNOWN_KEYS,
@@ -394,11 +406,19 @@ class RegionCache:
         )
         for g, (_, days) in enumerate(KIND_GROUPS):
             params[f"lo{g}"] = now - days * SEC_PER_DAY
+        return _SINCE_SQL.format(windows=windows), _NAMED_SINCE_SQL.format(windows=windows), params
+
+    def _read_since(self, conn: psycopg.Connection[Any], ids: list[str], now: float) -> tuple[Dataset, int]:
+        """The rows since the watermark (and measured since the last ``now``) of the cohort's
+        patients, as sorted series on the cohort's index; and how many rows were read."""
+        if not ids:
+            return {}, 0
+        query, named_query, params = self.since_queries(now)
         cohort_ids = self._cohort_ids(ids)
         pats, keys, times, values = [], [], [], []
         rows = 0
         unknown = False
-        sql = f"COPY ({_SINCE_SQL.format(windows=windows)}) TO STDOUT (FORMAT BINARY)"
+        sql = f"COPY ({query}) TO STDOUT (FORMAT BINARY)"
         for rec in copy_records(conn, sql, params, _SINCE_ROW):
             rows += len(rec)
             pat = _lookup(cohort_ids, rec["id"])
@@ -416,7 +436,7 @@ class RegionCache:
         if unknown:
             text_ids = np.asarray(ids, dtype=str)
             cur = conn.cursor(binary=True)
-            cur.execute(_NAMED_SINCE_SQL.format(windows=windows), params)
+            cur.execute(named_query, params)
             for name, pids, t, v in cur:
                 pat = _lookup(text_ids, np.asarray(pids, dtype=str))
                 mine = pat >= 0

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from alerting.cohort import Cohort
 from alerting.engine import evaluate
-from alerting.load import KIND_GROUPS, KNOWN_KEYS, Region, load_region, window_sql
-from alerting.region_cache import _SINCE_SQL, WINDOW_DAYS, RegionCache, merge_series, uuid_bytes
+from alerting.load import Region, load_region
+from alerting.region_cache import RegionCache, merge_series, uuid_bytes
 from alerting.series import SEC_PER_DAY, SEC_PER_HOUR, Series
 from alerting.service import AlertingService
 from alerting.settings import AlertingSettings
@@ -240,11 +240,8 @@ def test_the_incremental_read_uses_the_ingested_at_index(db: psycopg.Connection[
     db.execute("ANALYZE observation")
     cache = RegionCache()
     cache.load(db, None, NOW)
-    windows, params = window_sql()
-    params.update(keys=KNOWN_KEYS, since=cache.watermark - 60, prev=NOW, lo=NOW - WINDOW_DAYS * SEC_PER_DAY, hi=NOW)
-    for g, (_, days) in enumerate(KIND_GROUPS):
-        params[f"lo{g}"] = NOW - days * SEC_PER_DAY
-    plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + _SINCE_SQL.format(windows=windows), params))
+    query, _, params = cache.since_queries(NOW)
+    plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + query, params))
     assert "observation_ingested_brin" in plan, plan
 
 
