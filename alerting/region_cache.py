@@ -124,6 +124,10 @@ class LoadReport:
     added: int = 0  # patients new to the cohort (their whole window read)
     removed: int = 0  # patients gone from it (their rows dropped)
     seconds: float = 0.0
+    # An incremental load's parts: the care plans, the database reads, the merge.
+    cohort_s: float = 0.0
+    read_s: float = 0.0
+    merge_s: float = 0.0
 
 
 def uuid_bytes(ids: Sequence[str]) -> np.ndarray:
@@ -363,7 +367,9 @@ class RegionCache:
     def _update(
         self, conn: psycopg.Connection[Any], old: Cohort, patient_ids: Sequence[str] | None, now: float
     ) -> tuple[Region, LoadReport]:
+        t0 = time.perf_counter()
         cohort = load_cohort(conn, patient_ids)
+        t1 = time.perf_counter()
         ids = cohort.patient_ids
         old_to_new: I64 | None = None
         added: list[str] = []
@@ -376,14 +382,18 @@ class RegionCache:
             added = [ids[i] for i in np.flatnonzero(is_added)]
             removed = int((old_to_new < 0).sum())
         fresh, rows = self._read_since(conn, ids, now)
+        read_s = time.perf_counter() - t1
         if added:
             # Their whole window, as the full load reads it, renumbered into the cohort.
+            t2 = time.perf_counter()
             sub = load_region(conn, added, now, block=self.block)
+            read_s += time.perf_counter() - t2
             at = _lookup(np.asarray(ids, dtype=str), np.asarray(sub.cohort.patient_ids, dtype=str))
             for key, s in sub.data.items():
                 rows += len(s)
                 mapped = Series(at[s.pat], s.t, s.v)  # ``at`` ascends: still sorted
                 fresh[key] = merge_series(mapped, fresh.get(key), -math.inf)
+        t3 = time.perf_counter()
         data: Dataset = {}
         for key in sorted(set(self._data) | set(fresh)):
             cached = self._data.pop(key, None)  # let go of it once its successor is built
@@ -391,7 +401,9 @@ class RegionCache:
             del cached
             if len(merged):
                 data[key] = merged
-        return Region(cohort, data), LoadReport(False, "", rows, len(added), removed)
+        report = LoadReport(False, "", rows, len(added), removed, cohort_s=t1 - t0, read_s=read_s)
+        report.merge_s = time.perf_counter() - t3
+        return Region(cohort, data), report
 
     def since_queries(self, now: float) -> tuple[str, str, dict[str, Any]]:
         """The incremental read's queries (the rows; the components no rule reads, by name) and

@@ -238,12 +238,16 @@ class AlertingService:
         if report is not None:
             metrics.SWEEP_LOADS.labels("full" if report.full else "incremental").inc()
             log.info(
-                "sweep region load=%s rows=%d added=%d removed=%d elapsed_ms=%.1f",
+                "sweep region load=%s rows=%d added=%d removed=%d elapsed_ms=%.1f "
+                "cohort_ms=%.1f read_ms=%.1f merge_ms=%.1f",
                 f"full ({report.reason})" if report.full else "incremental",
                 report.rows,
                 report.added,
                 report.removed,
                 report.seconds * 1e3,
+                report.cohort_s * 1e3,
+                report.read_s * 1e3,
+                report.merge_s * 1e3,
             )
         step = self.settings.sweep_chunk
         queued = 0
