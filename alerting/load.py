@@ -59,7 +59,7 @@ WHERE p.active {where}
 """
 
 
-def _schedule_per_day(schedule: Any) -> dict[str, float]:
+def schedule_per_day(schedule: Any) -> dict[str, float]:
     """Expected readings per day per kind from the care plan's schedule.
 
     Accepts {"weight": 1} or {"weight": {"per_day": 1}}; anything else counts as 1/day
@@ -98,7 +98,7 @@ def cohort_from_rows(rows: Sequence[Sequence[Any]]) -> Cohort:
         personal_best_pef=[r[6] for r in rows],
         hypercapnic=[r[7] == "hypercapnic" for r in rows],
         thresholds=[r[3] if isinstance(r[3], dict) else {} for r in rows],
-        schedule=[_schedule_per_day(r[4]) for r in rows],
+        schedule=[schedule_per_day(r[4]) for r in rows],
         pseudonyms=[r[1] for r in rows],
         age_years=[r[8] for r in rows],
         monitored_since=[r[9] for r in rows],
@@ -306,10 +306,15 @@ def load_region(
     now: float,
     *,
     block: int = LOAD_BLOCK_PATIENTS,
+    cohort: Cohort | None = None,
 ) -> Region:
     """The cohort and every series the rules read for ``patient_ids`` (None: every active
-    patient), reading the window once per ``block`` patients; equal to ``load_dataset``."""
-    cohort = load_cohort(conn, patient_ids)
+    patient), reading the window once per ``block`` patients; equal to ``load_dataset``.
+
+    ``cohort``: the patients' cohort, already loaded (``patient_ids`` is then not used).
+    """
+    if cohort is None:
+        cohort = load_cohort(conn, patient_ids)
     if cohort.n == 0:
         return Region(cohort, {})
     windows, params = window_sql()

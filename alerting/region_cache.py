@@ -44,16 +44,19 @@ import psycopg
 
 from alerting.cohort import Cohort
 from alerting.load import (
+    COHORT_SQL,
     KIND_GROUPS,
     KNOWN_KEYS,
     LOAD_BLOCK_PATIENTS,
     Region,
+    cohort_from_rows,
     copy_records,
     group_rows,
-    load_cohort,
     load_region,
+    schedule_per_day,
     window_sql,
 )
+from alerting.notified import NOTIFIED_COHORT_SQL
 from alerting.series import F64, I64, SEC_PER_DAY, Dataset, Series
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,22 @@ _NAMED_SINCE_SQL = f"""
     FROM observation o
     WHERE {_FILTER} AND NOT (o.kind || '.' || o.component = ANY(%(keys)s::text[]))
     GROUP BY 1
+"""
+# Whether any patient or care plan changed since the last look: the tables' row counts and
+# the sum of their rows' xmin (an insert or update writes a row version with a newer
+# transaction id), and the year (ages). Two scans of small tables; no row leaves the server.
+_COHORT_STAMP_SQL = """
+SELECT (SELECT count(*)::text || '/' || coalesce(sum(xmin::text::bigint), 0)::text FROM patient)
+    || ' ' || (SELECT count(*)::text || '/' || coalesce(sum(xmin::text::bigint), 0)::text FROM care_plan)
+    || ' ' || extract(year FROM now() AT TIME ZONE 'Europe/Stockholm')::text
+"""
+# When something changed: each active patient's row version and its care plans' (newest row
+# version, count), to find the patients whose cohort row may differ.
+_PATIENT_STAMPS_SQL = """
+SELECT p.id::text, p.xmin::text::bigint, max(c.xmin::text::bigint), count(*)
+FROM patient p JOIN care_plan c ON c.patient_id = p.id
+WHERE p.active
+GROUP BY 1, 2
 """
 _SINCE_ROW = np.dtype(
     [
@@ -262,6 +281,98 @@ def merge_series(cached: Series | None, new: Series | None, lo: float, old_to_ne
     return Series(out_pat, out_t, out_v)
 
 
+def schedule_mentions(rows: Sequence[Sequence[Any]]) -> dict[str, np.ndarray]:
+    """Per schedule kind, which patients' care plans name it (in ``cohort_from_rows``' order):
+    ``Cohort.schedule`` holds a kind iff some plan names it, even at 0 a day."""
+    rows = sorted(rows, key=lambda r: str(r[0]))
+    out: dict[str, np.ndarray] = {}
+    for i, r in enumerate(rows):
+        for kind in schedule_per_day(r[4]):
+            out.setdefault(kind, np.zeros(len(rows), dtype=bool))[i] = True
+    return out
+
+
+def splice_cohort(
+    ids: list[str],
+    old: Cohort,
+    fresh: Cohort,
+    *,
+    kept_old: I64,
+    kept_new: I64,
+    fresh_new: I64,
+    old_mentions: dict[str, np.ndarray],
+    fresh_mentions: dict[str, np.ndarray],
+) -> tuple[Cohort, dict[str, np.ndarray]]:
+    """The cohort of ``ids``: patient ``kept_new[j]`` is ``old``'s ``kept_old[j]``, patient
+    ``fresh_new[j]`` is ``fresh``'s j; as ``cohort_from_rows`` of all their rows would build it."""
+    n = len(ids)
+    new_of_old = np.full(old.n, -1, dtype=np.int64)
+    new_of_old[kept_old] = kept_new
+
+    def column(a: np.ndarray, b: np.ndarray, fill: Any = 0) -> np.ndarray:
+        out = np.full(n, fill, dtype=a.dtype)
+        out[kept_new] = a[kept_old]
+        out[fresh_new] = b
+        return out
+
+    def keyed(x: dict[str, np.ndarray], y: dict[str, np.ndarray], dtype: Any) -> dict[str, np.ndarray]:
+        out = {}
+        for k in sorted(set(x) | set(y)):
+            a = np.zeros(n, dtype=dtype)
+            if k in x:
+                a[kept_new] = x[k][kept_old]
+            if k in y:
+                a[fresh_new] = y[k]
+            out[k] = a
+        return out
+
+    conditions = {k: a for k, a in keyed(old.conditions, fresh.conditions, bool).items() if a.any()}
+    mentions = {k: a for k, a in keyed(old_mentions, fresh_mentions, bool).items() if a.any()}
+    schedule = {k: a for k, a in keyed(old.schedule, fresh.schedule, np.float64).items() if k in mentions}
+    overrides = {}
+    for key in sorted(set(old.overrides) | set(fresh.overrides), key=str):
+        idx_o, v_o = old.overrides.get(key, (np.zeros(0, np.int64), np.zeros(0)))
+        idx_f, v_f = fresh.overrides.get(key, (np.zeros(0, np.int64), np.zeros(0)))
+        at = np.r_[new_of_old[idx_o], fresh_new[idx_f]].astype(np.int64)
+        vals = np.r_[v_o, v_f].astype(np.float64)
+        keep = at >= 0
+        order = np.argsort(at[keep], kind="stable")
+        if keep.any():
+            overrides[key] = (at[keep][order], vals[keep][order])
+
+    def sparse(x: dict[int, Any], y: dict[int, Any]) -> dict[int, Any]:
+        both = [(int(new_of_old[i]), v) for i, v in x.items() if new_of_old[i] >= 0]
+        both += [(int(fresh_new[i]), v) for i, v in y.items()]
+        return dict(sorted(both, key=lambda e: e[0]))
+
+    pseudonyms: list[Any] = [None] * n
+    old_names: list[str | None] = list(old.pseudonyms) if old.pseudonyms is not None else [None] * old.n
+    fresh_names: list[str | None] = list(fresh.pseudonyms) if fresh.pseudonyms is not None else [None] * fresh.n
+    for j, i in zip(kept_new.tolist(), kept_old.tolist(), strict=True):
+        pseudonyms[j] = old_names[i]
+    for j, name in zip(fresh_new.tolist(), fresh_names, strict=True):
+        pseudonyms[j] = name
+
+    def optional(c: Cohort, a: F64 | None) -> F64:
+        return a if a is not None else np.full(c.n, np.nan)
+
+    cohort = Cohort(
+        patient_ids=list(ids),
+        conditions=conditions,
+        dry_weight_kg=column(old.dry_weight_kg, fresh.dry_weight_kg, np.nan),
+        personal_best_pef=column(old.personal_best_pef, fresh.personal_best_pef, np.nan),
+        hypercapnic=column(old.hypercapnic, fresh.hypercapnic, False),
+        schedule=schedule,
+        overrides=overrides,
+        pseudonyms=pseudonyms,
+        age_years=column(optional(old, old.age_years), optional(fresh, fresh.age_years), np.nan),
+        routing=sparse(old.routing, fresh.routing),
+        confirm_rules=sparse(old.confirm_rules, fresh.confirm_rules),
+        monitored_since=column(optional(old, old.monitored_since), optional(fresh, fresh.monitored_since), np.nan),
+    )
+    return cohort, mentions
+
+
 def _server_clock(conn: psycopg.Connection[Any]) -> float:
     row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
     assert row is not None
@@ -302,6 +413,11 @@ class RegionCache:
         self.last: LoadReport | None = None
         self._full_at = -math.inf
         self._failed = False
+        # The cohort's change detection (``_refresh_cohort``).
+        self._request: tuple[str, ...] | None = None
+        self._stamp = ""
+        self._stamps: dict[str, tuple[int, int, int]] = {}
+        self._mentions: dict[str, np.ndarray] = {}
         self._ids: tuple[list[str], np.ndarray] = ([], np.zeros(0, dtype="S16"))
 
     @property
@@ -340,7 +456,7 @@ class RegionCache:
         mark = _server_clock(conn)
         if reason or old is None:
             self._data = {}
-            region = load_region(conn, patient_ids, now, block=self.block)
+            region = load_region(conn, patient_ids, now, block=self.block, cohort=self._load_cohort(conn, patient_ids))
             report = LoadReport(True, reason, sum(len(s) for s in region.data.values()))
             self._full_at = self.clock()
         else:
@@ -359,6 +475,80 @@ class RegionCache:
         )
         return region
 
+    def _wanted(self, patient_ids: Sequence[str] | None) -> tuple[str, ...] | None:
+        return None if patient_ids is None else tuple(patient_ids)
+
+    def _load_cohort(self, conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None) -> Cohort:
+        """The whole cohort, as ``load_cohort``, with what tells later whether it changed."""
+        stamp = self._read_stamp(conn)
+        stamps = self._read_stamps(conn, patient_ids)
+        if patient_ids is None:
+            rows = conn.execute(COHORT_SQL.format(where="")).fetchall()
+        else:
+            rows = conn.execute(COHORT_SQL.format(where="AND p.id = ANY(%s::uuid[])"), (list(patient_ids),)).fetchall()
+        cohort = cohort_from_rows(rows)
+        self._remember(cohort, schedule_mentions(rows), stamp, stamps, patient_ids)
+        return cohort
+
+    def _refresh_cohort(self, conn: psycopg.Connection[Any], old: Cohort, patient_ids: Sequence[str] | None) -> Cohort:
+        """The cohort now: the cached one when no patient or care plan changed; else the
+        cached rows of the patients that did not change and the changed ones read anew."""
+        stamp = self._read_stamp(conn)
+        if stamp == self._stamp and self._wanted(patient_ids) == self._request:
+            return old
+        if stamp.rsplit(" ", 1)[-1] != self._stamp.rsplit(" ", 1)[-1]:
+            return self._load_cohort(conn, patient_ids)  # a new year: every age
+        stamps = self._read_stamps(conn, patient_ids)
+        index = {pid: i for i, pid in enumerate(old.patient_ids)}
+        changed = sorted(p for p, st in stamps.items() if p not in index or self._stamps.get(p) != st)
+        gone = set(changed)
+        kept = sorted(p for p in stamps if p not in gone)
+        rows = conn.execute(NOTIFIED_COHORT_SQL, (changed,)).fetchall() if changed else []
+        fresh = cohort_from_rows(rows)
+        ids = sorted(kept + fresh.patient_ids)
+        text = np.asarray(ids, dtype=str)
+        cohort, mentions = splice_cohort(
+            ids,
+            old,
+            fresh,
+            kept_old=np.asarray([index[p] for p in kept], dtype=np.int64),
+            kept_new=_lookup(text, np.asarray(kept, dtype=str)),
+            fresh_new=_lookup(text, np.asarray(fresh.patient_ids, dtype=str)),
+            old_mentions=self._mentions,
+            fresh_mentions=schedule_mentions(rows),
+        )
+        self._remember(cohort, mentions, stamp, stamps, patient_ids)
+        return cohort
+
+    def _remember(
+        self,
+        cohort: Cohort,
+        mentions: dict[str, np.ndarray],
+        stamp: str,
+        stamps: dict[str, tuple[int, int, int]],
+        patient_ids: Sequence[str] | None,
+    ) -> None:
+        # Stamps read before the rows: a change in between shows at the next look.
+        self._mentions, self._stamp, self._request = mentions, stamp, self._wanted(patient_ids)
+        self._stamps = {p: stamps[p] for p in cohort.patient_ids if p in stamps}
+
+    @staticmethod
+    def _read_stamp(conn: psycopg.Connection[Any]) -> str:
+        row = conn.execute(_COHORT_STAMP_SQL).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    @staticmethod
+    def _read_stamps(
+        conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None
+    ) -> dict[str, tuple[int, int, int]]:
+        wanted = None if patient_ids is None else set(patient_ids)
+        return {
+            str(r[0]): (int(r[1]), int(r[2]), int(r[3]))
+            for r in conn.execute(_PATIENT_STAMPS_SQL)
+            if wanted is None or r[0] in wanted
+        }
+
     def _cohort_ids(self, ids: list[str]) -> np.ndarray:
         if ids != self._ids[0]:
             self._ids = (ids, uuid_bytes(ids))
@@ -368,7 +558,7 @@ class RegionCache:
         self, conn: psycopg.Connection[Any], old: Cohort, patient_ids: Sequence[str] | None, now: float
     ) -> tuple[Region, LoadReport]:
         t0 = time.perf_counter()
-        cohort = load_cohort(conn, patient_ids)
+        cohort = self._refresh_cohort(conn, old, patient_ids)
         t1 = time.perf_counter()
         ids = cohort.patient_ids
         old_to_new: I64 | None = None

@@ -142,8 +142,14 @@ def test_the_cached_region_equals_a_full_load_after_every_change(db: psycopg.Con
     db.execute(
         "INSERT INTO care_plan (patient_id, version, valid_from, conditions, thresholds, schedule, dry_weight_kg) "
         "VALUES (%s, 2, '2020-06-01T00:00:00Z', %s, %s, %s, 77.5)",
-        (pids[4], ["heart_failure", "copd"], json.dumps({"HF1": {"gain_kg": 1.5}}), json.dumps({"weight": 2})),
+        (
+            pids[4],
+            ["heart_failure", "copd"],
+            json.dumps({"HF1": {"gain_kg": 1.5}, "routing": {"HF1": "staff"}, "confirmation": {"HF1": False}}),
+            json.dumps({"weight": 2, "temperature": 0}),  # a kind named at 0 a day is still in the schedule
+        ),
     )
+    db.execute("UPDATE patient SET pseudonym = 'P-renamed', birth_year = 1941 WHERE id = %s", (a,))
     region = cache.load(db, None, now)
     assert cache.last is not None
     assert not cache.last.full
@@ -153,6 +159,9 @@ def test_the_cached_region_equals_a_full_load_after_every_change(db: psycopg.Con
     assert 86.0 in full.data["weight.weight"].v
     assert np.isnan(region.cohort.dry_weight_kg).any()
     assert 77.5 in region.cohort.dry_weight_kg
+    assert "temperature" in region.cohort.schedule
+    assert region.cohort.pseudonyms is not None
+    assert "P-renamed" in region.cohort.pseudonyms
     missed = full.data["weight.weight"]
     full.data["weight.weight"] = missed.select(missed.v != 86.0)
     assert_same_region(region, full)
@@ -345,6 +354,13 @@ STEP = st.one_of(
     st.tuples(st.just("unknown"), st.integers(0, 3), st.floats(0, 20 * SEC_PER_DAY), st.integers(90, 110)),
     st.tuples(st.just("time"), st.integers(0, 3), st.floats(60, 3 * SEC_PER_DAY), st.integers(0, 0)),
     st.tuples(st.just("toggle"), st.integers(0, 3), st.floats(0, 0), st.integers(0, 0)),
+    st.tuples(st.just("plan"), st.integers(0, 3), st.floats(0, 0), st.integers(0, 7)),
+)
+PLANS = (
+    (["diabetes_t1"], {}, {}),
+    (["heart_failure"], {"weight": 1}, {"HF1": {"gain_kg": 1.5}}),
+    (["copd", "heart_failure"], {"spo2": 0}, {"routing": {"C1": "staff"}}),
+    (["asthma"], {"spirometry": 2, "weight": 0}, {"confirmation": {"A1": True}}),
 )
 
 
@@ -379,6 +395,13 @@ def test_random_insert_sequences_keep_the_cache_equal_to_a_full_load(property_db
             _obs(db, pid, "blood_pressure", "mean_arterial", now - offset, float(value))
         elif what == "time":
             now += offset
+        elif what == "plan":
+            conditions, schedule, thresholds = PLANS[value % len(PLANS)]
+            db.execute(
+                "INSERT INTO care_plan (patient_id, version, valid_from, conditions, thresholds, schedule) "
+                "SELECT %s, max(version) + 1, now(), %s, %s, %s FROM care_plan WHERE patient_id = %s",
+                (pid, conditions, json.dumps(thresholds), json.dumps(schedule), pid),
+            )
         else:
             active[who] = not active[who]
             db.execute("UPDATE patient SET active = %s WHERE id = %s", (active[who], pid))
