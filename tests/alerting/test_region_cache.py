@@ -230,7 +230,8 @@ def test_full_reloads_when_scope_changes_time_goes_back_or_the_period_is_over(
     zero.load(db, None, NOW + 60)
     assert zero.last is not None
     assert zero.last.full
-    assert zero.last.reason == "periodic"
+    assert zero.last.reason == "cache off"
+    assert zero.region is None  # nothing kept between sweeps
 
 
 def test_the_incremental_read_uses_the_ingested_at_index(db: psycopg.Connection[Any]) -> None:
