@@ -59,7 +59,7 @@ WHERE p.active {where}
 """
 
 
-def _schedule_per_day(schedule: Any) -> dict[str, float]:
+def schedule_per_day(schedule: Any) -> dict[str, float]:
     """Expected readings per day per kind from the care plan's schedule.
 
     Accepts {"weight": 1} or {"weight": {"per_day": 1}}; anything else counts as 1/day
@@ -98,7 +98,7 @@ def cohort_from_rows(rows: Sequence[Sequence[Any]]) -> Cohort:
         personal_best_pef=[r[6] for r in rows],
         hypercapnic=[r[7] == "hypercapnic" for r in rows],
         thresholds=[r[3] if isinstance(r[3], dict) else {} for r in rows],
-        schedule=[_schedule_per_day(r[4]) for r in rows],
+        schedule=[schedule_per_day(r[4]) for r in rows],
         pseudonyms=[r[1] for r in rows],
         age_years=[r[8] for r in rows],
         monitored_since=[r[9] for r in rows],
@@ -240,7 +240,7 @@ def _fetch_arrays(
         )
 
 
-# The region's rows: every kind at once, each kind group's own window (``_window_sql``),
+# The region's rows: every kind at once, each kind group's own window (``window_sql``),
 # measured_at as the binary timestamptz (microseconds since 2000) to spare the server the
 # conversion to epoch seconds.
 _REGION_SQL = """
@@ -292,7 +292,7 @@ class Region:
         return self.cohort.slice(lo, hi), out
 
 
-def _window_sql() -> tuple[str, dict[str, Any]]:
+def window_sql() -> tuple[str, dict[str, Any]]:
     clauses, params = [], {}
     for g, (kinds, _) in enumerate(KIND_GROUPS):
         clauses.append(f"(o.kind = ANY(%(kinds{g})s) AND o.measured_at > to_timestamp(%(lo{g})s))")
@@ -306,13 +306,18 @@ def load_region(
     now: float,
     *,
     block: int = LOAD_BLOCK_PATIENTS,
+    cohort: Cohort | None = None,
 ) -> Region:
     """The cohort and every series the rules read for ``patient_ids`` (None: every active
-    patient), reading the window once per ``block`` patients; equal to ``load_dataset``."""
-    cohort = load_cohort(conn, patient_ids)
+    patient), reading the window once per ``block`` patients; equal to ``load_dataset``.
+
+    ``cohort``: the patients' cohort, already loaded (``patient_ids`` is then not used).
+    """
+    if cohort is None:
+        cohort = load_cohort(conn, patient_ids)
     if cohort.n == 0:
         return Region(cohort, {})
-    windows, params = _window_sql()
+    windows, params = window_sql()
     sql = f"COPY ({_REGION_SQL.format(windows=windows)}) TO STDOUT (FORMAT BINARY)"
     pats, keys, times, values = [], [], [], []
     named: dict[str, list[tuple[Any, Any, Any]]] = {}
@@ -322,7 +327,7 @@ def load_region(
         for g, (_, days) in enumerate(KIND_GROUPS):
             params[f"lo{g}"] = now - days * SEC_PER_DAY
         unknown = False
-        for rec in _copy_records(conn, sql, params):
+        for rec in copy_records(conn, sql, params):
             pats.append(rec["i"].astype(np.int64) + b0)
             keys.append(rec["k"].astype(np.int32))
             times.append(rec["t"].astype(np.int64))
@@ -336,7 +341,7 @@ def load_region(
                 _fetch_arrays(conn, p, extra, "AND NOT (o.kind || '.' || o.component = ANY(%(keys)s::text[]))")
             for name, parts in extra.items():
                 named.setdefault(name, []).extend((pp + b0, tt, vv) for pp, tt, vv in parts)
-    data = _group(
+    data = group_rows(
         np.concatenate(pats) if pats else np.zeros(0, np.int64),
         np.concatenate(keys) if keys else np.zeros(0, np.int32),
         np.concatenate(times) if times else np.zeros(0, np.int64),
@@ -349,13 +354,15 @@ def load_region(
     return Region(cohort, data)
 
 
-def _copy_records(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> Iterator[np.ndarray]:
-    """The COPY's records as structured arrays, parsed every ``_PARSE_BYTES`` of stream.
+def copy_records(
+    conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], row: np.dtype = _REGION_ROW
+) -> Iterator[np.ndarray]:
+    """The COPY's records (fixed-width ``row``s) as structured arrays, parsed every ``_PARSE_BYTES`` of stream.
 
     psycopg hands over one CopyData message (one row) at a time; joining them is the only
     per-row step in Python, the parsing is numpy's.
     """
-    size = _REGION_ROW.itemsize
+    size = row.itemsize
     buf = bytearray()
     skip = _COPY_HEADER
     with conn.transaction():
@@ -366,15 +373,15 @@ def _copy_records(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any
                 buf += block
                 if len(buf) >= _PARSE_BYTES:
                     n = (len(buf) - skip) // size
-                    yield np.frombuffer(buf, dtype=_REGION_ROW, count=n, offset=skip).copy()
+                    yield np.frombuffer(buf, dtype=row, count=n, offset=skip).copy()
                     del buf[: skip + n * size]
                     skip = 0
     n = (len(buf) - skip - 2) // size  # the 2-byte trailer
     if n > 0:
-        yield np.frombuffer(buf, dtype=_REGION_ROW, count=n, offset=skip).copy()
+        yield np.frombuffer(buf, dtype=row, count=n, offset=skip).copy()
 
 
-def _group(pat: np.ndarray, key: np.ndarray, micros: np.ndarray, v: np.ndarray, n_patients: int) -> Dataset:
+def group_rows(pat: np.ndarray, key: np.ndarray, micros: np.ndarray, v: np.ndarray, n_patients: int) -> Dataset:
     """Rows in any order → one sorted Series per known key.
 
     A stable sort by (key, patient) in two radix passes of 16 bits (numpy sorts 16-bit

@@ -41,6 +41,11 @@ SWEEP_LOAD_SECONDS = Histogram(
     "Loading the sweep's region (care plans and the window's observations) into arrays",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+SWEEP_LOADS = Counter(
+    "egenmon_alerting_sweep_loads_total",
+    "Sweep region loads: full (the whole window read) or incremental (rows since the last read)",
+    ["kind"],
+)
 FINDINGS = Counter("egenmon_alerting_findings_total", "Rule findings", ["rule", "severity"])
 ALERTS = Counter("egenmon_alerting_alert_transitions_total", "Alert lifecycle transitions", ["transition"])
 OPEN_ALERTS = Gauge("egenmon_alerting_open_alerts", "Non-resolved alerts by severity", ["severity"])

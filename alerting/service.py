@@ -30,10 +30,11 @@ from alerting.cohort import Cohort
 from alerting.engine import Finding, evaluate
 from alerting.feedback import FeedbackPublisher
 from alerting.lifecycle import LifecycleStats, apply_findings, housekeeping
-from alerting.load import load_cohort, load_dataset, load_region
+from alerting.load import load_cohort, load_dataset
 from alerting.notified import load_notified_cohort
 from alerting.partitions import PartitionOwner
 from alerting.receipts import queue_receipts
+from alerting.region_cache import RegionCache
 from alerting.rules import REGISTRY
 from alerting.series import Dataset
 from alerting.settings import AlertingSettings
@@ -211,6 +212,14 @@ class AlertingService:
         # Which patients this worker evaluates (alerting/partitions.py); everyone by default.
         self.owner = PartitionOwner(settings.database_url, settings.partitions)
         self._sweep_soon = threading.Event()  # partitions gained: sweep them now
+        # The sweep's region between sweeps (its own share when partitioned): each sweep
+        # reads only the rows ingested since the last, with a full reload every
+        # ``full_reload_s`` and whenever the partitions change.
+        self.region_cache = RegionCache(
+            full_reload_s=settings.full_reload_s,
+            overlap_s=settings.incremental_overlap_s,
+            block=settings.sweep_load_patients,
+        )
 
     def sweep(self, conn: psycopg.Connection[Any]) -> None:
         ids = [str(r[0]) for r in conn.execute("SELECT id::text FROM patient WHERE active ORDER BY id")]
@@ -220,10 +229,26 @@ class AlertingService:
         # Taken before the region is read: a patient the notify path evaluates after this has
         # a decision from newer readings than the sweep's, and the sweep leaves it alone.
         mark = self.claims.mark()
-        # The whole window once for the region (one pass per load block), not once per chunk.
+        # The region once for the sweep, not once per chunk: the rows since the last sweep
+        # merged into the kept arrays, or the whole window (one pass per load block).
         started = time.perf_counter()
-        region = load_region(conn, ids, now, block=self.settings.sweep_load_patients)
+        region = self.region_cache.load(conn, ids, now, scope=owned)
         metrics.SWEEP_LOAD_SECONDS.observe(time.perf_counter() - started)
+        report = self.region_cache.last
+        if report is not None:
+            metrics.SWEEP_LOADS.labels("full" if report.full else "incremental").inc()
+            log.info(
+                "sweep region load=%s rows=%d added=%d removed=%d elapsed_ms=%.1f "
+                "cohort_ms=%.1f read_ms=%.1f merge_ms=%.1f",
+                f"full ({report.reason})" if report.full else "incremental",
+                report.rows,
+                report.added,
+                report.removed,
+                report.seconds * 1e3,
+                report.cohort_s * 1e3,
+                report.read_s * 1e3,
+                report.merge_s * 1e3,
+            )
         step = self.settings.sweep_chunk
         queued = 0
         for k in range(0, region.cohort.n, step):

@@ -22,6 +22,14 @@ class AlertingSettings(BaseSettings):
     # The sweep reads the observation window once per this many patients (one pass over the
     # window each): bounds its memory, about 1.7 GB of arrays per 100,000 patients.
     sweep_load_patients: int = Field(default=100_000, ge=1)
+    # The sweep keeps its region between sweeps and reads only the rows ingested since the
+    # last one (alerting/region_cache.py), with a full reload this often; 0: every sweep
+    # reads the whole window (no cache).
+    full_reload_s: float = Field(default=3600.0, ge=0)
+    # How far back before the last read the next one looks by ingested_at (ingest's
+    # transaction start): a row committed up to this long after its ingested_at is still
+    # seen; a later one waits for the next full reload. Longer costs only the re-read rows.
+    incremental_overlap_s: float = Field(default=300.0, ge=0)
     # Partitioned workers (alerting/partitions.py): patients fall into this many partitions
     # by a hash of their id, and each running worker owns a fair share of them (PostgreSQL
     # advisory locks). 1: no coordination, this worker evaluates everyone. Every worker of

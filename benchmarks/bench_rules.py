@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import multiprocessing
 import os
@@ -39,6 +40,7 @@ from alerting.engine import evaluate, evaluate_columns
 from alerting.lifecycle import apply_findings
 from alerting.load import KIND_GROUPS, load_cohort, load_dataset, load_region
 from alerting.partitions import partition_of
+from alerting.region_cache import RegionCache
 from alerting.series import SEC_PER_DAY, Dataset, Series
 from alerting.triage_store import TRIAGED_RULES, triage_findings
 from benchmarks.obs_copy import copy_observations, patient_ids
@@ -240,7 +242,11 @@ def seed_region(url: str, sd: Dataset, sc: Cohort) -> tuple[int, float]:
         # Indexes are built after the rows, as a restore would: far faster than row by row.
         conn.execute("ALTER TABLE observation DROP CONSTRAINT observation_pkey")
         conn.execute("DROP INDEX observation_patient_idx")
+        # Ingested a day ago, as a region's history is: the steady-state sweep's incremental
+        # read must not find the seeded window among the rows of its last few minutes.
+        conn.execute("ALTER TABLE observation ALTER COLUMN ingested_at SET DEFAULT now() - interval '1 day'")
         rows = copy_observations(conn, [(k, s.pat, s.t, s.v) for k, s in sd.items()], sc.n)
+        conn.execute("ALTER TABLE observation ALTER COLUMN ingested_at SET DEFAULT now()")
         conn.execute("SET maintenance_work_mem = '1GB'")
         conn.execute("ALTER TABLE observation ADD PRIMARY KEY (reading_id, component, measured_at)")
         conn.execute("CREATE INDEX observation_patient_idx ON observation (patient_id, component, measured_at DESC)")
@@ -301,6 +307,104 @@ def sweep_phases(
     return load_s, eval_s, life_s, keys
 
 
+SWEEP_S = 300.0  # one sweep interval (EGENMON_ALERTING_SWEEP_INTERVAL_S)
+
+
+def new_readings(
+    sd: Dataset, n: int, t0: float, seconds: float, rng: np.random.Generator
+) -> list[tuple[str, Any, Any, Any]]:
+    """``seconds`` of the first ``n`` patients' readings after ``t0``, at the seeded data's daily rate.
+
+    Each series gets its seeded daily rate (rows of those patients / its window's days) times
+    ``seconds`` rows: a random sample of its seeded readings (patient and value) moved to
+    random times in the interval (for CGM about one reading per CGM patient per 5 minutes).
+    """
+    out = []
+    for key, s in sd.items():
+        mine = s.pat < n
+        if not mine.any():
+            continue
+        days = next(d for kinds, d in KIND_GROUPS if key.split(".", 1)[0] in kinds)
+        k = round(int(mine.sum()) / days * seconds / SEC_PER_DAY)
+        if k == 0:
+            continue
+        idx = rng.choice(np.flatnonzero(mine), k, replace=False)
+        out.append((key, s.pat[idx], t0 + rng.uniform(0, seconds, k), s.v[idx]))
+    return out
+
+
+def bench_steady_state(
+    conn: psycopg.Connection[Any], url: str, sd: Dataset, sub: list[str], chunk: int, step: int, check: bool
+) -> tuple[float, float, float, float, int]:
+    """Cold (full) load at one sweep's ``now``, then one interval's new readings and the
+    incremental sweep: (cold load s, incremental load s, evaluate s, lifecycle s, rows inserted)."""
+    n = len(sub)
+    now0 = NOW + step * SWEEP_S
+    now1 = now0 + SWEEP_S
+    cache = RegionCache(full_reload_s=float("inf"))
+    t0 = time.perf_counter()
+    cache.load(conn, sub, now0)
+    cold_s = time.perf_counter() - t0
+    # Patient index i is UUID(int=i + 1) in the seeded region and in the sample alike.
+    fresh = new_readings(sd, n, now0, SWEEP_S, np.random.default_rng(step))
+    with psycopg.connect(url, autocommit=True) as ingest:
+        inserted = copy_observations(ingest, fresh, n, seed=100 + step)
+    t0 = time.perf_counter()
+    region = cache.load(conn, sub, now1)
+    inc_s = time.perf_counter() - t0
+    report = cache.last
+    assert report is not None
+    assert not report.full
+    eval_s = life_s = 0.0
+    for k in range(0, region.cohort.n, chunk):
+        cohort, data = region.chunk(k, k + chunk)
+        t1 = time.perf_counter()
+        findings = evaluate(data, cohort, now1)
+        t2 = time.perf_counter()
+        triage_findings(conn, cohort, data, findings, now1)
+        apply_findings(
+            conn,
+            cohort,
+            [f for f in findings if f.rule_id not in TRIAGED_RULES],
+            now1,
+            rules=[r for r in rl.REGISTRY if r not in TRIAGED_RULES],
+            data=data,
+        )
+        eval_s, life_s = eval_s + t2 - t1, life_s + time.perf_counter() - t2
+    if check:
+        full = load_region(conn, sub, now1)
+        same = sorted(full.data) == sorted(region.data) and all(
+            np.array_equal(full.data[k].pat, region.data[k].pat)
+            and np.array_equal(full.data[k].t, region.data[k].t)
+            and np.array_equal(full.data[k].v, region.data[k].v)
+            for k in full.data
+        )
+        emit(f"steady state, {n:,} patients: cached region equals a full load: {same}")
+    emit(
+        f"steady-state sweep, {n:,} patients: {inserted:,} new rows ({SWEEP_S / 60:.0f} min at the seeded daily rate, "
+        f"{inserted * SEC_PER_DAY / SWEEP_S:,.0f} rows/day), {report.rows:,} rows read; cold (full) load "
+        f"{cold_s:.2f} s; incremental load {inc_s:.2f} s ({inc_s / n * 1e6:.1f} us/patient: care plans "
+        f"{report.cohort_s:.2f} s, reads {report.read_s:.2f} s, merge {report.merge_s:.2f} s), "
+        f"evaluate {eval_s:.2f} s, "
+        f"load + evaluate {inc_s + eval_s:.2f} s; lifecycle writes {life_s:.2f} s "
+        f"(load average {os.getloadavg()[0]:.1f})"
+    )
+    return cold_s, inc_s, eval_s, life_s, inserted
+
+
+def explain_incremental(conn: psycopg.Connection[Any], ids: list[str]) -> None:
+    """Which index the incremental read's plan uses on the seeded table."""
+    cache = RegionCache(full_reload_s=float("inf"))
+    cache.load(conn, ids[:1], NOW)
+    query, _, params = cache.since_queries(NOW + SWEEP_S)
+    plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + query, params))
+    uses = "observation_ingested_brin" in plan
+    nodes = [
+        line.strip().lstrip("-> ").split("  (")[0] for line in plan.splitlines() if "Scan" in line or "BitmapOr" in line
+    ]
+    emit(f"incremental read plan uses the ingested_at BRIN index: {uses} ({'; '.join(nodes)})")
+
+
 def _partition_sweep(url: str, ids: list[str], chunk: int, k: int, n: int) -> tuple[float, float, float, float]:
     """Worker ``k`` of ``n``: the sweep of its partitions' patients (a process of its own)."""
     mine = [p for p in ids if partition_of(p, n) == k]
@@ -357,6 +461,8 @@ def bench_db_sweep(
         ids = patient_ids(sc.n)
         with psycopg.connect(server.url, autocommit=True) as conn:
             prev: tuple[int, float] | None = None
+            steady_runs: list[tuple[int, tuple[float, float, float, float, int]]] = []
+            explain_incremental(conn, ids)
             for n in sorted(s for s in sizes if s <= sc.n):
                 sub = ids[:n]
                 # Interleaved trials, medians: the machine is shared.
@@ -383,6 +489,8 @@ def bench_db_sweep(
                     f"(load average {os.getloadavg()[0]:.1f})"
                 )
                 prev = (n, load_s + eval_s)
+                steady = bench_steady_state(conn, server.url, sd, sub, chunk, len(steady_runs), check=True)
+                steady_runs.append((n, steady))
                 if n == sc.n:
                     # The loader must reproduce the in-memory arrays: same findings either way.
                     back = {pid: int(uuid.UUID(pid).int) - 1 for pid in sub}
@@ -396,6 +504,11 @@ def bench_db_sweep(
                             sorted(in_memory - via_db)[:5],
                         )
                     emit(f"same findings as in memory: {via_db == in_memory} ({len(via_db):,} findings)")
+            for (n0, a), (n1, b) in itertools.pairwise(steady_runs):
+                emit(
+                    f"steady-state load + evaluate x{(b[1] + b[2]) / (a[1] + a[2]):.2f} for x{n1 / n0:.1f} patients "
+                    f"({n0:,} -> {n1:,}: {a[1] + a[2]:.2f} s -> {b[1] + b[2]:.2f} s)"
+                )
             if workers > 1 and prev is not None:
                 bench_partitioned(server.url, ids[: prev[0]], chunk, workers, total)
             n_cmp = min(before_sizes, sc.n)

@@ -27,4 +27,8 @@ def test_bench_rules_smoke() -> None:
     assert "SQL window query" in out
     assert "same patients count: True" in out
     assert "same findings as in memory: True" in out
+    assert "incremental read plan uses the ingested_at BRIN index: True" in out
+    assert out.count("cached region equals a full load: True") == 2
+    assert re.search(r"steady-state sweep, 400 patients: \d+ new rows .* incremental load [0-9.]+ s", out)
+    assert re.search(r"steady-state load \+ evaluate x[0-9.]+ for x2.0 patients", out)
     assert re.search(r"sweep by 2 partitioned workers, 400 patients: slowest worker [0-9.]+ s", out)
