@@ -254,19 +254,27 @@ _REGION_SQL = """
     WHERE o.status <> 'rejected' AND o.measured_at > to_timestamp(%(lo)s) AND o.measured_at <= to_timestamp(%(hi)s)
       AND ({windows})
 """
-_REGION_ROW = np.dtype(
-    [
-        ("nf", ">i2"),
-        ("l1", ">i4"),
-        ("i", ">i4"),
-        ("l2", ">i4"),
-        ("k", ">i4"),
-        ("l3", ">i4"),
-        ("t", ">i8"),
-        ("l4", ">i4"),
-        ("v", ">f8"),
-    ]
-)
+
+
+def copy_row(patient: tuple[str, str]) -> np.dtype:
+    """One binary COPY row of (patient, key, time, value): the field count, then each field's
+    length and big-endian value; ``patient`` is the first field's (name, dtype)."""
+    return np.dtype(
+        [
+            ("nf", ">i2"),
+            ("l1", ">i4"),
+            patient,
+            ("l2", ">i4"),
+            ("k", ">i4"),
+            ("l3", ">i4"),
+            ("t", ">i8"),
+            ("l4", ">i4"),
+            ("v", ">f8"),
+        ]
+    )
+
+
+_REGION_ROW = copy_row(("i", ">i4"))
 PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
 # Bytes of COPY data parsed at a time: the raw stream is twice the size of the arrays.
 _PARSE_BYTES = 64 << 20

@@ -55,6 +55,7 @@ from alerting.load import (
     Region,
     cohort_from_rows,
     copy_records,
+    copy_row,
     group_rows,
     load_region,
     schedule_per_day,
@@ -116,19 +117,7 @@ FROM patient p JOIN care_plan c ON c.patient_id = p.id
 WHERE p.active
 GROUP BY 1, 2
 """
-_SINCE_ROW = np.dtype(
-    [
-        ("nf", ">i2"),
-        ("l1", ">i4"),
-        ("id", "S16"),
-        ("l2", ">i4"),
-        ("k", ">i4"),
-        ("l3", ">i4"),
-        ("t", ">i8"),
-        ("l4", ">i4"),
-        ("v", ">f8"),
-    ]
-)
+_SINCE_ROW = copy_row(("id", "S16"))
 # The hex digits of a canonical uuid's text (8-4-4-4-12).
 _HEX_COLUMNS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
 _HEX_VALUE = np.zeros(256, dtype=np.uint8)
