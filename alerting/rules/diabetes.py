@@ -98,19 +98,27 @@ def _level_2_onsets(ctx: Context, p: Params, hours: float) -> tuple[I64, F64]:
     """(patient, time) of each level 2 onset in the last ``hours``, sorted: a CGM run < 3.0
     reaching ``min_duration_min``, or a capillary reading < 3.0; onsets within
     ``D11_SAME_EPISODE_S`` of the previous one are the same episode and dropped."""
-    s = ctx.s(CGM, hours)
-    cond = s.v < p("threshold_mmol_l")[s.pat]
-    since = run_start_times(s, cond, CGM_MAX_GAP_S)
-    with np.errstate(invalid="ignore"):
-        qual = cond & (s.t - since >= p("min_duration_min")[s.pat] * SEC_PER_MIN)
+    # Only readings below the threshold can start or continue a run, and they are ~1 % of a
+    # week of CGM: find them with one comparison over the (uncopied) series, then build the
+    # runs among them; a run continues where the next candidate is the next reading.
+    s = ctx.s(CGM)
+    th = p("threshold_mmol_l")
+    cand = np.flatnonzero(s.v < float(np.max(th, initial=-np.inf)))
+    cand = cand[(s.v[cand] < th[s.pat[cand]]) & (s.t[cand] > ctx.now - hours * 3600.0)]
+    pc, tc = s.pat[cand], s.t[cand]
+    cont = np.zeros(len(cand), dtype=bool)
+    if len(cand) > 1:
+        cont[1:] = (cand[1:] == cand[:-1] + 1) & (pc[1:] == pc[:-1]) & (np.diff(tc) <= CGM_MAX_GAP_S)
+    run_start = np.maximum.accumulate(np.where(cont, -1, np.arange(len(cand)))) if len(cand) else cand
+    qual = tc - tc[run_start] >= p("min_duration_min")[pc] * SEC_PER_MIN
     first = qual.copy()
-    if len(s) > 1:
-        # The first qualifying reading of its run: the previous one is not in the same qualified run.
-        first[1:] &= ~(qual[:-1] & (since[1:] == since[:-1]) & (s.pat[1:] == s.pat[:-1]))
+    if len(cand) > 1:
+        # The first qualifying reading of its run: the one before is not a qualifying one of the run.
+        first[1:] &= ~(cont[1:] & qual[:-1])
     c = ctx.s(CAPILLARY, hours)
     cap = c.v < p("threshold_mmol_l")[c.pat]
-    pat = np.concatenate([s.pat[first], c.pat[cap]])
-    t = np.concatenate([s.t[first], c.t[cap]])
+    pat = np.concatenate([pc[first], c.pat[cap]])
+    t = np.concatenate([tc[first], c.t[cap]])
     order = np.lexsort((t, pat))
     pat, t = pat[order], t[order]
     new = np.ones(len(t), dtype=bool)
