@@ -37,12 +37,11 @@ import psycopg
 from alerting import rules as rl
 from alerting.cohort import Cohort
 from alerting.engine import evaluate, evaluate_columns
-from alerting.lifecycle import apply_findings
 from alerting.load import KIND_GROUPS, load_cohort, load_dataset, load_region
 from alerting.partitions import partition_of
 from alerting.region_cache import RegionCache
 from alerting.series import SEC_PER_DAY, Dataset, Series
-from alerting.triage_store import TRIAGED_RULES, triage_findings
+from alerting.service import store_findings
 from benchmarks.obs_copy import copy_observations, patient_ids
 from deploy.localstack import LocalPostgres
 from schema.migrate import migrate
@@ -292,15 +291,7 @@ def sweep_phases(
         findings = evaluate(data, cohort, NOW)
         t2 = time.perf_counter()
         if writes:
-            triage_findings(conn, cohort, data, findings, NOW)
-            apply_findings(
-                conn,
-                cohort,
-                [f for f in findings if f.rule_id not in TRIAGED_RULES],
-                NOW,
-                rules=[r for r in rl.REGISTRY if r not in TRIAGED_RULES],
-                data=data,
-            )
+            store_findings(conn, cohort, data, findings, NOW)
         t3 = time.perf_counter()
         load_s, eval_s, life_s = load_s + t1 - t0, eval_s + t2 - t1, life_s + t3 - t2
         keys += [(cohort.patient_ids[f.patient], f.rule_id, f.severity, f.at) for f in findings]
@@ -361,15 +352,7 @@ def bench_steady_state(
         t1 = time.perf_counter()
         findings = evaluate(data, cohort, now1)
         t2 = time.perf_counter()
-        triage_findings(conn, cohort, data, findings, now1)
-        apply_findings(
-            conn,
-            cohort,
-            [f for f in findings if f.rule_id not in TRIAGED_RULES],
-            now1,
-            rules=[r for r in rl.REGISTRY if r not in TRIAGED_RULES],
-            data=data,
-        )
+        store_findings(conn, cohort, data, findings, now1)
         eval_s, life_s = eval_s + t2 - t1, life_s + time.perf_counter() - t2
     if check:
         full = load_region(conn, sub, now1)
