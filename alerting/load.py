@@ -78,12 +78,15 @@ def schedule_per_day(schedule: Any) -> dict[str, float]:
     return out
 
 
-def load_cohort(conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None = None) -> Cohort:
+def cohort_rows(conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None = None) -> list[Any]:
+    """``COHORT_SQL``'s rows for ``patient_ids`` (None: every active patient)."""
     if patient_ids is None:
-        rows = conn.execute(COHORT_SQL.format(where="")).fetchall()
-    else:
-        rows = conn.execute(COHORT_SQL.format(where="AND p.id = ANY(%s::uuid[])"), (list(patient_ids),)).fetchall()
-    return cohort_from_rows(rows)
+        return conn.execute(COHORT_SQL.format(where="")).fetchall()
+    return conn.execute(COHORT_SQL.format(where="AND p.id = ANY(%s::uuid[])"), (list(patient_ids),)).fetchall()
+
+
+def load_cohort(conn: psycopg.Connection[Any], patient_ids: Sequence[str] | None = None) -> Cohort:
+    return cohort_from_rows(cohort_rows(conn, patient_ids))
 
 
 def cohort_from_rows(rows: Sequence[Sequence[Any]]) -> Cohort:

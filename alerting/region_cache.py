@@ -48,12 +48,12 @@ import psycopg
 
 from alerting.cohort import Cohort
 from alerting.load import (
-    COHORT_SQL,
     KIND_GROUPS,
     KNOWN_KEYS,
     LOAD_BLOCK_PATIENTS,
     Region,
     cohort_from_rows,
+    cohort_rows,
     copy_records,
     copy_row,
     group_rows,
@@ -478,10 +478,7 @@ class RegionCache:
         """The whole cohort, as ``load_cohort``, with what tells later whether it changed."""
         stamp = self._read_stamp(conn)
         stamps = self._read_stamps(conn, patient_ids)
-        if patient_ids is None:
-            rows = conn.execute(COHORT_SQL.format(where="")).fetchall()
-        else:
-            rows = conn.execute(COHORT_SQL.format(where="AND p.id = ANY(%s::uuid[])"), (list(patient_ids),)).fetchall()
+        rows = cohort_rows(conn, patient_ids)
         cohort = cohort_from_rows(rows)
         self._remember(cohort, schedule_mentions(rows), stamp, stamps, patient_ids)
         return cohort
